@@ -1,0 +1,170 @@
+"""Offline (whole-recording) analysis: onsets, tempo, beats and the practice timing report."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from audio_engine.dsp.beats import track_beats
+from audio_engine.dsp.metronome import remove_metronome_clicks
+from audio_engine.dsp.onsets import onset_strength
+from audio_engine.dsp.peaks import pick_peaks
+from audio_engine.dsp.signal import prepare_signal
+from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram
+from audio_engine.dsp.tempo import estimate_tempo, local_period, tempogram
+from audio_engine.errors import ParameterError
+from audio_engine.params import AnalysisParams
+from audio_engine.result import AnalysisResult
+
+MIN_ONSETS_FOR_TEMPO = 4
+
+
+def _check_target(
+    target_bpm: float | None, grid_start_s: float, subdivision: int | None, latency_ms: float
+) -> None:
+    if target_bpm is not None and not (math.isfinite(target_bpm) and 20.0 <= target_bpm <= 400.0):
+        raise ParameterError(f"target_bpm must be within 20-400 BPM, got {target_bpm!r}")
+    if not math.isfinite(grid_start_s) or grid_start_s < 0:
+        raise ParameterError(f"grid_start_s must be a finite number >= 0, got {grid_start_s!r}")
+    if subdivision is not None and subdivision not in (1, 2, 3, 4):
+        raise ParameterError(f"subdivision must be 1, 2, 3 or 4, got {subdivision!r}")
+    if not math.isfinite(latency_ms) or abs(latency_ms) > 1000.0:
+        raise ParameterError(f"latency_ms must be within ±1000 ms, got {latency_ms!r}")
+
+
+def _snap_to_onsets(
+    beats_s: NDArray[np.float64], onsets_s: NDArray[np.float64], max_s: float
+) -> NDArray[np.float64]:
+    """Move each beat to the nearest onset when one lies within ``max_s`` seconds."""
+    if beats_s.size == 0 or onsets_s.size == 0:
+        return beats_s
+    idx = np.clip(np.searchsorted(onsets_s, beats_s), 1, onsets_s.size - 1)
+    left, right = onsets_s[idx - 1], onsets_s[idx]
+    near = np.where(beats_s - left < right - beats_s, left, right)
+    if onsets_s.size == 1:
+        near = np.full_like(beats_s, onsets_s[0])
+    return np.where(np.abs(near - beats_s) <= max_s, near, beats_s)
+
+
+def tempo_curve_from_beats(beats_s: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Rows of (time_s, bpm): 60 / inter-beat interval at each interval's midpoint,
+    median-smoothed over three intervals."""
+    if beats_s.size < 3:
+        return np.zeros((0, 2))
+    ibi = np.diff(beats_s)
+    mid = beats_s[:-1] + ibi / 2
+    if ibi.size >= 3:
+        padded = np.concatenate([ibi[:1], ibi, ibi[-1:]])
+        ibi = np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1)
+    return np.column_stack([mid, 60.0 / ibi])
+
+
+def analyze(
+    samples: NDArray[np.generic],
+    sr: float,
+    *,
+    target_bpm: float | None = None,
+    grid_start_s: float = 0.0,
+    subdivision: int | None = None,
+    latency_ms: float = 0.0,
+    params: AnalysisParams | None = None,
+) -> AnalysisResult:
+    """Analyse a whole recording: onsets, tempo, beats and, given a target, the timing report.
+
+    Parameters
+    ----------
+    samples : ndarray, shape (n,) or (n, channels)
+        int16, int32 or floating-point samples (floats in [-1, 1]).
+    sr : float
+        Sample rate in Hz, 8000-96000.
+    target_bpm : float, optional
+        The tempo the student practises at (20-400 BPM). It drives only the timing report:
+        tempo, beats and onsets never depend on it.
+    grid_start_s : float
+        Time in seconds of the target grid's first line (the metronome's first click).
+    subdivision : {1, 2, 3, 4}, optional
+        Notes per beat of the played rhythm; inferred from the onsets when omitted.
+    latency_ms : float
+        Input latency in milliseconds subtracted from note times before measuring deviations.
+    params : AnalysisParams, optional
+        Analysis parameters; the defaults are the benchmarked ones.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    ParameterError
+        On an invalid argument, sample rate, dtype, or NaN/infinite samples.
+    """
+    p = params or AnalysisParams()
+    _check_target(target_bpm, grid_start_s, subdivision, latency_ms)
+    n_in = int(np.asarray(samples).shape[0]) if np.asarray(samples).ndim else 0
+    y, work_sr = prepare_signal(samples, sr, target_sr=p.spectrogram.target_sr)
+    duration_s = n_in / float(sr)
+    geom = frame_geometry(work_sr, p.spectrogram)
+    fps = geom.fps
+    S = log_spectrogram(y, geom, p.spectrogram)
+    odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands)
+
+    o = p.onset
+    peaks = pick_peaks(
+        odf,
+        pre_max=max(1, round(o.pre_max_s * fps)),
+        post_max=max(0, round(o.post_max_s * fps)),
+        pre_avg=max(1, round(o.pre_avg_s * fps)),
+        post_avg=max(0, round(o.post_avg_s * fps)),
+        delta=o.delta,
+        combine=max(0, round(o.combine_s * fps)),
+    )
+    onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
+
+    tempo_bpm: float | None = None
+    confidence = 0.0
+    beats_s = np.zeros(0)
+    if onsets_s.size >= MIN_ONSETS_FOR_TEMPO:
+        t = p.tempo
+        win = max(16, round(t.window_s * fps))
+        hop = max(1, round(t.hop_s * fps))
+        max_lag = int(math.ceil(60.0 * fps / t.min_bpm * 2)) + 2
+        tg = tempogram(odf, win, hop, max_lag)
+        est = estimate_tempo(odf, fps, t, tg)
+        if est.period_frames is not None:
+            period = local_period(tg, est.period_frames, odf.shape[0], win, hop)
+            beat_frames = track_beats(
+                odf, period, tightness=p.beat.tightness, trim_ratio=p.beat.trim_ratio
+            )
+            beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
+            confidence = est.confidence
+            if beats_s.size >= 4:
+                tempo_bpm = float(60.0 / np.median(np.diff(beats_s)))
+            else:
+                tempo_bpm = est.bpm
+    curve = tempo_curve_from_beats(beats_s)
+
+    timing = None
+    if target_bpm is not None:
+        from audio_engine.timing import timing_report
+
+        notes_s, n_clicks = remove_metronome_clicks(
+            S, onsets_s, fps, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands,
+            target_bpm=target_bpm, grid_start_s=grid_start_s, delta=p.onset.delta,
+            offset_s=o.offset_s,
+        )
+        timing = timing_report(
+            notes_s, beats_s, duration_s, target_bpm=target_bpm, grid_start_s=grid_start_s,
+            subdivision=subdivision, latency_ms=latency_ms, metronome_clicks_removed=n_clicks,
+        )
+    return AnalysisResult(
+        duration_s=duration_s,
+        sr=int(sr),
+        tempo_bpm=tempo_bpm,
+        tempo_confidence=confidence,
+        beats=beats_s,
+        onsets=onsets_s,
+        tempo_curve=curve,
+        timing=timing,
+    )

@@ -1,0 +1,129 @@
+"""Beat tracking by dynamic programming over a local tempo curve (after Ellis, 2007).
+
+The best beat sequence maximises the onset strength at its beats minus a penalty on the
+squared log-ratio of each inter-beat interval to the *local* period, so the tracker follows
+rushing, dragging, rubato and sudden tempo changes that the tempogram sees.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+
+@njit(cache=True, nogil=True)
+def _local_score_kernel(odf: NDArray[np.float64], period: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Onset strength smoothed with a Gaussian of width period/32 (per frame)."""
+    n = odf.shape[0]
+    out = np.zeros(n)
+    for t in range(n):
+        sigma = max(1.0, period[t] / 32.0)
+        r = int(3 * sigma)
+        acc = 0.0
+        for k in range(-r, r + 1):
+            j = t + k
+            if 0 <= j < n:
+                acc += odf[j] * np.exp(-0.5 * (k / sigma) ** 2)
+        out[t] = acc
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _dp_kernel(
+    score: NDArray[np.float64], period: NDArray[np.float64], tightness: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Cumulative score and back-links of the best beat sequence ending at each frame."""
+    n = score.shape[0]
+    cum = np.zeros(n)
+    back = np.full(n, -1, dtype=np.int64)
+    for t in range(n):
+        tau = period[t]
+        lo = int(t - 2.0 * tau)
+        hi = int(t - tau / 2.0)
+        best = -1e300
+        arg = -1
+        for p in range(max(0, lo), hi + 1):
+            if p < 0:
+                continue
+            d = np.log((t - p) / tau)
+            v = cum[p] - tightness * d * d
+            if v > best:
+                best = v
+                arg = p
+        if arg >= 0 and best > 0.0:
+            cum[t] = score[t] + best
+            back[t] = arg
+        else:
+            cum[t] = score[t]
+    return cum, back
+
+
+@njit(cache=True, nogil=True)
+def _last_beat_kernel(cum: NDArray[np.float64]) -> int:
+    """Last local maximum of ``cum`` above half the median of its local maxima."""
+    n = cum.shape[0]
+    maxima = np.zeros(n, dtype=np.bool_)
+    count = 0
+    for t in range(1, n - 1):
+        if cum[t] > cum[t - 1] and cum[t] >= cum[t + 1]:
+            maxima[t] = True
+            count += 1
+    if count == 0:
+        return int(np.argmax(cum))
+    vals = np.empty(count)
+    c = 0
+    for t in range(n):
+        if maxima[t]:
+            vals[c] = cum[t]
+            c += 1
+    thr = 0.5 * np.median(vals)
+    for t in range(n - 1, -1, -1):
+        if maxima[t] and cum[t] >= thr:
+            return t
+    return int(np.argmax(cum))
+
+
+def track_beats(
+    odf: NDArray[np.float64], period: NDArray[np.float64], *, tightness: float, trim_ratio: float
+) -> NDArray[np.int64]:
+    """Beat frames of an onset-strength curve given the local period at each frame.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength (non-negative).
+    period : ndarray, shape (n_frames,)
+        Local beat period in frames.
+    tightness : float
+        Weight of the interval penalty.
+    trim_ratio : float
+        Leading and trailing beats weaker than this share of the median beat strength
+        are dropped.
+
+    Returns
+    -------
+    ndarray of int64
+        Beat positions in frames, increasing.
+    """
+    n = odf.shape[0]
+    if n < 3:
+        return np.zeros(0, dtype=np.int64)
+    std = float(np.std(odf))
+    norm = odf / std if std > 0 else odf
+    score = _local_score_kernel(np.ascontiguousarray(norm), np.ascontiguousarray(period))
+    cum, back = _dp_kernel(score, np.ascontiguousarray(period), float(tightness))
+    t = _last_beat_kernel(cum)
+    beats = []
+    while t >= 0:
+        beats.append(t)
+        t = back[t]
+    out = np.array(beats[::-1], dtype=np.int64)
+    if out.size == 0:
+        return out
+    strength = score[out]
+    thr = trim_ratio * float(np.median(strength))
+    keep = np.flatnonzero(strength >= thr)
+    if keep.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    return out[keep[0] : keep[-1] + 1]

@@ -1,0 +1,206 @@
+"""Tempo: autocorrelation tempogram of the onset strength, global tempo and local period.
+
+Octave (half/double) errors are resolved by scoring each candidate tempo on its own
+periodicity, the periodicity of its multiples (a comb), a log-normal tempo prior, and how
+much stronger the onsets are on its beats than between them (metrical accent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+from numba import njit
+from numpy.typing import NDArray
+
+from audio_engine.params import TempoParams
+
+
+@dataclass(frozen=True, slots=True)
+class TempoEstimate:
+    """Global tempo in BPM with a 0..1 confidence, and the tempogram it came from."""
+
+    bpm: float | None
+    confidence: float
+    period_frames: float | None
+
+
+def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDArray[np.float64]:
+    """Normalised, window-unbiased autocorrelation of ``odf`` in overlapping windows.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength.
+    win, hop : int
+        Window and hop in frames (a signal shorter than ``win`` gives one window).
+    max_lag : int
+        Largest lag in frames.
+
+    Returns
+    -------
+    ndarray, shape (n_windows, max_lag + 1)
+        Row ``k`` is the autocorrelation of the window starting at frame ``k * hop``,
+        divided by its lag-0 value (0 for a silent window).
+    """
+    n = odf.shape[0]
+    win = max(8, min(win, n))
+    starts = np.arange(0, max(1, n - win + 1), hop)
+    if starts[-1] + win < n:
+        starts = np.append(starts, n - win)
+    frames = np.lib.stride_tricks.sliding_window_view(odf, win)[starts]
+    w = np.hanning(win + 2)[1:-1]
+    x = (frames - frames.mean(axis=1, keepdims=True)) * w
+    n_fft = scipy.fft.next_fast_len(2 * win)
+    spec = scipy.fft.rfft(x, n=n_fft, axis=1)
+    acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft, axis=1)
+    wacf = scipy.fft.irfft(np.abs(scipy.fft.rfft(w, n=n_fft)) ** 2, n=n_fft)
+    L = min(max_lag, win - 1)
+    out = np.zeros((len(starts), max_lag + 1))
+    denom = np.maximum(wacf[: L + 1] / wacf[0], 0.25)
+    a0 = acf[:, :1]
+    ok = a0[:, 0] > 1e-12
+    out[ok, : L + 1] = acf[ok, : L + 1] / a0[ok] / denom
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _interp_kernel(a: NDArray[np.float64], lags: NDArray[np.float64]) -> NDArray[np.float64]:
+    out = np.zeros(lags.shape[0])
+    n = a.shape[0]
+    for i in range(lags.shape[0]):
+        x = lags[i]
+        j = int(x)
+        if 0 <= j < n - 1:
+            f = x - j
+            out[i] = a[j] * (1.0 - f) + a[j + 1] * f
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _peak_near_kernel(a: NDArray[np.float64], lo: float, hi: float) -> float:
+    """Lag (fractional) of the largest local maximum of ``a`` in ``[lo, hi]``; -1 if none."""
+    n = a.shape[0]
+    i0 = max(1, int(np.ceil(lo)))
+    i1 = min(n - 2, int(np.floor(hi)))
+    best = -1
+    bv = -1e300
+    for i in range(i0, i1 + 1):
+        if a[i] >= a[i - 1] and a[i] >= a[i + 1] and a[i] > bv:
+            bv = a[i]
+            best = i
+    if best < 0:
+        return -1.0
+    x0, x1, x2 = a[best - 1], a[best], a[best + 1]
+    den = x0 - 2.0 * x1 + x2
+    off = 0.5 * (x0 - x2) / den if den < 0.0 else 0.0
+    return best + min(0.5, max(-0.5, off))
+
+
+@njit(cache=True, nogil=True)
+def _accent_kernel(odf: NDArray[np.float64], period: float, n_sub: int) -> float:
+    """How much stronger the onset strength is on beats of ``period`` than on the ``n_sub-1``
+    positions that divide each beat, at the best phase: a log ratio (0 = no accent)."""
+    n = odf.shape[0]
+    steps = int(period)
+    if steps < 2 or n < 2 * period:
+        return 0.0
+    best = -1e300
+    n_phase = max(1, int(period))
+    for ph in range(n_phase):
+        on = 0.0
+        off = 0.0
+        c_on = 0
+        c_off = 0
+        t = float(ph)
+        while t + period < n:
+            i = int(t + 0.5)
+            lo = max(0, i - 2)
+            hi = min(n, i + 3)
+            m = 0.0
+            for j in range(lo, hi):
+                if odf[j] > m:
+                    m = odf[j]
+            on += m
+            c_on += 1
+            for s in range(1, n_sub):
+                k = int(t + period * s / n_sub + 0.5)
+                lo = max(0, k - 2)
+                hi = min(n, k + 3)
+                m = 0.0
+                for j in range(lo, hi):
+                    if odf[j] > m:
+                        m = odf[j]
+                off += m
+                c_off += 1
+            t += period
+        if c_on == 0 or c_off == 0:
+            continue
+        score = np.log((on / c_on + 1e-9) / (off / c_off + 1e-9))
+        if score > best:
+            best = score
+    return best if best > -1e299 else 0.0
+
+
+def estimate_tempo(
+    odf: NDArray[np.float64], fps: float, params: TempoParams, tg: NDArray[np.float64]
+) -> TempoEstimate:
+    """Global tempo of an onset-strength curve.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength at ``fps`` frames per second.
+    fps : float
+        Frame rate in Hz.
+    params : TempoParams
+        Range, prior and windows.
+    tg : ndarray, shape (n_windows, max_lag + 1)
+        Its tempogram (see :func:`tempogram`).
+    """
+    acf = tg.mean(axis=0)
+    bpms = np.geomspace(params.min_bpm, params.max_bpm, 400)
+    lags = 60.0 * fps / bpms
+    sal = _interp_kernel(acf, lags)
+    comb = sal + 0.5 * _interp_kernel(acf, 2 * lags) + 0.25 * _interp_kernel(acf, 4 * lags)
+    comb = np.maximum(comb, 0.0)
+    prior = np.exp(-0.5 * (np.log2(bpms / params.prior_bpm) / params.prior_octaves) ** 2)
+    score = comb * prior
+    if not np.any(score > 0):
+        return TempoEstimate(None, 0.0, None)
+    k = int(np.argmax(score))
+    lag = _peak_near_kernel(acf, lags[k] * 0.94, lags[k] * 1.06)
+    if lag <= 0:
+        lag = float(lags[k])
+    conf = float(np.clip(sal[k], 0.0, 1.0))
+    return TempoEstimate(60.0 * fps / lag, conf, lag)
+
+
+def local_period(
+    tg: NDArray[np.float64], period: float, n_frames: int, win: int, hop: int, spread: float = 1.3
+) -> NDArray[np.float64]:
+    """Beat period in frames at every frame, following the tempogram near ``period``.
+
+    Each window's autocorrelation peak within ``[period/spread, period*spread]`` gives the
+    local period at the window's centre; a 3-window median removes outliers and the result
+    is interpolated to every frame.
+    """
+    n_win = tg.shape[0]
+    win = min(win, n_frames)
+    centres = np.minimum(np.arange(n_win) * hop + win / 2.0, n_frames - 1)
+    if n_win > 1 and centres[-1] <= centres[-2]:
+        centres[-1] = n_frames - 1
+    per = np.empty(n_win)
+    for k in range(n_win):
+        p = _peak_near_kernel(tg[k], period / spread, period * spread)
+        per[k] = p if p > 0 else period
+    if n_win >= 3:
+        padded = np.concatenate([per[:1], per, per[-1:]])
+        per = np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1)
+    return np.interp(np.arange(n_frames), centres, per)
+
+
+def accent_ratio(odf: NDArray[np.float64], period: float, n_sub: int) -> float:
+    """Log ratio of the onset strength on beats to that between them (``n_sub`` divisions)."""
+    return float(_accent_kernel(np.ascontiguousarray(odf), float(period), int(n_sub)))

@@ -1,0 +1,25 @@
+"""Errors raised by the audio engine.
+
+The tree is::
+
+    AudioEngineError
+    ├── ParameterError      an argument or the audio itself is invalid (NaN, bad sample rate, ...)
+    └── AudioDecodeError    a file is missing, unreadable, corrupt or holds no audio
+
+Services translate these at their edges only (the CLI prints one line, the gRPC
+interceptor maps them to status codes).
+"""
+
+from __future__ import annotations
+
+
+class AudioEngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class ParameterError(AudioEngineError, ValueError):
+    """An argument or the audio samples are invalid; the message names the value."""
+
+
+class AudioDecodeError(AudioEngineError):
+    """A file could not be opened or decoded into audio samples."""

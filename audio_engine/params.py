@@ -1,0 +1,119 @@
+"""Frozen parameter sets of the analysis stages, with their documented defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SpectrogramParams:
+    """Log-magnitude, log-frequency spectrogram.
+
+    Attributes
+    ----------
+    target_sr : int
+        Audio is decimated by an integer factor to the rate closest above this (Hz).
+    frame_s : float
+        Analysis window length in seconds (rounded up to a power of two in samples).
+    hop_s : float
+        Hop between frames in seconds (sets the frame rate, about 100 fps).
+    fmin_hz, fmax_hz : float
+        Frequency range of the filterbank (Hz); fmax is capped below Nyquist.
+    bands_per_octave : int
+        Triangular filters per octave.
+    log_mul : float
+        Compression ``log10(1 + log_mul * magnitude)``.
+    """
+
+    target_sr: int = 20000
+    frame_s: float = 0.046
+    hop_s: float = 0.010
+    fmin_hz: float = 30.0
+    fmax_hz: float = 11000.0
+    bands_per_octave: int = 24
+    log_mul: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class OnsetParams:
+    """Onset strength (SuperFlux-style spectral flux) and peak picking.
+
+    Attributes
+    ----------
+    lag_frames : int
+        The flux compares a frame with the one ``lag_frames`` earlier (soft attacks need >1).
+    max_bands : int
+        Half-width of the maximum filter across frequency that suppresses vibrato.
+    pre_max_s, post_max_s : float
+        A peak is the maximum of the onset strength within this window around it.
+    pre_avg_s, post_avg_s : float
+        Window of the moving average the peak must exceed by ``delta``.
+    delta : float
+        Absolute threshold above the moving average (onset-strength units).
+    rel_delta : float
+        Additional threshold relative to the running peak level of the onset strength.
+    combine_s : float
+        Peaks closer than this are merged (the first is kept).
+    offset_s : float
+        Constant added to every onset time: the detector's measured latency calibration.
+    """
+
+    lag_frames: int = 2
+    max_bands: int = 1
+    pre_max_s: float = 0.03
+    post_max_s: float = 0.03
+    pre_avg_s: float = 0.10
+    post_avg_s: float = 0.03
+    delta: float = 0.8
+    rel_delta: float = 0.0
+    combine_s: float = 0.03
+    offset_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TempoParams:
+    """Tempo estimation from the autocorrelation of the onset strength.
+
+    Attributes
+    ----------
+    min_bpm, max_bpm : float
+        Range of tempi considered.
+    window_s, hop_s : float
+        Window and hop of the local autocorrelation (tempogram).
+    prior_bpm, prior_octaves : float
+        Log-normal prior over tempo: centre and width (standard deviation in octaves).
+    """
+
+    min_bpm: float = 30.0
+    max_bpm: float = 300.0
+    window_s: float = 8.0
+    hop_s: float = 1.0
+    prior_bpm: float = 110.0
+    prior_octaves: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class BeatParams:
+    """Dynamic-programming beat tracker that follows a local tempo curve.
+
+    Attributes
+    ----------
+    tightness : float
+        Penalty weight on deviations of an inter-beat interval from the local period.
+    trim_ratio : float
+        Leading/trailing beats whose onset strength is below this share of the
+        median beat strength are dropped.
+    """
+
+    tightness: float = 100.0
+    trim_ratio: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisParams:
+    """All parameters of an offline analysis."""
+
+    spectrogram: SpectrogramParams = SpectrogramParams()
+    onset: OnsetParams = OnsetParams()
+    tempo: TempoParams = TempoParams()
+    beat: BeatParams = BeatParams()
