@@ -13,7 +13,8 @@ from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram
-from audio_engine.dsp.tempo import estimate_tempo, local_period, tempogram
+from audio_engine.dsp.meter import choose_grouping
+from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams
 from audio_engine.result import AnalysisResult
@@ -131,18 +132,26 @@ def analyze(
         hop = max(1, round(t.hop_s * fps))
         max_lag = int(math.ceil(60.0 * fps / t.min_bpm * 2)) + 2
         tg = tempogram(odf, win, hop, max_lag)
-        est = estimate_tempo(odf, fps, t, tg)
-        if est.period_frames is not None:
-            period = local_period(tg, est.period_frames, odf.shape[0], win, hop)
+        acf = tg.mean(axis=0)
+        tatum = estimate_tatum(acf, fps, t)
+        if tatum is not None:
+            n = odf.shape[0]
+            tatum_period = local_period(tg, tatum, n, win, hop)
+            tatum_frames = track_beats(odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0)
+            group = choose_grouping(
+                odf, tatum_frames, 60.0 * fps / tatum, prior_bpm=t.prior_bpm,
+                prior_octaves=t.prior_octaves, accent_weight=t.accent_weight, min_bpm=t.min_bpm,
+            )
+            period = local_period(tg, tatum * group, n, win, hop) if group > 1 else tatum_period
             beat_frames = track_beats(
                 odf, period, tightness=p.beat.tightness, trim_ratio=p.beat.trim_ratio
             )
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
-            confidence = est.confidence
+            confidence = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0, 1))
             if beats_s.size >= 4:
                 tempo_bpm = float(60.0 / np.median(np.diff(beats_s)))
             else:
-                tempo_bpm = est.bpm
+                tempo_bpm = 60.0 * fps / (tatum * group)
     curve = tempo_curve_from_beats(beats_s)
 
     timing = None

@@ -64,7 +64,7 @@ class OnsetParams:
     post_max_s: float = 0.03
     pre_avg_s: float = 0.10
     post_avg_s: float = 0.03
-    delta: float = 0.8
+    delta: float = 4.0
     rel_delta: float = 0.0
     combine_s: float = 0.03
     offset_s: float = 0.0
@@ -82,14 +82,20 @@ class TempoParams:
         Window and hop of the local autocorrelation (tempogram).
     prior_bpm, prior_octaves : float
         Log-normal prior over tempo: centre and width (standard deviation in octaves).
+    tatum_ratio : float
+        The tatum is the fastest autocorrelation peak at least this share of the highest.
+    accent_weight : float
+        Weight of the accent contrast against the prior when grouping tatums into beats.
     """
 
     min_bpm: float = 30.0
     max_bpm: float = 300.0
     window_s: float = 8.0
     hop_s: float = 1.0
-    prior_bpm: float = 110.0
-    prior_octaves: float = 1.0
+    prior_bpm: float = 120.0
+    prior_octaves: float = 0.5
+    tatum_ratio: float = 0.5
+    accent_weight: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

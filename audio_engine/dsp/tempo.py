@@ -204,3 +204,23 @@ def local_period(
 def accent_ratio(odf: NDArray[np.float64], period: float, n_sub: int) -> float:
     """Log ratio of the onset strength on beats to that between them (``n_sub`` divisions)."""
     return float(_accent_kernel(np.ascontiguousarray(odf), float(period), int(n_sub)))
+
+
+def estimate_tatum(acf: NDArray[np.float64], fps: float, params: TempoParams) -> float | None:
+    """Period in frames of the fastest strong periodicity (the tatum) of an averaged
+    autocorrelation: the shortest-lag local maximum within the tempo range whose value is
+    at least ``params.tatum_ratio`` times the highest one; None without any peak."""
+    lo = 60.0 * fps / params.max_bpm
+    hi = min(60.0 * fps / params.min_bpm, acf.shape[0] - 2)
+    i0, i1 = max(1, int(np.ceil(lo))), int(np.floor(hi))
+    if i1 <= i0:
+        return None
+    seg = acf[i0 - 1 : i1 + 2]
+    is_peak = (seg[1:-1] >= seg[:-2]) & (seg[1:-1] >= seg[2:]) & (seg[1:-1] > 0)
+    lags = np.flatnonzero(is_peak) + i0
+    if lags.size == 0:
+        return None
+    vals = acf[lags]
+    first = lags[np.flatnonzero(vals >= params.tatum_ratio * vals.max())[0]]
+    p = _peak_near_kernel(acf, first - 1.0, first + 1.0)
+    return p if p > 0 else float(first)
