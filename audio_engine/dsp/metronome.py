@@ -95,13 +95,22 @@ def remove_metronome_clicks(
     template = click_template(F, click_frames, period_frames)
     if float(template.sum()) < 0.25 * delta:
         return onsets_s, 0
+    # what a click typically adds, and what is left at a click position after removing it
+    typical = np.median(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), axis=0)
+    typical = np.maximum(typical, template)
+
+    def residual(frame: int) -> float:
+        lo, hi = max(0, frame - 1), min(n_frames, frame + 2)
+        return float(np.maximum(F[lo:hi] - typical[None, :], 0.0).sum(axis=1).max())
+
+    floor = float(np.percentile([residual(int(f)) for f in click_frames], 25))
+    threshold = delta + 2.0 * floor
     onset_frames = np.round((onsets_s - offset_s) * fps).astype(np.int64)
     keep = np.ones(onsets_s.size, dtype=bool)
     for i, f in enumerate(onset_frames):
         if np.min(np.abs(click_frames - f)) > CLICK_WINDOW_FRAMES:
             continue
-        lo, hi = max(0, f - 1), min(n_frames, f + 2)
-        residual = np.maximum(F[lo:hi] - template[None, :], 0.0).sum(axis=1).max()
-        if residual < delta:
+        if residual(int(f)) < threshold:
             keep[i] = False
     return onsets_s[keep], int((~keep).sum())
+
