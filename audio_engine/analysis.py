@@ -7,7 +7,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from audio_engine.dsp.beats import track_beats
+from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.metronome import remove_metronome_clicks
 from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
@@ -138,14 +138,14 @@ def analyze(
             n = odf.shape[0]
             tatum_period = local_period(tg, tatum, n, win, hop)
             tatum_frames = track_beats(odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0)
-            group = choose_grouping(
+            group, phase = choose_grouping(
                 odf, tatum_frames, 60.0 * fps / tatum, prior_bpm=t.prior_bpm,
                 prior_octaves=t.prior_octaves, accent_weight=t.accent_weight, min_bpm=t.min_bpm,
             )
-            period = local_period(tg, tatum * group, n, win, hop) if group > 1 else tatum_period
-            beat_frames = track_beats(
-                odf, period, tightness=p.beat.tightness, trim_ratio=p.beat.trim_ratio
-            )
+            if group > 1:
+                beat_frames = trim_weak(odf, tatum_frames[phase::group], tatum_period, p.beat.trim_ratio)
+            else:
+                beat_frames = trim_weak(odf, tatum_frames, tatum_period, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
             confidence = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0, 1))
             if beats_s.size >= 4:

@@ -118,9 +118,17 @@ def track_beats(
     while t >= 0:
         beats.append(t)
         t = back[t]
-    out = np.array(beats[::-1], dtype=np.int64)
-    if out.size == 0:
+    return trim_weak(odf, np.array(beats[::-1], dtype=np.int64), period, trim_ratio)
+
+
+def trim_weak(
+    odf: NDArray[np.float64], beats: NDArray[np.int64], period: NDArray[np.float64], trim_ratio: float
+) -> NDArray[np.int64]:
+    """Drop leading and trailing beats weaker than ``trim_ratio`` x the median beat strength."""
+    out = np.ascontiguousarray(beats, dtype=np.int64)
+    if out.size == 0 or trim_ratio <= 0:
         return out
+    score = _local_score_kernel(np.ascontiguousarray(odf), np.ascontiguousarray(period))
     strength = score[out]
     thr = trim_ratio * float(np.median(strength))
     keep = np.flatnonzero(strength >= thr)

@@ -54,16 +54,17 @@ def choose_grouping(
     prior_octaves: float,
     accent_weight: float,
     min_bpm: float,
-) -> int:
-    """Number of tatums per beat (1-4) maximising prior log-likelihood + weighted contrast."""
+) -> tuple[int, int]:
+    """Number of tatums per beat (1-4) maximising prior log-likelihood + weighted contrast,
+    and the phase (index of the first tatum that is a beat)."""
     strength = _strength_at_kernel(odf, tatum_frames, 2)
-    best_g, best_score = 1, -np.inf
+    best_g, best_phase, best_score = 1, 0, -np.inf
     for g in (1, 2, 3, 4):
         bpm = tatum_bpm / g
         if bpm < min_bpm:
             break
-        contrast, _ = grouping_contrast(strength, g)
+        contrast, phase = grouping_contrast(strength, g)
         score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * contrast
         if score > best_score:
-            best_g, best_score = g, score
-    return best_g
+            best_g, best_phase, best_score = g, phase, score
+    return best_g, best_phase

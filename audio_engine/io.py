@@ -1,0 +1,236 @@
+"""Decode audio files into float32 sample arrays.
+
+WAV, FLAC, OGG and the other formats libsndfile reads natively go through ``soundfile``;
+everything else (MP3, M4A/AAC, Opus in its own containers, the audio track of a video) is
+decoded with PyAV as a generator stage inside ``with av.open(...)``. Samples keep the file's
+sample rate and channel count: nothing is resampled or downmixed here (the engine converts
+to mono itself).
+
+Every failure — missing file, a directory, no read permission, a corrupt or empty file, a
+container without an audio stream — raises :class:`~audio_engine.errors.AudioDecodeError`
+whose message names the path and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import soundfile as sf
+from numpy.typing import NDArray
+
+from audio_engine.errors import AudioDecodeError
+
+__all__ = ["ProgressCallback", "load_audio"]
+
+ProgressCallback = Callable[[float, float | None], None]
+"""Called as ``progress(decoded_s, total_s)`` while decoding; ``total_s`` is None if unknown."""
+
+# Suffixes whose files libsndfile decodes itself; for these its error message is the one
+# reported when both decoders fail (FFmpeg's "Invalid data found" says less).
+_SOUNDFILE_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".caf",
+        ".w64",
+        ".rf64",
+    }
+)
+# libsndfile formats that are handed to PyAV instead (FFmpeg handles encoder delay/padding).
+_PYAV_FORMATS = frozenset({"MP3"})
+_BLOCK_FRAMES = 1 << 16
+
+# Integer sample formats and the divisor that maps them to [-1, 1).
+_INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def load_audio(
+    path: str | os.PathLike[str], *, progress: ProgressCallback | None = None
+) -> tuple[NDArray[np.float32], int]:
+    """Decode an audio or video file into float32 samples at the file's own sample rate.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read: WAV, FLAC, OGG (libsndfile), or MP3, M4A/AAC, Opus, and the first
+        audio stream of a video or multi-stream container (PyAV/FFmpeg).
+    progress : callable, optional
+        ``progress(decoded_s, total_s)`` is called after each decoded block with the seconds
+        decoded so far and the total length in seconds (None when the container does not
+        say).
+
+    Returns
+    -------
+    samples : ndarray of float32, shape (n,) or (n, channels)
+        Samples in [-1, 1]; one dimension for mono files, ``(n, channels)`` otherwise.
+    sr : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    AudioDecodeError
+        The file is missing, a directory, unreadable, corrupt, holds no audio stream or no
+        samples. The message names the path and the reason.
+    """
+    file = Path(path)
+    _check_readable(file)
+    try:
+        decoded = _load_with_soundfile(file, progress)
+    except sf.LibsndfileError as exc:
+        sf_reason: str | None = exc.error_string
+    else:
+        sf_reason = None
+        if decoded is not None:
+            return _finish(file, *decoded)
+    try:
+        return _finish(file, *_load_with_pyav(file, progress))
+    except _UnrecognisedFileError as exc:
+        reason = sf_reason if sf_reason and file.suffix.lower() in _SOUNDFILE_SUFFIXES else None
+        raise AudioDecodeError(
+            f"cannot decode {str(file)!r}: not a readable audio file ({reason or exc.reason})"
+        ) from exc
+
+
+class _UnrecognisedFileError(Exception):
+    """PyAV could not open the file at all (as opposed to failing inside a known stream)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _check_readable(file: Path) -> None:
+    """Raise AudioDecodeError for a path that cannot possibly hold audio."""
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        raise AudioDecodeError(f"cannot read {str(file)!r}: no such file") from None
+    except OSError as exc:
+        raise AudioDecodeError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
+    if file.is_dir():
+        raise AudioDecodeError(f"cannot read {str(file)!r}: is a directory, not an audio file")
+    if st.st_size == 0:
+        raise AudioDecodeError(f"cannot decode {str(file)!r}: file is empty (0 bytes)")
+    try:
+        with file.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise AudioDecodeError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
+
+
+def _finish(file: Path, samples: NDArray[np.float32], sr: int) -> tuple[NDArray[np.float32], int]:
+    """Reject empty decodes and squeeze mono to one dimension."""
+    if samples.shape[0] == 0:
+        raise AudioDecodeError(f"cannot decode {str(file)!r}: the file holds no audio samples")
+    if sr <= 0:
+        raise AudioDecodeError(f"cannot decode {str(file)!r}: invalid sample rate {sr} Hz")
+    if samples.shape[1] == 1:
+        return np.ascontiguousarray(samples[:, 0]), sr
+    return samples, sr
+
+
+def _load_with_soundfile(
+    file: Path, progress: ProgressCallback | None
+) -> tuple[NDArray[np.float32], int] | None:
+    """Read with libsndfile in blocks; None when the format is better left to PyAV."""
+    with sf.SoundFile(file) as snd:
+        if snd.format in _PYAV_FORMATS:
+            return None
+        sr = int(snd.samplerate)
+        total = max(int(snd.frames), 0)
+        out = np.empty((total, snd.channels), dtype=np.float32)
+        pos = 0
+        while pos < total:
+            got = snd.read(
+                min(_BLOCK_FRAMES, total - pos),
+                dtype="float32",
+                always_2d=True,
+                out=out[pos : pos + _BLOCK_FRAMES],
+            )
+            if len(got) == 0:
+                break  # header promised more frames than the file holds
+            pos += len(got)
+            if progress is not None:
+                progress(pos / sr, total / sr)
+        return out[:pos], sr
+
+
+def _load_with_pyav(
+    file: Path, progress: ProgressCallback | None
+) -> tuple[NDArray[np.float32], int]:
+    """Decode the first audio stream with PyAV; raises _UnrecognisedFileError if it cannot open."""
+    try:
+        container = av.open(str(file), mode="r")
+    except av.error.FFmpegError as exc:
+        raise _UnrecognisedFileError(exc.strerror or str(exc)) from exc
+    with container:
+        if not container.streams.audio:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise AudioDecodeError(f"cannot decode {str(file)!r}: no audio stream ({kinds})")
+        stream = container.streams.audio[0]
+        total_s: float | None = None
+        if stream.duration is not None and stream.time_base is not None:
+            total_s = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            total_s = container.duration / av.time_base
+        blocks: list[NDArray[np.float32]] = []
+        sr = 0
+        n = 0
+        try:
+            for block, block_sr in _decode_frames(container, stream):
+                if sr == 0:
+                    sr = block_sr
+                elif block_sr != sr or block.shape[1] != blocks[0].shape[1]:
+                    raise AudioDecodeError(
+                        f"cannot decode {str(file)!r}: stream format changes at {n / sr:.3f} s "
+                        f"({blocks[0].shape[1]} ch {sr} Hz -> {block.shape[1]} ch {block_sr} Hz)"
+                    )
+                blocks.append(block)
+                n += block.shape[0]
+                if progress is not None:
+                    progress(n / sr, total_s)
+        except av.error.FFmpegError as exc:
+            at = f" at {n / sr:.3f} s" if sr else ""
+            raise AudioDecodeError(
+                f"cannot decode {str(file)!r}: corrupt audio data{at} ({exc.strerror or exc})"
+            ) from exc
+    if not blocks:
+        return np.empty((0, 1), dtype=np.float32), max(sr, stream.sample_rate or 0)
+    return np.concatenate(blocks, axis=0), sr
+
+
+def _decode_frames(
+    container: av.container.InputContainer, stream: av.AudioStream
+) -> Iterator[tuple[NDArray[np.float32], int]]:
+    """Yield ``(samples (n, channels) float32, sr)`` for each decoded frame of ``stream``."""
+    for frame in container.decode(stream):
+        if frame.samples:
+            yield _frame_to_float32(frame), int(frame.sample_rate)
+
+
+def _frame_to_float32(frame: av.AudioFrame) -> NDArray[np.float32]:
+    """Convert one frame (any planar or packed sample format) to interleaved float32."""
+    fmt = frame.format
+    channels = frame.layout.nb_channels
+    raw = frame.to_ndarray()  # planar: (channels, n); packed: (1, n * channels)
+    data = raw.T if fmt.is_planar else raw.reshape(-1, channels)
+    base = fmt.packed.name
+    out = data.astype(np.float32)  # always a copy: the frame's buffer is reused
+    if base == "u8":
+        out -= 128.0
+        out /= 128.0
+    elif base in _INT_SCALE:
+        out /= np.float32(_INT_SCALE[base])
+    return out
