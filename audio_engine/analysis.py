@@ -138,14 +138,11 @@ def analyze(
             n = odf.shape[0]
             tatum_period = local_period(tg, tatum, n, win, hop)
             tatum_frames = track_beats(odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0)
-            group, phase = choose_grouping(
-                odf, tatum_frames, 60.0 * fps / tatum, prior_bpm=t.prior_bpm,
+            beat_frames, group = choose_grouping(
+                odf, tatum_frames, tatum_period, 60.0 * fps / tatum, prior_bpm=t.prior_bpm,
                 prior_octaves=t.prior_octaves, accent_weight=t.accent_weight, min_bpm=t.min_bpm,
             )
-            if group > 1:
-                beat_frames = trim_weak(odf, tatum_frames[phase::group], tatum_period, p.beat.trim_ratio)
-            else:
-                beat_frames = trim_weak(odf, tatum_frames, tatum_period, p.beat.trim_ratio)
+            beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
             confidence = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0, 1))
             if beats_s.size >= 4:

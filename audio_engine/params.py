@@ -95,7 +95,7 @@ class TempoParams:
     prior_bpm: float = 120.0
     prior_octaves: float = 0.5
     tatum_ratio: float = 0.5
-    accent_weight: float = 0.5
+    accent_weight: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)

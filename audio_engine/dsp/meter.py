@@ -2,8 +2,9 @@
 
 The tatum (fastest regular pulse) is tracked first; the beat is the grouping of tatums
 (1, 2, 3 or 4 per beat) that best combines a log-normal tempo prior with the accent
-contrast of the grouping: how much stronger the onsets are on the chosen tatums than on
-the others, measured along the tracked tatums so that tempo changes do not blur it.
+evidence of the grouping: a rank-based t statistic of the onset strength on the chosen
+tatums against the others, measured along the tracked tatums so that tempo changes do not
+blur it, and robust to rests (silent tatums) and single loud notes.
 """
 
 from __future__ import annotations
@@ -29,42 +30,71 @@ def _strength_at_kernel(odf: NDArray[np.float64], frames: NDArray[np.int64], hal
     return out
 
 
-def grouping_contrast(strength: NDArray[np.float64], group: int) -> tuple[float, int]:
-    """Accent contrast of grouping pulses by ``group``: the best phase's log ratio of the
-    median strength on the phase to the median strength elsewhere, and that phase."""
-    if group == 1 or strength.size < 2 * group:
+def pulse_index(frames: NDArray[np.int64], period: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Grid index of each tracked pulse: a gap of two local periods counts as two pulses."""
+    if frames.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    steps = np.maximum(1, np.round(np.diff(frames) / period[frames[1:]])).astype(np.int64)
+    return np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(steps)])
+
+
+def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(x.size)
+    r[order] = np.arange(1, x.size + 1)
+    return r
+
+
+def grouping_evidence(
+    strength: NDArray[np.float64], index: NDArray[np.int64], group: int
+) -> tuple[float, int]:
+    """Accent evidence for grouping pulses by ``group``: the best phase's Welch t statistic of
+    strength ranks on the phase against the other pulses, and that phase (0 for group 1)."""
+    if group == 1:
         return 0.0, 0
-    idx = np.arange(strength.size)
+    r = _ranks(strength)
     best, best_phase = -np.inf, 0
     for phase in range(group):
-        on = strength[idx % group == phase]
-        off = strength[idx % group != phase]
-        c = float(np.log((np.median(on) + 1e-6) / (np.median(off) + 1e-6)))
-        if c > best:
-            best, best_phase = c, phase
-    return best, best_phase
+        sel = index % group == phase
+        on, off = r[sel], r[~sel]
+        if on.size < 3 or off.size < 3:
+            continue
+        se = np.sqrt(on.var(ddof=1) / on.size + off.var(ddof=1) / off.size)
+        t = float((on.mean() - off.mean()) / se) if se > 0 else 0.0
+        if t > best:
+            best, best_phase = t, phase
+    return (best, best_phase) if np.isfinite(best) else (0.0, 0)
 
 
 def choose_grouping(
     odf: NDArray[np.float64],
     tatum_frames: NDArray[np.int64],
+    tatum_period: NDArray[np.float64],
     tatum_bpm: float,
     *,
     prior_bpm: float,
     prior_octaves: float,
     accent_weight: float,
     min_bpm: float,
-) -> tuple[int, int]:
-    """Number of tatums per beat (1-4) maximising prior log-likelihood + weighted contrast,
-    and the phase (index of the first tatum that is a beat)."""
+) -> tuple[NDArray[np.int64], int]:
+    """Group tracked tatums into beats.
+
+    Returns
+    -------
+    beat_frames : ndarray of int64
+        The tatums that are beats.
+    group : int
+        Tatums per beat (1-4), maximising prior log-likelihood + weighted accent evidence.
+    """
     strength = _strength_at_kernel(odf, tatum_frames, 2)
+    index = pulse_index(tatum_frames, tatum_period)
     best_g, best_phase, best_score = 1, 0, -np.inf
     for g in (1, 2, 3, 4):
         bpm = tatum_bpm / g
         if bpm < min_bpm:
             break
-        contrast, phase = grouping_contrast(strength, g)
-        score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * contrast
+        evidence, phase = grouping_evidence(strength, index, g)
+        score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * evidence
         if score > best_score:
             best_g, best_phase, best_score = g, phase, score
-    return best_g, best_phase
+    return tatum_frames[index % best_g == best_phase], best_g
