@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from audio_engine.dsp.beats import track_beats, trim_weak
-from audio_engine.dsp.metronome import remove_metronome_clicks
+from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
 from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
 from audio_engine.dsp.signal import prepare_signal
@@ -122,6 +122,10 @@ def analyze(
         combine=max(0, round(o.combine_s * fps)),
     )
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
+    onsets_s, _ = remove_blind_clicks(
+        S, onsets_s, fps, lag_frames=o.lag_frames, max_bands=o.max_bands, delta=o.delta,
+        offset_s=o.offset_s,
+    )
 
     tempo_bpm: float | None = None
     confidence = 0.0

@@ -17,6 +17,9 @@ from audio_engine.dsp.onsets import _max_filter_bands_kernel
 
 CLICK_PERCENTILE = 10.0
 CLICK_WINDOW_FRAMES = 2
+TYPICAL_PCT = 35
+
+
 
 
 def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.float32]:
@@ -96,7 +99,7 @@ def remove_metronome_clicks(
     if float(template.sum()) < 0.25 * delta:
         return onsets_s, 0
     # what a click typically adds, and what is left at a click position after removing it
-    typical = np.median(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), axis=0)
+    typical = np.percentile(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), TYPICAL_PCT, axis=0)
     typical = np.maximum(typical, template)
 
     def residual(frame: int) -> float:
@@ -114,3 +117,85 @@ def remove_metronome_clicks(
             keep[i] = False
     return onsets_s[keep], int((~keep).sum())
 
+
+
+def _grid_fit(onsets_s: NDArray[np.float64], period: float, phase: float, tol_s: float) -> tuple[int, float]:
+    """Onsets within ``tol_s`` of the grid, and the share of the grid's lines they cover
+    between the first and the last of them."""
+    res = np.mod(onsets_s - phase + period / 2, period) - period / 2
+    on = np.abs(res) <= tol_s
+    n = int(on.sum())
+    if n < 2:
+        return n, 0.0
+    span = (onsets_s[on].max() - onsets_s[on].min()) / period + 1
+    return n, n / span
+
+
+def find_click_grid(
+    onsets_s: NDArray[np.float64],
+    *,
+    tol_s: float = 0.004,
+    min_clicks: int = 12,
+    min_coverage: float = 0.85,
+) -> tuple[float, float] | None:
+    """Find a metronome among onsets without being told its tempo.
+
+    A metronome is exactly periodic and never rests: its clicks sit within the detector's
+    precision (``tol_s``) of one grid and fill nearly every line of it (``min_coverage``),
+    while players jitter by several milliseconds, drift, and rest. Returns the period and a
+    click time in seconds, or None.
+    """
+    if onsets_s.size < min_clicks:
+        return None
+    diffs = (onsets_s[None, :] - onsets_s[:, None]).ravel()
+    diffs = diffs[(diffs >= 0.2) & (diffs <= 2.1)]
+    if diffs.size == 0:
+        return None
+    edges = np.arange(0.2, 2.1 + 0.002, 0.002)
+    hist = np.convolve(np.histogram(diffs, edges)[0], [1, 1, 1], mode="same")
+    best: tuple[int, float, float] | None = None
+    for k in np.argsort(hist)[::-1][:3]:
+        near = diffs[np.abs(diffs - (edges[k] + 0.001)) <= tol_s]
+        if near.size == 0:
+            continue
+        period = float(np.median(near))
+        phases = np.mod(onsets_s, period)
+        d = np.abs(phases[:, None] - phases[None, :])
+        count = (np.minimum(d, period - d) <= tol_s).sum(axis=1)
+        i = int(np.argmax(count))
+        if best is None or count[i] > best[0]:
+            best = (int(count[i]), period, float(onsets_s[i]))
+    if best is None:
+        return None
+    _, period, phase = best
+    n, coverage = _grid_fit(onsets_s, period, phase, tol_s)
+    if n < min_clicks or coverage < min_coverage:
+        return None
+    for k in (4, 3, 2):  # the clicks may be a subdivision of the period found
+        if period / k >= 0.2:
+            nk, ck = _grid_fit(onsets_s, period / k, phase, tol_s)
+            if nk >= min_clicks and ck >= min_coverage:
+                return period / k, phase
+    return period, phase
+
+
+def remove_blind_clicks(
+    S: NDArray[np.float32],
+    onsets_s: NDArray[np.float64],
+    fps: float,
+    *,
+    lag_frames: int,
+    max_bands: int,
+    delta: float,
+    offset_s: float = 0.0,
+) -> tuple[NDArray[np.float64], int]:
+    """Drop metronome clicks found without knowing the target (see :func:`find_click_grid`)."""
+    grid = find_click_grid(onsets_s)
+    if grid is None:
+        return onsets_s, 0
+    period, phase = grid
+    first = phase - np.floor(phase / period) * period
+    return remove_metronome_clicks(
+        S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands, target_bpm=60.0 / period,
+        grid_start_s=first, delta=delta, offset_s=offset_s,
+    )
