@@ -17,9 +17,7 @@ from audio_engine.dsp.onsets import _max_filter_bands_kernel
 
 CLICK_PERCENTILE = 10.0
 CLICK_WINDOW_FRAMES = 2
-TYPICAL_PCT = 35
-
-
+TYPICAL_PCT = 25.0
 
 
 def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.float32]:
