@@ -8,12 +8,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from audio_engine.dsp.beats import track_beats, trim_weak
+from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
 from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram
-from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams
@@ -123,7 +123,12 @@ def analyze(
     )
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
     onsets_s, _ = remove_blind_clicks(
-        S, onsets_s, fps, lag_frames=o.lag_frames, max_bands=o.max_bands, delta=o.delta,
+        S,
+        onsets_s,
+        fps,
+        lag_frames=o.lag_frames,
+        max_bands=o.max_bands,
+        delta=o.delta,
         offset_s=o.offset_s,
     )
 
@@ -134,17 +139,25 @@ def analyze(
         t = p.tempo
         win = max(16, round(t.window_s * fps))
         hop = max(1, round(t.hop_s * fps))
-        max_lag = int(math.ceil(60.0 * fps / t.min_bpm * 2)) + 2
+        max_lag = math.ceil(60.0 * fps / t.min_bpm * 2) + 2
         tg = tempogram(odf, win, hop, max_lag)
         acf = tg.mean(axis=0)
         tatum = estimate_tatum(acf, fps, t)
         if tatum is not None:
             n = odf.shape[0]
             tatum_period = local_period(tg, tatum, n, win, hop)
-            tatum_frames = track_beats(odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0)
+            tatum_frames = track_beats(
+                odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0
+            )
             beat_frames, group = choose_grouping(
-                odf, tatum_frames, tatum_period, 60.0 * fps / tatum, prior_bpm=t.prior_bpm,
-                prior_octaves=t.prior_octaves, accent_weight=t.accent_weight, min_bpm=t.min_bpm,
+                odf,
+                tatum_frames,
+                tatum_period,
+                60.0 * fps / tatum,
+                prior_bpm=t.prior_bpm,
+                prior_octaves=t.prior_octaves,
+                accent_weight=t.accent_weight,
+                min_bpm=t.min_bpm,
             )
             beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
@@ -160,13 +173,25 @@ def analyze(
         from audio_engine.timing import timing_report
 
         notes_s, n_clicks = remove_metronome_clicks(
-            S, onsets_s, fps, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands,
-            target_bpm=target_bpm, grid_start_s=grid_start_s, delta=p.onset.delta,
+            S,
+            onsets_s,
+            fps,
+            lag_frames=p.onset.lag_frames,
+            max_bands=p.onset.max_bands,
+            target_bpm=target_bpm,
+            grid_start_s=grid_start_s,
+            delta=p.onset.delta,
             offset_s=o.offset_s,
         )
         timing = timing_report(
-            notes_s, beats_s, duration_s, target_bpm=target_bpm, grid_start_s=grid_start_s,
-            subdivision=subdivision, latency_ms=latency_ms, metronome_clicks_removed=n_clicks,
+            notes_s,
+            beats_s,
+            duration_s,
+            target_bpm=target_bpm,
+            grid_start_s=grid_start_s,
+            subdivision=subdivision,
+            latency_ms=latency_ms,
+            metronome_clicks_removed=n_clicks,
         )
     return AnalysisResult(
         duration_s=duration_s,

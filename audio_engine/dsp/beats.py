@@ -13,7 +13,9 @@ from numpy.typing import NDArray
 
 
 @njit(cache=True, nogil=True)
-def _local_score_kernel(odf: NDArray[np.float64], period: NDArray[np.float64]) -> NDArray[np.float64]:
+def _local_score_kernel(
+    odf: NDArray[np.float64], period: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Onset strength smoothed with a Gaussian of width period/32 (per frame)."""
     n = odf.shape[0]
     out = np.zeros(n)
@@ -122,7 +124,10 @@ def track_beats(
 
 
 def trim_weak(
-    odf: NDArray[np.float64], beats: NDArray[np.int64], period: NDArray[np.float64], trim_ratio: float
+    odf: NDArray[np.float64],
+    beats: NDArray[np.int64],
+    period: NDArray[np.float64],
+    trim_ratio: float,
 ) -> NDArray[np.int64]:
     """Drop leading and trailing beats weaker than ``trim_ratio`` x the median beat strength."""
     out = np.ascontiguousarray(beats, dtype=np.int64)

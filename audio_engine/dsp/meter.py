@@ -15,7 +15,9 @@ from numpy.typing import NDArray
 
 
 @njit(cache=True, nogil=True)
-def _strength_at_kernel(odf: NDArray[np.float64], frames: NDArray[np.int64], half: int) -> NDArray[np.float64]:
+def _strength_at_kernel(
+    odf: NDArray[np.float64], frames: NDArray[np.int64], half: int
+) -> NDArray[np.float64]:
     """Maximum of ``odf`` within ``±half`` frames of each frame index."""
     n = odf.shape[0]
     out = np.zeros(frames.shape[0])

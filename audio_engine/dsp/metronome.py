@@ -24,13 +24,15 @@ def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.fl
     """Per-band positive SuperFlux, shape (n_frames, n_bands)."""
     ref = _max_filter_bands_kernel(np.ascontiguousarray(S), max_bands) if max_bands > 0 else S
     prev = np.concatenate([np.zeros((lag, S.shape[1]), dtype=np.float32), ref[:-lag]])
-    return np.maximum(S - prev, 0.0)
+    flux: NDArray[np.float32] = np.maximum(S - prev, np.float32(0.0))
+    return flux
 
 
 def _window_max(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
     n = F.shape[0]
     idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
-    return F[idx].max(axis=1)
+    out: NDArray[np.float32] = F[idx].max(axis=1)
+    return out
 
 
 def click_template(
@@ -38,11 +40,10 @@ def click_template(
 ) -> NDArray[np.float32]:
     """Per-band flux common to every click position, above the off-grid level."""
     on = np.percentile(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), CLICK_PERCENTILE, axis=0)
-    off_frames = np.clip(
-        (click_frames + 0.4 * period_frames).astype(np.int64), 0, F.shape[0] - 1
-    )
+    off_frames = np.clip((click_frames + 0.4 * period_frames).astype(np.int64), 0, F.shape[0] - 1)
     off = np.percentile(_window_max(F, off_frames, CLICK_WINDOW_FRAMES), CLICK_PERCENTILE, axis=0)
-    return np.maximum(on - off, 0.0).astype(np.float32)
+    template: NDArray[np.float32] = np.maximum(on - off, 0.0).astype(np.float32)
+    return template
 
 
 def remove_metronome_clicks(
@@ -116,8 +117,9 @@ def remove_metronome_clicks(
     return onsets_s[keep], int((~keep).sum())
 
 
-
-def _grid_fit(onsets_s: NDArray[np.float64], period: float, phase: float, tol_s: float) -> tuple[int, float]:
+def _grid_fit(
+    onsets_s: NDArray[np.float64], period: float, phase: float, tol_s: float
+) -> tuple[int, float]:
     """Onsets within ``tol_s`` of the grid, and the share of the grid's lines they cover
     between the first and the last of them."""
     res = np.mod(onsets_s - phase + period / 2, period) - period / 2
@@ -194,6 +196,13 @@ def remove_blind_clicks(
     period, phase = grid
     first = phase - np.floor(phase / period) * period
     return remove_metronome_clicks(
-        S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands, target_bpm=60.0 / period,
-        grid_start_s=first, delta=delta, offset_s=offset_s,
+        S,
+        onsets_s,
+        fps,
+        lag_frames=lag_frames,
+        max_bands=max_bands,
+        target_bpm=60.0 / period,
+        grid_start_s=first,
+        delta=delta,
+        offset_s=offset_s,
     )

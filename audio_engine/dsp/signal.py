@@ -17,7 +17,9 @@ MAX_SR = 96000
 
 
 @njit(cache=True, nogil=True)
-def _decimate_kernel(x: NDArray[np.float32], h: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+def _decimate_kernel(
+    x: NDArray[np.float32], h: NDArray[np.float32], factor: int
+) -> NDArray[np.float32]:
     """FIR low-pass ``h`` (odd length, centred) then keep every ``factor``-th sample."""
     n = x.shape[0]
     n_out = (n + factor - 1) // factor
@@ -49,7 +51,8 @@ def lowpass_taps(factor: int) -> NDArray[np.float32]:
     m = np.arange(n_taps) - n_taps // 2
     cutoff = 0.9 / factor  # fraction of the input Nyquist
     h = cutoff * np.sinc(cutoff * m) * np.blackman(n_taps)
-    return (h / h.sum()).astype(np.float32)
+    taps: NDArray[np.float32] = (h / h.sum()).astype(np.float32)
+    return taps
 
 
 def to_mono_float32(samples: NDArray[np.generic]) -> NDArray[np.float32]:
@@ -88,7 +91,9 @@ def to_mono_float32(samples: NDArray[np.generic]) -> NDArray[np.float32]:
 def check_sr(sr: float) -> int:
     """Validate a sample rate in Hz (8-96 kHz, integral) and return it as int."""
     if not np.isfinite(sr) or int(sr) != sr or not MIN_SR <= int(sr) <= MAX_SR:
-        raise ParameterError(f"sample rate must be an integer from {MIN_SR} to {MAX_SR} Hz, got {sr!r}")
+        raise ParameterError(
+            f"sample rate must be an integer from {MIN_SR} to {MAX_SR} Hz, got {sr!r}"
+        )
     return int(sr)
 
 

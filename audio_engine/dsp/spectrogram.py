@@ -166,7 +166,9 @@ def log_spectrogram(
     """
     if n_frames is None:
         n_frames = n_frames_for(y.shape[0], geom.hop_length) - first_frame
-    fb = log_filterbank(geom.sr, geom.n_fft, params.fmin_hz, params.fmax_hz, params.bands_per_octave)
+    fb = log_filterbank(
+        geom.sr, geom.n_fft, params.fmin_hz, params.fmax_hz, params.bands_per_octave
+    )
     if n_frames <= 0:
         return np.zeros((0, fb[0].shape[0]), dtype=np.float32)
     start = first_frame * geom.hop_length - geom.n_fft // 2

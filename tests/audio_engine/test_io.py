@@ -1,0 +1,284 @@
+"""Tests of audio_engine/io.py: real files of every supported kind, and every failure."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from numpy.typing import NDArray
+
+from audio_engine.errors import AudioDecodeError
+from audio_engine.io import load_audio
+from tests._support.media import write_audio_pyav, write_video_only
+from tests._support.signals import sine
+
+SR = 44100
+
+
+def dominant_hz(x: NDArray[np.float32], sr: int) -> float:
+    """Frequency (Hz) of the strongest FFT bin, to within one bin."""
+    spectrum = np.abs(np.fft.rfft(x.astype(np.float64) * np.hanning(x.size)))
+    return float(np.argmax(spectrum) * sr / x.size)
+
+
+def stereo(sr: int = SR, seconds: float = 1.0) -> NDArray[np.float32]:
+    """Left 440 Hz, right 880 Hz: a wrong channel order or interleaving shows up at once."""
+    return np.stack([sine(440.0, seconds, sr), sine(880.0, seconds, sr, amplitude=0.3)], axis=1)
+
+
+# --- libsndfile formats -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "subtype", "atol"),
+    [
+        (".wav", "PCM_16", 1 / 32768 + 1e-6),
+        (".wav", "PCM_24", 1e-6),
+        (".wav", "PCM_32", 1e-6),
+        (".wav", "FLOAT", 0.0),
+        (".flac", "PCM_16", 1 / 32768 + 1e-6),
+    ],
+)
+def test_lossless_files_round_trip(tmp_path: Path, suffix: str, subtype: str, atol: float) -> None:
+    x = sine(440.0, 0.5, SR)
+    path = tmp_path / f"tone{suffix}"
+    sf.write(path, x, SR, subtype=subtype)
+
+    samples, sr = load_audio(path)
+
+    assert sr == SR
+    assert samples.dtype == np.float32
+    assert samples.shape == x.shape
+    np.testing.assert_allclose(samples, x, atol=atol)
+
+
+def test_int16_wav_is_scaled_to_unit_range(tmp_path: Path) -> None:
+    raw = np.array([0, 16384, -32768, 32767], dtype=np.int16)
+    path = tmp_path / "ints.wav"
+    sf.write(path, raw, 8000, subtype="PCM_16")
+
+    samples, _ = load_audio(path)
+
+    np.testing.assert_allclose(samples, [0.0, 0.5, -1.0, 32767 / 32768], atol=1e-7)
+
+
+def test_ogg_vorbis(tmp_path: Path) -> None:
+    path = tmp_path / "tone.ogg"
+    sf.write(path, sine(440.0, 1.0, SR), SR, format="OGG", subtype="VORBIS")
+
+    samples, sr = load_audio(path)
+
+    assert sr == SR
+    assert samples.ndim == 1
+    assert abs(samples.shape[0] - SR) < 0.01 * SR
+    assert dominant_hz(samples, sr) == pytest.approx(440.0, abs=2.0)
+
+
+def test_multichannel_wav_keeps_channels_in_order(tmp_path: Path) -> None:
+    x = np.stack([sine(440.0, 0.5, SR), sine(880.0, 0.5, SR), np.zeros(SR // 2, np.float32)], 1)
+    path = tmp_path / "three.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+
+    samples, sr = load_audio(path)
+
+    assert sr == SR
+    assert samples.shape == (SR // 2, 3)
+    np.testing.assert_array_equal(samples, x)
+
+
+def test_progress_reports_decoded_and_total_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(5 * 8000, np.float32), 8000)
+    calls: list[tuple[float, float | None]] = []
+
+    load_audio(path, progress=lambda done, total: calls.append((done, total)))
+
+    assert calls[-1] == (5.0, 5.0)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+# --- FFmpeg formats (written with PyAV's encoders) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "sr"),
+    [("tone.mp3", "libmp3lame", SR), ("tone.m4a", "aac", SR), ("tone.opus", "libopus", 48000)],
+)
+def test_compressed_mono(tmp_path: Path, name: str, codec: str, sr: int) -> None:
+    path = write_audio_pyav(tmp_path / name, sine(440.0, 1.0, sr), sr, codec=codec)
+
+    samples, got_sr = load_audio(path)
+
+    assert got_sr == sr
+    assert samples.dtype == np.float32
+    assert samples.ndim == 1
+    assert abs(samples.shape[0] - sr) < 0.1 * sr  # encoder delay and padding
+    assert dominant_hz(samples, sr) == pytest.approx(440.0, abs=2.0)
+    middle = samples[sr // 4 : 3 * sr // 4].astype(np.float64)
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)  # scaling
+
+
+def test_stereo_aac_is_interleaved_correctly(tmp_path: Path) -> None:
+    # AAC decodes to planar float (fltp): channels must come out as columns, not mixed up.
+    path = write_audio_pyav(tmp_path / "stereo.m4a", stereo(), SR, codec="aac")
+
+    samples, sr = load_audio(path)
+
+    assert samples.ndim == 2
+    assert samples.shape[1] == 2
+    assert dominant_hz(samples[:, 0], sr) == pytest.approx(440.0, abs=2.0)
+    assert dominant_hz(samples[:, 1], sr) == pytest.approx(880.0, abs=2.0)
+
+
+def test_stereo_mp3_s16_planar_decoder_path(tmp_path: Path) -> None:
+    path = write_audio_pyav(tmp_path / "stereo.mp3", stereo(), SR, codec="libmp3lame")
+
+    samples, sr = load_audio(path)
+
+    assert samples.shape[1] == 2
+    assert dominant_hz(samples[:, 0], sr) == pytest.approx(440.0, abs=2.0)
+    assert dominant_hz(samples[:, 1], sr) == pytest.approx(880.0, abs=2.0)
+
+
+def test_audio_track_of_a_video(tmp_path: Path) -> None:
+    path = write_audio_pyav(tmp_path / "clip.mp4", stereo(), SR, codec="aac", video=True)
+
+    samples, sr = load_audio(path)
+
+    assert sr == SR
+    assert samples.shape[1] == 2
+    assert dominant_hz(samples[:, 0], sr) == pytest.approx(440.0, abs=2.0)
+
+
+def test_first_of_several_audio_streams_is_used(tmp_path: Path) -> None:
+    path = write_audio_pyav(
+        tmp_path / "two.mkv",
+        sine(440.0, 1.0, SR),
+        SR,
+        codec="aac",
+        video=True,
+        extra_audio=sine(880.0, 1.0, SR),
+    )
+
+    samples, sr = load_audio(path)
+
+    assert dominant_hz(samples, sr) == pytest.approx(440.0, abs=2.0)
+
+
+def test_pyav_progress_is_called(tmp_path: Path) -> None:
+    path = write_audio_pyav(tmp_path / "tone.m4a", sine(440.0, 1.0, SR), SR, codec="aac")
+    calls: list[tuple[float, float | None]] = []
+
+    load_audio(path, progress=lambda done, total: calls.append((done, total)))
+
+    assert calls
+    assert calls[-1][0] == pytest.approx(1.0, abs=0.1)
+    assert calls[-1][1] == pytest.approx(1.0, abs=0.1)
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+def assert_decode_error(path: Path, *reason: str) -> None:
+    with pytest.raises(AudioDecodeError) as info:
+        load_audio(path)
+    message = str(info.value)
+    assert str(path) in message
+    for word in reason:
+        assert word in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_decode_error(tmp_path / "nope.wav", "no such file")
+
+
+def test_directory(tmp_path: Path) -> None:
+    assert_decode_error(tmp_path, "directory")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.wav"
+    path.touch()
+    assert_decode_error(path, "empty")
+
+
+def test_wav_with_zero_samples(tmp_path: Path) -> None:
+    path = tmp_path / "zero.wav"
+    sf.write(path, np.zeros(0, np.float32), SR)
+    assert_decode_error(path, "no audio samples")
+
+
+@pytest.mark.parametrize("name", ["garbage.wav", "garbage.mp3", "garbage.bin"])
+def test_random_bytes(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    assert_decode_error(path, "not a readable audio file")
+
+
+def test_wav_with_broken_header(tmp_path: Path) -> None:
+    path = tmp_path / "broken.wav"
+    path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 8)
+    assert_decode_error(path, "not a readable audio file")
+
+
+def test_truncated_compressed_file_is_an_error_or_shorter(tmp_path: Path) -> None:
+    # A truncated m4a loses its index (moov atom at the end): it must fail cleanly.
+    full = write_audio_pyav(tmp_path / "full.m4a", sine(440.0, 1.0, SR), SR, codec="aac")
+    cut = tmp_path / "cut.m4a"
+    cut.write_bytes(full.read_bytes()[:200])
+    assert_decode_error(cut)
+
+
+def test_video_without_audio(tmp_path: Path) -> None:
+    path = write_video_only(tmp_path / "silent_film.mp4")
+    assert_decode_error(path, "no audio stream")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret.wav"
+    sf.write(path, sine(440.0, 0.1, SR), SR)
+    path.chmod(0)
+    try:
+        assert_decode_error(path, "ermission")
+    finally:
+        path.chmod(0o600)
+
+
+# --- sample format conversion -------------------------------------------------------------
+
+_FORMATS = ["dbl", "flt", "s16", "s32", "u8"]
+
+
+def encode_samples(fmt: str, x: NDArray[np.float64]) -> NDArray[Any]:
+    """Float samples in [-1, 1] as FFmpeg stores them in sample format ``fmt``."""
+    if fmt == "u8":
+        return np.round(x * 128 + 128).clip(0, 255).astype(np.uint8)
+    if fmt == "s16":
+        return np.round(x * 32768).clip(-32768, 32767).astype(np.int16)
+    if fmt == "s32":
+        return np.round(x * 2.0**31).clip(-(2.0**31), 2.0**31 - 1).astype(np.int32)
+    return x.astype(np.float32 if fmt == "flt" else np.float64)
+
+
+@pytest.mark.parametrize("planar", [False, True], ids=["packed", "planar"])
+@pytest.mark.parametrize("fmt", _FORMATS)
+def test_frame_conversion_every_sample_format(fmt: str, planar: bool) -> None:
+    import av
+
+    from audio_engine.io import _frame_to_float32
+
+    expected = np.array([[0.0, 0.5], [-0.5, 0.25], [0.75, -1.0]], dtype=np.float64)  # (n, ch)
+    raw = encode_samples(fmt, expected)
+    arr = raw.T.copy() if planar else raw.reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(arr, format=fmt + ("p" if planar else ""), layout="stereo")
+
+    got = _frame_to_float32(frame)
+
+    assert got.dtype == np.float32
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got, expected, atol=1 / 128 if fmt == "u8" else 1e-6)
