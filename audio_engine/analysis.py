@@ -13,7 +13,7 @@ from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_cli
 from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
 from audio_engine.dsp.signal import prepare_signal
-from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram
+from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
 from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams
@@ -110,6 +110,8 @@ def analyze(
     fps = geom.fps
     S = log_spectrogram(y, geom, p.spectrogram)
     odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands)
+    # frames reaching more than a quarter window past the end see the cut, not an onset
+    odf[tail_frames(y.shape[0], geom) :] = 0.0
 
     o = p.onset
     peaks = pick_peaks(

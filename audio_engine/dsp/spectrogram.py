@@ -44,6 +44,12 @@ def n_frames_for(n_samples: int, hop_length: int) -> int:
     return n_samples // hop_length + 1 if n_samples > 0 else 0
 
 
+def tail_frames(n_samples: int, geom: FrameGeometry) -> int:
+    """Index of the first frame whose window reaches more than a quarter window past the
+    end of a signal of ``n_samples`` (its spectrum shows the cut, not the music)."""
+    return max(0, (n_samples - geom.n_fft // 4) // geom.hop_length + 1)
+
+
 @njit(cache=True, nogil=True)
 def _frame_kernel(
     y: NDArray[np.float32], window: NDArray[np.float32], hop: int, start: int, n_frames: int
