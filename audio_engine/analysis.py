@@ -10,8 +10,8 @@ from numpy.typing import NDArray
 from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
-from audio_engine.dsp.onsets import onset_strength
-from audio_engine.dsp.peaks import pick_peaks
+from audio_engine.dsp.onsets import onset_strength, sustained_strength
+from audio_engine.dsp.peaks import held_peaks, pick_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
 from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
@@ -110,7 +110,7 @@ def analyze(
     fps = geom.fps
     S = log_spectrogram(y, geom, p.spectrogram)
     odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands)
-    # frames reaching more than a quarter window past the end see the cut, not an onset
+    # frames reaching past the end see the cut, not an onset
     odf[tail_frames(y.shape[0], geom) :] = 0.0
 
     o = p.onset
@@ -123,6 +123,11 @@ def analyze(
         delta=o.delta,
         combine=max(0, round(o.combine_s * fps)),
     )
+    if o.hold_ratio > 0:
+        held = sustained_strength(
+            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames
+        )
+        peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
     onsets_s, _ = remove_blind_clicks(
         S,

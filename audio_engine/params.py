@@ -44,6 +44,9 @@ class OnsetParams:
         The flux compares a frame with the one ``lag_frames`` earlier (soft attacks need >1).
     max_bands : int
         Half-width of the maximum filter across frequency that suppresses vibrato.
+    hold_frames, hold_ratio : int, float
+        A peak counts only if at least ``hold_ratio`` of its strength is still there when
+        the rise is held for ``hold_frames`` frames (rejects release clicks and knocks).
     pre_max_s, post_max_s : float
         A peak is the maximum of the onset strength within this window around it.
     pre_avg_s, post_avg_s : float
@@ -60,11 +63,13 @@ class OnsetParams:
 
     lag_frames: int = 2
     max_bands: int = 1
+    hold_frames: int = 3
+    hold_ratio: float = 0.2
     pre_max_s: float = 0.03
     post_max_s: float = 0.03
     pre_avg_s: float = 0.10
     post_avg_s: float = 0.03
-    delta: float = 4.0
+    delta: float = 3.0
     rel_delta: float = 0.0
     combine_s: float = 0.03
     offset_s: float = 0.0

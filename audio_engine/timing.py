@@ -59,15 +59,15 @@ _MAX_TARGET_BPM: Final = 1000.0
 _TOLERANCE_SLACK_MS: Final = 1e-6
 
 # --- subdivision inference model (see infer_subdivision) ---
-_INTERVAL_STEPS: Final = (1, 2, 3)  # intervals between notes 1, 2 and 3 apart
-_MAX_INTERVALS: Final = 1024  # long takes are thinned evenly; 1k intervals decide s reliably
-_IOI_MAX_BEATS: Final = 4.0  # intervals longer than 4 beats per step (long rests) are ignored
+_MAX_IOIS: Final = 2048  # long takes are thinned evenly; 2k intervals decide s reliably
+_IOI_MAX_BEATS: Final = 4.0  # intervals longer than 4 beats (long rests) are ignored
 _TATUM_MIN_BEATS: Final = 1 / 6  # search the tatum from a sixth of a beat ...
 _TATUM_MAX_BEATS: Final = 2.0  # ... to two beats (slow practice of quarter notes)
 _TATUM_LOG_STEP: Final = 0.015  # 1.5 % steps
-_P_EXACT_STEPS: Final = 0.7  # prior: k notes apart span k grid steps (more: rests)
-_P_FEWER_STEPS: Final = 0.01  # prior: fewer steps than notes (a spurious onset inside)
-_P_BACKGROUND: Final = 0.1  # share of intervals from spurious onsets (uniform)
+# weight of an interval spanning n tatums: 0.7 for n = 1, 0.3 * 2**(1 - n) beyond (rests)
+_STEP_WEIGHTS: Final = np.concatenate(([0.0, 0.7], 0.3 * 0.5 ** np.arange(1.0, 63.0)))
+_P_SPLIT: Final = 0.15  # share of intervals that are a tatum split by a spurious onset
+_P_BACKGROUND: Final = 0.05  # share of intervals that fit nothing (uniform up to 4 beats)
 _REL_SPREAD: Final = 0.04  # tempo wander within a take, relative to the interval
 _SIGMA_GRID_S: Final = (0.003, 0.006, 0.01, 0.015, 0.02, 0.027, 0.035, 0.045, 0.055, 0.07, 0.09)
 _SIGMA_MAX_FRACTION: Final = 0.5  # interval jitter is at most half the tatum
@@ -177,39 +177,44 @@ def grid_deviations_ms(
 
 
 def _tatum_log_likelihood(
-    intervals_s: NDArray[np.float64], tatums_s: NDArray[np.float64], *, steps: int, horizon_s: float
+    iois_s: NDArray[np.float64], tatums_s: NDArray[np.float64], *, horizon_s: float
 ) -> NDArray[np.float64]:
-    """Log-likelihood of ``steps``-note intervals for each candidate tatum, best over jitter.
+    """Log-likelihood of the inter-onset intervals for each candidate tatum.
 
-    An interval ``t[i + steps] - t[i]`` is a mixture of a uniform background on
-    ``[0, horizon_s]`` (spurious onsets) and Gaussians at whole multiples ``n`` of the tatum:
-    prior 0.7 on ``n = steps``, ``0.3 * 2**(steps - n)`` for longer spans (rests), 0.01 for
-    shorter ones (a spurious onset inside). A tatum half the true one explains the intervals
-    only as ``n = 2 * steps`` at a lower prior, so the model itself penalises shorter tatums.
-    Only the two multiples bracketing each interval are summed (the others are negligible:
-    the jitter is capped at half a tatum). The Gaussians' variance is ``sigma**2`` plus a 4 %
-    relative spread for tempo wander; ``sigma`` takes the best value of a fixed grid.
-    Returns shape ``(n_tatums,)``.
+    Each interval is a mixture of
+
+    - Gaussians at whole multiples ``n`` of the tatum, weighted 0.7 for ``n = 1`` and
+      ``0.3 * 2**(1 - n)`` beyond (rests); a tatum half the true one explains the intervals
+      only as ``n = 2`` at a lower weight, so the model itself penalises shorter tatums;
+    - a piece of a tatum split by a spurious onset, uniform on ``[0, tatum)`` (weight 0.15);
+    - anything else, uniform on ``[0, horizon_s]`` (weight 0.05).
+
+    The Gaussians' variance is ``sigma**2`` plus a 4 % relative spread for tempo wander;
+    ``sigma`` takes its best value on a fixed grid, at most half a tatum. Only the two
+    multiples bracketing each interval are summed (the others are negligible).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_tatums,)
     """
-    q = intervals_s[None, :] / tatums_s[:, None]
+    q = iois_s[None, :] / tatums_s[:, None]
     lower = np.maximum(np.floor(q), 1.0)
-    best = np.full(tatums_s.shape, -np.inf)
+    last = _STEP_WEIGHTS.size - 1
     terms = []
     for n in (lower, lower + 1.0):
-        prior = np.where(
-            n == steps,
-            _P_EXACT_STEPS,
-            np.where(n > steps, (1.0 - _P_EXACT_STEPS) * 0.5 ** (n - steps), _P_FEWER_STEPS),
-        )
-        resid = intervals_s[None, :] - n * tatums_s[:, None]
-        terms.append((prior, resid * resid, (_REL_SPREAD * n * tatums_s[:, None]) ** 2))
-    background = _P_BACKGROUND / horizon_s
+        weight = _STEP_WEIGHTS[np.minimum(n, last).astype(np.int64)]
+        resid = iois_s[None, :] - n * tatums_s[:, None]
+        terms.append((weight, resid * resid, (_REL_SPREAD * n * tatums_s[:, None]) ** 2))
+    split = _P_SPLIT * (q < 1.0) / tatums_s[:, None]
+    background = split + _P_BACKGROUND / horizon_s
+    on_grid = 1.0 - _P_SPLIT - _P_BACKGROUND
+    best = np.full(tatums_s.shape, -np.inf)
     for sigma in _SIGMA_GRID_S:
         density = np.zeros_like(q)
-        for prior, resid2, spread2 in terms:
+        for weight, resid2, spread2 in terms:
             var = sigma * sigma + spread2
-            density += prior * np.exp(-0.5 * resid2 / var) / np.sqrt(2.0 * np.pi * var)
-        ll = np.log(background + (1.0 - _P_BACKGROUND) * density).sum(axis=1)
+            density += weight * np.exp(-0.5 * resid2 / var) / np.sqrt(2.0 * np.pi * var)
+        ll = np.log(background + on_grid * density).sum(axis=1)
         ll[sigma > _SIGMA_MAX_FRACTION * tatums_s] = -np.inf
         np.maximum(best, ll, out=best)
     return best
@@ -218,21 +223,22 @@ def _tatum_log_likelihood(
 def infer_subdivision(onsets_s: ArrayLike, *, target_bpm: float) -> int:
     """Infer how many notes per beat the student plays, from the inter-onset intervals.
 
-    A tatum (the grid step the notes sit on) is fitted by maximum likelihood to the
-    intervals between notes 1, 2 and 3 apart: each interval is a whole number of tatums plus
-    jitter, or spurious (see ``_tatum_log_likelihood``). The model expects one step per note,
-    so a tatum half the true one, which "explains" every interval as twice as many steps,
-    loses; rests cost little. The longer intervals carry the same jitter over more steps,
-    which pins the tatum down when the jitter is a large part of one step. Each
-    subdivision ``s`` owns the tatums closest to ``60 / (target_bpm * s)`` in log ratio, and
-    the one whose best tatum is most likely wins: a take played up to about 15 % off the
-    target still maps to its subdivision (the tightest boundary, triplet/sixteenth, is a
-    factor ``sqrt(4/3)``).
+    A tatum (the grid step the notes sit on) is fitted to the inter-onset intervals (IOIs)
+    by maximum likelihood: each IOI is a whole number of tatums plus jitter, a piece of one
+    split by a spurious onset, or noise (see ``_tatum_log_likelihood``). The model expects
+    mostly one-step intervals, so a tatum half the true one, which "explains" every
+    interval as two steps, loses; rests and mixed rhythms (a quarter and two eighths, a
+    dotted eighth and a sixteenth) are explained as several steps. Each subdivision ``s``
+    owns the tatums closest to ``60 / (target_bpm * s)`` in log ratio, and the one whose
+    best tatum is most likely wins: a take played up to about 15 % off the target still
+    maps to its subdivision (the tightest boundary, triplet/sixteenth, is a factor
+    ``sqrt(4/3)``).
 
-    In simulation (25 s takes, 12 % of notes missing, 5 % spurious onsets, jitter 5-35 ms
-    std, tempo ramps of up to +-12 % or constant offsets of up to +-10 %, targets 50-180
-    BPM) it is right in more than 99 % of takes; the misses are triplets with 35 ms of
-    jitter at 140 BPM and faster, where the jitter is over a quarter of the step.
+    In simulation (25 s takes, 12 % of notes missing, 0-10 % spurious onsets, jitter
+    5-35 ms std, tempo ramps of +-12 % or constant offsets of +-10 %, targets 45-180 BPM)
+    it is right in 99 % of takes; the misses are triplets or sixteenths at 140 BPM and
+    faster with 20-35 ms of jitter, played 10 % off the target: the jitter is a fifth to a
+    third of the step and the tempo near the triplet/sixteenth boundary.
 
     Positions against the target grid are deliberately not used: a take that drifts a few
     percent, or a ``grid_start_s`` not aligned with the playing (the default 0.0), scatters
@@ -259,6 +265,13 @@ def infer_subdivision(onsets_s: ArrayLike, *, target_bpm: float) -> int:
     target = _check_target_bpm(target_bpm)
     times = _as_times("onsets_s", onsets_s)
     beat_s = 60.0 / target
+    horizon_s = _IOI_MAX_BEATS * beat_s
+    iois = np.diff(times)
+    iois = iois[(iois > 0.0) & (iois <= horizon_s)]
+    if iois.size == 0:
+        return 1
+    if iois.size > _MAX_IOIS:
+        iois = iois[np.linspace(0, iois.size - 1, _MAX_IOIS).astype(np.int64)]
     tatums = np.exp(
         np.arange(
             math.log(_TATUM_MIN_BEATS * beat_s),
@@ -266,20 +279,7 @@ def infer_subdivision(onsets_s: ArrayLike, *, target_bpm: float) -> int:
             _TATUM_LOG_STEP,
         )
     )
-    ll = np.zeros_like(tatums)
-    used = 0
-    for steps in _INTERVAL_STEPS:
-        horizon_s = _IOI_MAX_BEATS * steps * beat_s
-        spans = times[steps:] - times[:-steps]
-        spans = spans[(spans > 0.0) & (spans <= horizon_s)]
-        if spans.size == 0:
-            continue
-        if spans.size > _MAX_INTERVALS:
-            spans = spans[np.linspace(0, spans.size - 1, _MAX_INTERVALS).astype(np.int64)]
-        ll += _tatum_log_likelihood(spans, tatums, steps=steps, horizon_s=horizon_s)
-        used += spans.size
-    if used == 0:
-        return 1
+    ll = _tatum_log_likelihood(iois, tatums, horizon_s=horizon_s)
     # Each tatum belongs to the subdivision whose nominal step is nearest in log ratio.
     log_steps = np.log(tatums[:, None] / (beat_s / np.asarray(SUBDIVISIONS, dtype=np.float64)))
     owner = np.asarray(SUBDIVISIONS)[np.argmin(np.abs(log_steps), axis=1)]

@@ -109,7 +109,7 @@ def track_beats(
         Beat positions in frames, increasing.
     """
     n = odf.shape[0]
-    if n < 3:
+    if n < 3 or not np.any(odf > 0):
         return np.zeros(0, dtype=np.int64)
     std = float(np.std(odf))
     norm = odf / std if std > 0 else odf

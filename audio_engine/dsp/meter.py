@@ -41,10 +41,11 @@ def pulse_index(frames: NDArray[np.int64], period: NDArray[np.float64]) -> NDArr
 
 
 def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    order = np.argsort(x, kind="mergesort")
-    r = np.empty(x.size)
-    r[order] = np.arange(1, x.size + 1)
-    return r
+    """Ranks 1..n, ties sharing their average rank."""
+    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    average: NDArray[np.float64] = (upper - (counts - 1) / 2.0)[inverse]
+    return average
 
 
 def grouping_evidence(

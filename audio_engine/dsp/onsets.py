@@ -87,3 +87,35 @@ def onset_strength(
     if history is None:
         history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
     return _superflux_kernel(S, ref, lag_frames, np.ascontiguousarray(history, dtype=np.float32))
+
+
+@njit(cache=True, nogil=True)
+def _hold_min_kernel(S: NDArray[np.float32], hold: int) -> NDArray[np.float32]:
+    """Per band, the minimum of ``S[i .. i+hold]`` (clipped at the end)."""
+    n_frames, n_bands = S.shape
+    out = np.empty_like(S)
+    for i in range(n_frames):
+        hi = min(n_frames, i + hold + 1)
+        for b in range(n_bands):
+            m = S[i, b]
+            for j in range(i + 1, hi):
+                if S[j, b] < m:
+                    m = S[j, b]
+            out[i, b] = m
+    return out
+
+
+def sustained_strength(
+    S: NDArray[np.float32], *, lag_frames: int, max_bands: int, hold_frames: int
+) -> NDArray[np.float64]:
+    """Onset strength of rises that last ``hold_frames`` frames.
+
+    A note's attack stays up; a transient that is gone again within ``hold_frames`` frames
+    (a synthesiser's release click, a knock on the instrument) does not. Same parameters as
+    :func:`onset_strength`; the current frame is replaced by the minimum over the next
+    ``hold_frames`` frames.
+    """
+    S = np.ascontiguousarray(S, dtype=np.float32)
+    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+    history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
+    return _superflux_kernel(_hold_min_kernel(S, hold_frames), ref, lag_frames, history)

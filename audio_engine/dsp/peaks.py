@@ -102,3 +102,16 @@ def pick_peaks(
     odf = np.ascontiguousarray(odf, dtype=np.float64)
     idx = _pick_peaks_kernel(odf, pre_max, post_max, pre_avg, post_avg, float(delta), combine)
     return _refine_kernel(odf, idx)
+
+
+def held_peaks(
+    odf: NDArray[np.float64], held: NDArray[np.float64], peaks: NDArray[np.float64], ratio: float
+) -> NDArray[np.bool_]:
+    """Mask of the peaks whose held strength (max within one frame) is at least ``ratio``
+    times their onset strength."""
+    idx = np.clip(np.round(peaks).astype(np.int64), 0, odf.shape[0] - 1)
+    lo = np.clip(idx - 1, 0, held.shape[0] - 1)
+    hi = np.clip(idx + 1, 0, held.shape[0] - 1)
+    best = np.maximum(np.maximum(held[lo], held[idx]), held[hi])
+    keep: NDArray[np.bool_] = best >= ratio * odf[idx]
+    return keep

@@ -33,8 +33,13 @@ class FrameGeometry:
 
 
 def frame_geometry(sr: float, params: SpectrogramParams) -> FrameGeometry:
-    """Window (power of two) and hop in samples for a working rate ``sr`` in Hz."""
-    n_fft = 1 << int(np.ceil(np.log2(max(16.0, params.frame_s * sr))))
+    """Window and hop in samples for a working rate ``sr`` in Hz.
+
+    The window is the FFT-friendly size nearest ``frame_s`` (not the next power of two, which
+    would nearly double it at some rates and shift onset times with the sample rate)."""
+    n_fft = int(scipy.fft.next_fast_len(max(16, round(params.frame_s * sr)), real=True))
+    while n_fft % 2:  # even, so that frames centre on their sample
+        n_fft = int(scipy.fft.next_fast_len(n_fft + 1, real=True))
     hop = max(1, round(params.hop_s * sr))
     return FrameGeometry(sr=sr, n_fft=n_fft, hop_length=hop)
 
@@ -45,16 +50,19 @@ def n_frames_for(n_samples: int, hop_length: int) -> int:
 
 
 def tail_frames(n_samples: int, geom: FrameGeometry) -> int:
-    """Index of the first frame whose window reaches more than a quarter window past the
-    end of a signal of ``n_samples`` (its spectrum shows the cut, not the music)."""
-    return max(0, (n_samples - geom.n_fft // 4) // geom.hop_length + 1)
+    """Index of the first frame whose window reaches past the end of a signal of
+    ``n_samples`` (its spectrum shows the cut, not the music)."""
+    return max(0, (n_samples - geom.n_fft // 2) // geom.hop_length + 1)
 
 
 @njit(cache=True, nogil=True)
 def _frame_kernel(
     y: NDArray[np.float32], window: NDArray[np.float32], hop: int, start: int, n_frames: int
 ) -> NDArray[np.float32]:
-    """Windowed frames ``(n_frames, n_fft)``; frame i starts at sample ``start + i*hop``."""
+    """Windowed frames ``(n_frames, n_fft)``; frame i starts at sample ``start + i*hop``.
+
+    Each frame's samples have their mean removed first, so a DC offset (or a step of the
+    offset where the signal starts) does not leak into the low bands."""
     n_fft = window.shape[0]
     n = y.shape[0]
     out = np.zeros((n_frames, n_fft), dtype=np.float32)
@@ -62,8 +70,14 @@ def _frame_kernel(
         s = start + i * hop
         lo = max(0, -s)
         hi = min(n_fft, n - s)
+        if hi <= lo:
+            continue
+        mean = np.float32(0.0)
         for k in range(lo, hi):
-            out[i, k] = y[s + k] * window[k]
+            mean += y[s + k]
+        mean /= np.float32(hi - lo)
+        for k in range(lo, hi):
+            out[i, k] = (y[s + k] - mean) * window[k]
     return out
 
 

@@ -45,6 +45,8 @@ def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDA
         divided by its lag-0 value (0 for a silent window).
     """
     n = odf.shape[0]
+    if n < 8:
+        return np.zeros((1, max_lag + 1))
     win = max(8, min(win, n))
     starts = np.arange(0, max(1, n - win + 1), hop)
     if starts[-1] + win < n:
