@@ -1,11 +1,13 @@
-"""Metronome bleed: clicks on the known target grid that must not count as notes.
+"""Metronome bleed: clicks on a metronome grid that must not count as notes.
 
-A metronome leaking from headphones into the microphone adds the same short sound at every
-grid line. Its per-band flux is what every click position has in common: a low percentile
-over all click positions (a student rests or drifts off the grid often enough that the
-percentile sees the click alone) minus the same percentile at random off-grid positions.
-An onset on a click is the student's only when its flux still passes the threshold after
-that template is subtracted.
+A metronome leaking from headphones into the microphone adds the same short, quiet sound
+at every grid line. Its signature is estimated from the quietest grid positions (where the
+student rests, or has drifted off the grid, the click is alone): their per-band flux must
+be alike (one sound, not notes of varying pitch) and clearly weaker than the student's
+notes. An onset on a grid line is then a click when its flux has the click's spectral shape
+and no more than a click's strength; a note played with the click keeps its own flux and
+stays. The grid is either the target's (given tempo and first click) or found blind: an
+exactly periodic series of onsets that fills nearly every line, as no player does.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.onsets import _max_filter_bands_kernel
 
-CLICK_PERCENTILE = 10.0
-CLICK_WINDOW_FRAMES = 2
-TYPICAL_PCT = 25.0
+CLICK_WINDOW_FRAMES = 2  # an onset within this many frames of a grid line is on it
+QUIET_SHARE = 0.15  # the quietest share of grid positions estimates the click alone
+MIN_SIMILARITY = 0.7  # cosine similarity of a click's flux to the click signature
+SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
+MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
 
 
 def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.float32]:
@@ -28,22 +32,60 @@ def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.fl
     return flux
 
 
-def _window_max(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
+def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
+    """Per-band flux vector at each frame: the frame within ``±w`` of largest total flux."""
     n = F.shape[0]
     idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
-    out: NDArray[np.float32] = F[idx].max(axis=1)
+    best = np.argmax(F.sum(axis=1)[idx], axis=1)
+    out: NDArray[np.float32] = F[idx[np.arange(idx.shape[0]), best]]
     return out
 
 
-def click_template(
-    F: NDArray[np.float32], click_frames: NDArray[np.int64], period_frames: float
-) -> NDArray[np.float32]:
-    """Per-band flux common to every click position, above the off-grid level."""
-    on = np.percentile(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), CLICK_PERCENTILE, axis=0)
-    off_frames = np.clip((click_frames + 0.4 * period_frames).astype(np.int64), 0, F.shape[0] - 1)
-    off = np.percentile(_window_max(F, off_frames, CLICK_WINDOW_FRAMES), CLICK_PERCENTILE, axis=0)
-    template: NDArray[np.float32] = np.maximum(on - off, 0.0).astype(np.float32)
-    return template
+def _cosine(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
+    na = np.linalg.norm(a, axis=-1)
+    nb = np.linalg.norm(b)
+    out: NDArray[np.float64] = np.where(na * nb > 0, (a @ b) / np.maximum(na * nb, 1e-12), 0.0)
+    return out
+
+
+def grid_frames(n_frames: int, fps: float, period_s: float, click_s: float) -> NDArray[np.int64]:
+    """Frames of every grid line ``click_s + k * period_s`` (any integer k) in the signal."""
+    first = click_s - np.floor(click_s / period_s) * period_s
+    frames = np.round((first + np.arange(0, n_frames / fps / period_s + 1) * period_s) * fps)
+    out = frames.astype(np.int64)
+    kept: NDArray[np.int64] = out[out < n_frames]
+    return kept
+
+
+def click_signature(
+    F: NDArray[np.float32],
+    click_frames: NDArray[np.int64],
+    notes: NDArray[np.float32],
+    delta: float,
+) -> NDArray[np.float32] | None:
+    """The click's per-band flux, or None when the grid carries no metronome.
+
+    ``notes`` are the flux vectors of the onsets off the grid (the student's). A metronome is
+    an audible sound, the same at every quiet grid position, and unlike the student's
+    notes; when the student never leaves the grid, the quiet positions must also be clearly
+    quieter than the rest (a click alone, not the same note played softly)."""
+    vectors = _at_frames(F, click_frames, CLICK_WINDOW_FRAMES)
+    totals = vectors.sum(axis=1)
+    quiet_mask = totals <= np.quantile(totals, QUIET_SHARE)
+    quiet = vectors[quiet_mask]
+    if quiet.shape[0] < 3:
+        return None
+    signature: NDArray[np.float32] = np.median(quiet, axis=0).astype(np.float32)
+    if float(signature.sum()) < 0.5 * delta:
+        return None
+    if float(np.median(_cosine(quiet, signature))) < MIN_SIMILARITY:
+        return None  # the quiet positions differ from each other: soft notes, not one click
+    if notes.shape[0] >= 5:
+        if float(np.median(_cosine(notes, signature))) >= 0.5:
+            return None  # the "click" sounds like the student's own notes
+    elif float(np.median(totals[quiet_mask])) > 0.6 * float(np.median(totals)):
+        return None
+    return signature
 
 
 def remove_metronome_clicks(
@@ -58,7 +100,7 @@ def remove_metronome_clicks(
     delta: float,
     offset_s: float = 0.0,
 ) -> tuple[NDArray[np.float64], int]:
-    """Drop onsets that are only a metronome click on the target grid.
+    """Drop onsets that are only a metronome click on the grid of ``target_bpm``.
 
     Parameters
     ----------
@@ -71,9 +113,9 @@ def remove_metronome_clicks(
     lag_frames, max_bands : int
         The onset-strength parameters used for detection.
     target_bpm, grid_start_s : float
-        The metronome's tempo (BPM) and first click (seconds).
+        The metronome's tempo (BPM) and one of its clicks (seconds).
     delta : float
-        The peak-picking threshold: a residual below it is not a note.
+        The peak-picking threshold (onset-strength units).
     offset_s : float
         The detector's constant time offset (seconds) added to onset times.
 
@@ -85,36 +127,21 @@ def remove_metronome_clicks(
         How many onsets were taken as metronome clicks.
     """
     n_frames = S.shape[0]
-    period_frames = 60.0 / target_bpm * fps
-    first = grid_start_s - np.floor(grid_start_s * fps / period_frames) * period_frames / fps
-    click_frames = np.round(
-        (first + np.arange(0, n_frames / period_frames + 1) * period_frames / fps) * fps
-    ).astype(np.int64)
-    click_frames = click_frames[(click_frames >= 0) & (click_frames < n_frames)]
+    click_frames = grid_frames(n_frames, fps, 60.0 / target_bpm, grid_start_s)
     if onsets_s.size == 0 or click_frames.size < 8:
         return onsets_s, 0
     F = band_flux(S, lag_frames, max_bands)
-    template = click_template(F, click_frames, period_frames)
-    if float(template.sum()) < 0.25 * delta:
+    onset_frames = np.clip(np.round((onsets_s - offset_s) * fps).astype(np.int64), 0, n_frames - 1)
+    distance = np.abs(onset_frames[:, None] - click_frames[None, :]).min(axis=1)
+    on_grid = distance <= CLICK_WINDOW_FRAMES
+    vectors = _at_frames(F, onset_frames, 1)
+    signature = click_signature(F, click_frames, vectors[~on_grid], delta)
+    if signature is None:
         return onsets_s, 0
-    # what a click typically adds, and what is left at a click position after removing it
-    typical = np.percentile(_window_max(F, click_frames, CLICK_WINDOW_FRAMES), TYPICAL_PCT, axis=0)
-    typical = np.maximum(typical, template)
-
-    def residual(frame: int) -> float:
-        lo, hi = max(0, frame - 1), min(n_frames, frame + 2)
-        return float(np.maximum(F[lo:hi] - typical[None, :], 0.0).sum(axis=1).max())
-
-    floor = float(np.percentile([residual(int(f)) for f in click_frames], 25))
-    threshold = delta + 2.0 * floor
-    onset_frames = np.round((onsets_s - offset_s) * fps).astype(np.int64)
-    keep = np.ones(onsets_s.size, dtype=bool)
-    for i, f in enumerate(onset_frames):
-        if np.min(np.abs(click_frames - f)) > CLICK_WINDOW_FRAMES:
-            continue
-        if residual(int(f)) < threshold:
-            keep[i] = False
-    return onsets_s[keep], int((~keep).sum())
+    # a click alone has the click's spectral shape (louder over silence than under a note);
+    # a note played with the click has its own bands and a different shape
+    is_click = on_grid & (_cosine(vectors, signature) >= MIN_SIMILARITY)
+    return onsets_s[~is_click], int(is_click.sum())
 
 
 def _grid_fit(
@@ -127,6 +154,9 @@ def _grid_fit(
     n = int(on.sum())
     if n < 2:
         return n, 0.0
+    spread = float(np.median(np.abs(res[on] - np.median(res[on]))))
+    if spread > MAX_SPREAD_S:
+        return n, 0.0  # as regular as a good player, not as a machine
     span = (onsets_s[on].max() - onsets_s[on].min()) / period + 1
     return n, n / span
 
@@ -174,7 +204,7 @@ def find_click_grid(
     for k in (4, 3, 2):  # the clicks may be a subdivision of the period found
         if period / k >= 0.2:
             nk, ck = _grid_fit(onsets_s, period / k, phase, tol_s)
-            if nk >= min_clicks and ck >= min_coverage:
+            if nk >= min_clicks and ck >= SUBGRID_COVERAGE:
                 return period / k, phase
     return period, phase
 
