@@ -42,7 +42,7 @@ def pulse_index(frames: NDArray[np.int64], period: NDArray[np.float64]) -> NDArr
 
 def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Ranks 1..n, ties sharing their average rank."""
-    values, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
     upper = np.cumsum(counts)
     average: NDArray[np.float64] = (upper - (counts - 1) / 2.0)[inverse]
     return average

@@ -20,6 +20,10 @@ from audio_engine.dsp.onsets import _max_filter_bands_kernel
 CLICK_WINDOW_FRAMES = 2  # an onset within this many frames of a grid line is on it
 QUIET_SHARE = 0.15  # the quietest share of grid positions estimates the click alone
 MIN_SIMILARITY = 0.7  # cosine similarity of a click's flux to the click signature
+MAX_OUTSIDE_SHARE = 0.3  # a click alone has at most this share of its flux outside them
+CLICK_SIMILARITY = 0.8  # cosine similarity of a click alone to the signature
+FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux are its own
+FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
 
@@ -138,9 +142,17 @@ def remove_metronome_clicks(
     signature = click_signature(F, click_frames, vectors[~on_grid], delta)
     if signature is None:
         return onsets_s, 0
-    # a click alone has the click's spectral shape (louder over silence than under a note);
-    # a note played with the click has its own bands and a different shape
-    is_click = on_grid & (_cosine(vectors, signature) >= MIN_SIMILARITY)
+    # a click alone rises only in the click's own bands (more of them over silence than
+    # under a note); a note played with the click also rises outside them
+    footprint = signature >= FOOTPRINT_LEVEL * float(signature.max())
+    footprint = np.convolve(footprint, np.ones(2 * FOOTPRINT_SPREAD + 1), mode="same") > 0
+    outside = vectors[:, ~footprint].sum(axis=1)
+    total = vectors.sum(axis=1)
+    is_click = (
+        on_grid
+        & (outside <= MAX_OUTSIDE_SHARE * total)
+        & (_cosine(vectors, signature) >= CLICK_SIMILARITY)
+    )
     return onsets_s[~is_click], int(is_click.sum())
 
 
