@@ -129,7 +129,7 @@ def analyze(
         )
         peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
-    onsets_s, _ = remove_blind_clicks(
+    onsets_s, n_blind_clicks = remove_blind_clicks(
         S,
         onsets_s,
         fps,
@@ -198,7 +198,7 @@ def analyze(
             grid_start_s=grid_start_s,
             subdivision=subdivision,
             latency_ms=latency_ms,
-            metronome_clicks_removed=n_clicks,
+            metronome_clicks_removed=n_blind_clicks + n_clicks,
         )
     return AnalysisResult(
         duration_s=duration_s,

@@ -14,7 +14,7 @@ class SpectrogramParams:
     target_sr : int
         Audio is decimated by an integer factor to the rate closest above this (Hz).
     frame_s : float
-        Analysis window length in seconds (rounded up to a power of two in samples).
+        Analysis window length in seconds (rounded to the nearest even FFT-friendly size).
     hop_s : float
         Hop between frames in seconds (sets the frame rate, about 100 fps).
     fmin_hz, fmax_hz : float

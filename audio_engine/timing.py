@@ -47,6 +47,8 @@ MEDITATION_BELOW_BPM: Final = 60.0
 """A target strictly below this tempo is meditation practice (points x3)."""
 
 STEADY_DRIFT_FRACTION: Final = 0.01
+# A drift beyond the threshold by this many standard errors is a verdict; less is steady.
+VERDICT_CONFIDENCE_Z: Final = 2.0
 """A take is steady when ``|drift|`` is below this fraction of the target tempo per minute."""
 
 MIN_DRIFT_EVENTS: Final = 8
@@ -399,8 +401,9 @@ def _pulse_indices(
 def _robust_quadratic(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
     """Tukey-bisquare IRLS fit ``y = c0 + c1 u + c2 u**2`` with ``u = (x - mid) / half_span``.
 
-    Returns ``(c0, c1, c2, mid, half_span)``. The scale is the MAD of the residuals (floored
-    at ``1e-3``), so one wild point gets weight zero instead of bending the curve.
+    Returns ``(c0, c1, c2, mid, half_span, se_c2)``: ``se_c2`` is the standard error of
+    ``c2`` from the weighted residuals. The scale is the MAD of the residuals (floored at
+    ``1e-3``), so one wild point gets weight zero instead of bending the curve.
     """
     mid = 0.5 * (x[0] + x[-1])
     half = max(0.5 * (x[-1] - x[0]), 1e-9)
@@ -418,11 +421,22 @@ def _robust_quadratic(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray
         if np.allclose(new, weights, atol=1e-6):
             break
         weights = new
-    return np.array([coef[0], coef[1], coef[2], mid, half])
+    resid = y - design @ coef
+    dof = max(float(weights.sum()) - 3.0, 1.0)
+    sigma2 = max(float((weights * resid**2).sum()) / dof, _MIN_SCALE_PULSES**2)
+    normal = design.T @ (design * weights[:, None])
+    try:
+        se_c2 = float(np.sqrt(sigma2 * np.linalg.inv(normal)[2, 2]))
+    except np.linalg.LinAlgError:
+        se_c2 = float("inf")
+    return np.array([coef[0], coef[1], coef[2], mid, half, se_c2])
 
 
-def _pulse_drift(times_s: NDArray[np.float64], period_s: float) -> float | None:
-    """Drift of the pulse rate in pulses per minute per minute, or None with too few pulses.
+def _pulse_drift(
+    times_s: NDArray[np.float64], period_s: float
+) -> tuple[float, float] | None:
+    """Drift of the pulse rate in pulses per minute per minute and its standard error, or
+    None with too few pulses.
 
     Fits pulse index against time with a robust quadratic ``k(t)``, so the rate
     ``dk/dt`` is linear in time and its slope ``d2k/dt2`` is the drift. Then the index is
@@ -440,13 +454,13 @@ def _pulse_drift(times_s: NDArray[np.float64], period_s: float) -> float | None:
             break
         indices = renumbered
         coef = _robust_quadratic(kept, indices)
-    second_derivative = 2.0 * coef[2] / coef[4] ** 2  # pulses per s^2
-    return float(second_derivative * 3600.0)  # pulses per min^2
+    to_per_min2 = 2.0 / coef[4] ** 2 * 3600.0  # c2 -> pulses per min^2
+    return float(coef[2] * to_per_min2), float(coef[5] * to_per_min2)
 
 
-def drift_bpm_per_min(
+def drift_estimate(
     beats_s: ArrayLike, onsets_s: ArrayLike, *, target_bpm: float, subdivision: int
-) -> float | None:
+) -> tuple[float, float] | None:
     """How fast the played tempo changes over the take, at the target's metrical level.
 
     The pulse times (the beats; or, with fewer than ``MIN_DRIFT_EVENTS`` beats, the notes at
@@ -477,13 +491,20 @@ def drift_bpm_per_min(
 
     Returns
     -------
-    float or None
-        Drift in BPM per minute, positive = speeding up (rushing); None with too few events.
+    (float, float) or None
+        Drift in BPM per minute, positive = speeding up (rushing), and its standard error;
+        None with too few events.
     """
     target = _check_target_bpm(target_bpm)
     sub = _check_subdivision(subdivision)
     beats = _as_times("beats_s", beats_s)
     notes = _as_times("onsets_s", onsets_s)
+    spacing = _grid_spacing_s(target, sub)
+    iois = _tatum_iois(notes, spacing)
+    if notes.size >= MIN_DRIFT_EVENTS and iois.size:
+        notes_drift = _pulse_drift(notes, float(np.median(iois)))
+        if notes_drift is not None:
+            return notes_drift[0] / sub, notes_drift[1] / sub
     ibis = np.diff(beats)
     ibis = ibis[ibis > 0.0]
     if beats.size >= MIN_DRIFT_EVENTS and ibis.size:
@@ -491,19 +512,30 @@ def drift_bpm_per_min(
         pulses_drift = _pulse_drift(beats, period)
         if pulses_drift is not None:
             # Beats per minute is pulses per minute; rescale to the target's level.
-            return pulses_drift * _level_factor(60.0 / period, target)
+            factor = _level_factor(60.0 / period, target)
+            return pulses_drift[0] * factor, pulses_drift[1] * factor
     spacing = _grid_spacing_s(target, sub)
     iois = _tatum_iois(notes, spacing)
     if iois.size == 0:
         return None
     pulses_drift = _pulse_drift(notes, float(np.median(iois)))
-    return None if pulses_drift is None else pulses_drift / sub
+    return None if pulses_drift is None else (pulses_drift[0] / sub, pulses_drift[1] / sub)
+
+
+def drift_bpm_per_min(
+    beats_s: ArrayLike, onsets_s: ArrayLike, *, target_bpm: float, subdivision: int
+) -> float | None:
+    """Drift in BPM per minute (positive = speeding up), see :func:`drift_estimate`."""
+    est = drift_estimate(beats_s, onsets_s, target_bpm=target_bpm, subdivision=subdivision)
+    return None if est is None else est[0]
 
 
 # ------------------------------------------------------------------------ business rules
 
 
-def verdict_for(drift_bpm_per_min: float | None, target_bpm: float) -> Verdict:
+def verdict_for(
+    drift_bpm_per_min: float | None, target_bpm: float, *, uncertainty: float = 0.0
+) -> Verdict:
     """Classify a tempo drift.
 
     Parameters
@@ -512,18 +544,24 @@ def verdict_for(drift_bpm_per_min: float | None, target_bpm: float) -> Verdict:
         Tempo drift in BPM per minute (positive = speeding up).
     target_bpm : float
         Target tempo in BPM, in (0, 1000).
+    uncertainty : float
+        Standard error of the drift in BPM per minute. A take is called rushing or dragging
+        only when the drift is beyond the threshold by ``VERDICT_CONFIDENCE_Z`` standard
+        errors: timing jitter alone must not make a steady player "rush".
 
     Returns
     -------
     {"steady", "rushing", "dragging", "unknown"}
-        "steady" when ``|drift| < 1 %`` of the target per minute, otherwise "rushing" (drift
-        > 0) or "dragging" (< 0); "unknown" when the drift is None.
+        "steady" when ``|drift| < 1 %`` of the target per minute (plus the margin),
+        otherwise "rushing" (drift > 0) or "dragging" (< 0); "unknown" when the drift is
+        None.
     """
     target = _check_target_bpm(target_bpm)
     if drift_bpm_per_min is None:
         return "unknown"
     drift = _check_finite("drift_bpm_per_min", drift_bpm_per_min)
-    if abs(drift) < STEADY_DRIFT_FRACTION * target:
+    margin = VERDICT_CONFIDENCE_Z * max(0.0, uncertainty) if math.isfinite(uncertainty) else 0.0
+    if abs(drift) < STEADY_DRIFT_FRACTION * target + margin:
         return "steady"
     return "rushing" if drift > 0.0 else "dragging"
 
@@ -692,7 +730,8 @@ def timing_report(
     steadiness = float(np.std(deviations, ddof=1)) if deviations.size >= 2 else None
     played = played_tempo_bpm(beats, notes, target_bpm=target, subdivision=sub)
     tempo_error = None if played is None else 100.0 * (played - target) / target
-    drift = drift_bpm_per_min(beats, notes, target_bpm=target, subdivision=sub)
+    estimate = drift_estimate(beats, notes, target_bpm=target, subdivision=sub)
+    drift, drift_se = (None, 0.0) if estimate is None else estimate
     meditation = target < MEDITATION_BELOW_BPM
     points = practice_points(
         duration,
@@ -713,7 +752,7 @@ def timing_report(
         tempo_error_pct=tempo_error,
         steadiness_ms=steadiness,
         drift_bpm_per_min=drift,
-        verdict=verdict_for(drift, target),
+        verdict=verdict_for(drift, target, uncertainty=drift_se),
         mood=mood_for(accuracy),
         meditation=meditation,
         points=points,

@@ -1,0 +1,1 @@
+"""Test helpers for the audio engine's tests (synthetic signals and event matching)."""

@@ -1,0 +1,213 @@
+"""Tests of audio_engine/dsp/meter.py: accent evidence and the grouping of tatums into beats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from audio_engine.dsp.meter import (
+    _ranks,
+    _strength_at_kernel,
+    choose_grouping,
+    grouping_evidence,
+    pulse_index,
+)
+from audio_engine.params import TempoParams
+
+TP = TempoParams()
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("half", [0, 1, 2, 4])
+def test_strength_at_kernel_matches_reference(half: int) -> None:
+    odf = np.random.default_rng(half).gamma(1.0, 1.0, 40)
+    frames = np.array([0, 1, 5, 20, 38, 39], dtype=np.int64)
+    want = [odf[max(0, f - half) : f + half + 1].max() for f in frames]
+    np.testing.assert_array_equal(_strength_at_kernel(odf, frames, half), want)
+
+
+@pytest.mark.nojit
+def test_strength_at_kernel_floors_at_zero() -> None:
+    odf = -np.ones(10)
+    np.testing.assert_array_equal(_strength_at_kernel(odf, np.array([3], dtype=np.int64), 1), [0.0])
+
+
+# --- pulse index ---------------------------------------------------------------------------
+
+
+def test_pulse_index_counts_gaps_as_missing_pulses() -> None:
+    frames = np.array([10, 60, 110, 210, 260, 410], dtype=np.int64)
+    period = np.full(500, 50.0)
+    np.testing.assert_array_equal(pulse_index(frames, period), [0, 1, 2, 4, 5, 8])
+    # the local period at each pulse decides: after a slow-down the same gap is one pulse
+    period[200:] = 100.0
+    np.testing.assert_array_equal(pulse_index(frames, period), [0, 1, 2, 3, 4, 6])
+    assert pulse_index(np.zeros(0, dtype=np.int64), period).shape == (0,)
+    # intervals shorter than a period still advance the index
+    np.testing.assert_array_equal(
+        pulse_index(np.array([0, 5, 10], dtype=np.int64), np.full(20, 50.0)), [0, 1, 2]
+    )
+
+
+# --- grouping evidence ---------------------------------------------------------------------
+
+
+def _welch_reference(strength: np.ndarray, index: np.ndarray, group: int) -> tuple[float, int]:
+    ranks = stats.rankdata(strength)
+    scores = []
+    for phase in range(group):
+        sel = index % group == phase
+        if sel.sum() < 3 or (~sel).sum() < 3:
+            scores.append(-np.inf)
+            continue
+        scores.append(float(stats.ttest_ind(ranks[sel], ranks[~sel], equal_var=False).statistic))
+    best = int(np.argmax(scores))
+    return scores[best], best
+
+
+@pytest.mark.parametrize("group", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_grouping_evidence_is_a_welch_t_of_ranks(group: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    strength = rng.gamma(2.0, 1.0, 40)
+    strength[seed % group :: group] *= 1.0 + seed  # seed 0: no accent at all
+    index = np.sort(rng.choice(60, 40, replace=False))  # with gaps (rests)
+    got = grouping_evidence(strength, index, group)
+    want = _welch_reference(strength, index, group)
+    assert got[0] == pytest.approx(want[0], rel=1e-9)
+    assert got[1] == want[1]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "group", "phase"),
+    [([3, 1, 1, 1], 4, 0), ([1, 1, 3, 1], 4, 2), ([4, 1], 2, 0), ([1, 2], 2, 1), ([2, 1, 1], 3, 0)],
+)
+def test_grouping_evidence_finds_the_accented_phase(
+    pattern: list[float], group: int, phase: int
+) -> None:
+    rng = np.random.default_rng(group)
+    strength = np.tile(np.array(pattern, dtype=np.float64), 12) * rng.uniform(
+        0.9, 1.1, 12 * len(pattern)
+    )
+    t, ph = grouping_evidence(strength, np.arange(strength.size), group)
+    assert ph == phase
+    assert t > 8.0
+
+
+def test_grouping_evidence_degenerate_cases() -> None:
+    assert grouping_evidence(np.array([5.0, 1.0, 5.0, 1.0]), np.arange(4), 1) == (0.0, 0)
+    # fewer than three pulses on a side: no evidence
+    assert grouping_evidence(np.array([5.0, 1.0, 5.0, 1.0]), np.arange(4), 2) == (0.0, 0)
+
+
+@pytest.mark.parametrize("group", [2, 3, 4])
+def test_equal_strengths_give_no_evidence(group: int) -> None:
+    t, _ = grouping_evidence(np.ones(48), np.arange(48), group)
+    assert t == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ranks_average_ties(seed: int) -> None:
+    """Tied values share their average rank, like scipy's rankdata (method='average')."""
+    x = np.random.default_rng(seed).integers(0, 5, 30).astype(np.float64)  # many ties
+    np.testing.assert_array_equal(_ranks(x), stats.rankdata(x))
+    np.testing.assert_array_equal(_ranks(np.array([2.0, 1.0, 2.0, 2.0])), [3.0, 1.0, 3.0, 3.0])
+    assert _ranks(np.zeros(0)).shape == (0,)
+
+
+def test_grouping_evidence_with_ties_is_a_welch_t_of_average_ranks() -> None:
+    """Silent tatums (strength 0) tie; the evidence is still the reference t statistic."""
+    rng = np.random.default_rng(7)
+    strength = np.round(rng.gamma(2.0, 1.0, 40))  # integers: many ties
+    strength[::4] += 3.0
+    strength[rng.choice(40, 8, replace=False)] = 0.0
+    index = np.arange(40)
+    got = grouping_evidence(strength, index, 4)
+    want = _welch_reference(strength, index, 4)
+    assert got[0] == pytest.approx(want[0], rel=1e-9)
+    assert got[1] == want[1]
+
+
+# --- choose grouping -----------------------------------------------------------------------
+
+
+def _tatums(
+    n: int, tatum_bpm: float, accents: list[float], *, fps: float = 100.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    period = 60.0 * fps / tatum_bpm
+    frames = np.round(10 + np.arange(n) * period).astype(np.int64)
+    odf = np.zeros(int(frames[-1]) + 20)
+    odf[frames] = np.resize(np.array(accents, dtype=np.float64), n)
+    odf[frames] *= np.random.default_rng(n).uniform(0.95, 1.05, n)  # no exact ties
+    return odf, frames, np.full(odf.size, period)
+
+
+def _choose(
+    odf: np.ndarray,
+    frames: np.ndarray,
+    period: np.ndarray,
+    bpm: float,
+    *,
+    weight: float = TP.accent_weight,
+) -> tuple[np.ndarray, int]:
+    return choose_grouping(
+        odf,
+        frames,
+        period,
+        bpm,
+        prior_bpm=TP.prior_bpm,
+        prior_octaves=TP.prior_octaves,
+        accent_weight=weight,
+        min_bpm=TP.min_bpm,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tatum_bpm", "accents", "group"),
+    [
+        (240.0, [1.0], 2),  # even eighths: the prior alone prefers 120 BPM
+        (120.0, [1.0], 1),  # quarter notes at the prior's centre
+        (480.0, [1.0], 4),  # sixteenths
+        (60.0, [1.0], 1),  # slow: 30 BPM is allowed but far from the prior
+        (240.0, [3.0, 1.0], 2),
+    ],
+)
+def test_choose_grouping_prior_and_accent(
+    tatum_bpm: float, accents: list[float], group: int
+) -> None:
+    odf, frames, period = _tatums(48, tatum_bpm, accents)
+    beats, g = _choose(odf, frames, period, tatum_bpm)
+    assert g == group
+    # every g-th tracked tatum is a beat
+    assert np.all(np.isin(beats, frames))
+    assert np.all(np.diff(np.searchsorted(frames, beats)) == g)
+    assert beats.size == pytest.approx(frames.size / g, abs=1)
+
+
+@pytest.mark.parametrize("phase", [0, 1])
+def test_beats_are_the_accented_tatums(phase: int) -> None:
+    accents = [1.0, 1.0]
+    accents[phase] = 3.0
+    odf, frames, period = _tatums(48, 240.0, accents)
+    beats, g = _choose(odf, frames, period, 240.0)
+    assert g == 2
+    np.testing.assert_array_equal(beats, frames[phase::2])
+
+
+def test_rests_keep_the_accent_phase() -> None:
+    """Tatums missing from the tracked sequence (rests) do not shift the grouping phase."""
+    odf, frames, period = _tatums(64, 240.0, [1.0, 3.0])
+    kept = np.delete(np.arange(64), [6, 7, 8, 21, 40])  # a rest of three tatums, then singles
+    beats, g = _choose(odf, frames[kept], period, 240.0)
+    assert g == 2
+    np.testing.assert_array_equal(beats, np.intersect1d(frames[1::2], frames[kept]))
+
+
+def test_a_heavy_accent_weight_finds_a_waltz() -> None:
+    odf, frames, period = _tatums(48, 180.0, [4.0, 1.0, 1.0])
+    beats, g = _choose(odf, frames, period, 180.0, weight=1.0)
+    assert g == 3
+    np.testing.assert_array_equal(beats, frames[0::3])
+    # without accent weight the prior alone decides: 90 BPM is nearest to 120
+    assert _choose(odf, frames, period, 180.0, weight=0.0)[1] == 2

@@ -1,0 +1,435 @@
+"""Tests of audio_engine/dsp/metronome.py: metronome clicks that must not count as notes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from audio_engine.dsp.metronome import (
+    _at_frames,
+    band_flux,
+    click_signature,
+    find_click_grid,
+    grid_frames,
+    remove_blind_clicks,
+    remove_metronome_clicks,
+)
+from audio_engine.dsp.onsets import onset_strength
+from audio_engine.dsp.peaks import pick_peaks
+from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
+from audio_engine.params import OnsetParams, SpectrogramParams
+from tests._support.signals import click_track, grid_times, tone_notes
+from tests.audio_engine._support.matching import match_events
+from tests.audio_engine._support.synth import clicks_at, ramp_times
+
+SP, OP = SpectrogramParams(), OnsetParams()
+SR = 16000
+DURATION_S = 14.0
+
+
+def _detect(y: np.ndarray, sr: int = SR) -> tuple[np.ndarray, np.ndarray, float]:
+    """Spectrogram, onsets (s) and frame rate, as analyze() detects them (tail frames muted)
+    but without its hold gate.
+
+    The gate lets a click through or not by a narrow margin that depends on the frame phase
+    and the sample rate (held ratio 0.05-0.6 against 0.2), so the remover is given every
+    click the detector sees: at 22.05 and 44.1 kHz analyze() passes it most of them.
+    """
+    g = frame_geometry(float(sr), SP)
+    S = log_spectrogram(y, g, SP)
+    odf = onset_strength(S, lag_frames=OP.lag_frames, max_bands=OP.max_bands)
+    odf[tail_frames(y.shape[0], g) :] = 0.0
+    fps = g.fps
+    peaks = pick_peaks(
+        odf,
+        pre_max=max(1, round(OP.pre_max_s * fps)),
+        post_max=max(0, round(OP.post_max_s * fps)),
+        pre_avg=max(1, round(OP.pre_avg_s * fps)),
+        post_avg=max(0, round(OP.post_avg_s * fps)),
+        delta=OP.delta,
+        combine=max(0, round(OP.combine_s * fps)),
+    )
+    return S, peaks / fps + OP.offset_s, fps
+
+
+def _remove(
+    y: np.ndarray, *, target_bpm: float = 100.0, grid_start_s: float = 0.5
+) -> tuple[np.ndarray, np.ndarray, int]:
+    S, onsets, fps = _detect(y)
+    notes, n = remove_metronome_clicks(
+        S,
+        onsets,
+        fps,
+        lag_frames=OP.lag_frames,
+        max_bands=OP.max_bands,
+        target_bpm=target_bpm,
+        grid_start_s=grid_start_s,
+        delta=OP.delta,
+    )
+    return onsets, notes, n
+
+
+def _played(times: np.ndarray) -> np.ndarray:
+    return times[times < DURATION_S - 1.6]  # every note decays before the end
+
+
+# --- band flux -----------------------------------------------------------------------------
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("lag", "max_bands"), [(1, 0), (2, 1), (3, 2)])
+def test_band_flux_sums_to_the_onset_strength(lag: int, max_bands: int) -> None:
+    S = np.random.default_rng(lag).gamma(1.0, 1.0, (15, 9)).astype(np.float32)
+    F = band_flux(S, lag, max_bands)
+    assert F.shape == S.shape
+    assert np.all(F >= 0)
+    np.testing.assert_allclose(
+        F.sum(axis=1), onset_strength(S, lag_frames=lag, max_bands=max_bands), rtol=1e-5, atol=1e-5
+    )
+
+
+# --- grid lines and flux vectors ----------------------------------------------------------
+
+
+def test_grid_frames_are_every_line_of_the_grid() -> None:
+    want = 50 + 60 * np.arange(16)  # 0.5 s + k * 0.6 s at 100 fps, below frame 1000
+    for click_s in (0.5, 6.5, 9.5):  # any click of the grid gives the same lines
+        got = grid_frames(1000, 100.0, 0.6, click_s)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+    # a grid line exactly at frame 0, and none at or past n_frames
+    np.testing.assert_array_equal(grid_frames(200, 100.0, 0.5, 1.0), [0, 50, 100, 150])
+
+
+def test_at_frames_takes_the_strongest_frame_within_the_window() -> None:
+    F = np.zeros((10, 3), dtype=np.float32)
+    F[2] = [1.0, 0.0, 0.0]
+    F[3] = [0.0, 2.0, 0.0]  # largest total near frame 4
+    F[9] = [0.0, 0.0, 5.0]
+    got = _at_frames(F, np.array([4, 0, 9, 7], dtype=np.int64), 1)
+    np.testing.assert_array_equal(got[0], F[3])  # frame 3 within 4 ± 1
+    np.testing.assert_array_equal(got[1], F[0])  # clipped at the start: frames 0, 0, 1
+    np.testing.assert_array_equal(got[2], F[9])  # clipped at the end: frames 8, 9, 9
+    np.testing.assert_array_equal(got[3], F[8])  # all zero: the first frame of the window
+    np.testing.assert_array_equal(_at_frames(F, np.array([4], dtype=np.int64), 2)[0], F[3])
+
+
+# --- the click signature -------------------------------------------------------------------
+
+CLICK = np.array([0, 0, 0, 0, 0, 1, 2, 3, 2, 1], dtype=np.float32)  # a high, narrow sound
+NOTE = np.array([2, 4, 3, 1, 0, 0, 0, 0, 0, 0], dtype=np.float32)  # the student's: low
+
+
+def _grid_flux(
+    line: Callable[[int, np.random.Generator], np.ndarray],
+    *,
+    n_lines: int = 40,
+    period: int = 60,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band flux with ``line(k)`` at grid line k (frames 30 + k * period)."""
+    F = np.zeros((30 + n_lines * period, CLICK.size), dtype=np.float32)
+    frames = 30 + period * np.arange(n_lines, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    for k, f in enumerate(frames):
+        F[f] = line(k, rng)
+    return F, frames
+
+
+def test_click_signature_of_a_metronome_under_a_student() -> None:
+    """The student plays on 3 of 4 lines (note + click) and off the grid; the lines where
+    the click is alone give its signature."""
+
+    def line(k: int, rng: np.random.Generator) -> np.ndarray:
+        click = CLICK * rng.uniform(0.95, 1.05)
+        return click if k % 4 == 3 else click + NOTE * rng.uniform(2.0, 4.0)
+
+    F, frames = _grid_flux(line)
+    notes = NOTE[None, :] * np.linspace(1.5, 3.0, 8, dtype=np.float32)[:, None]
+    sig = click_signature(F, frames, notes, delta=3.0)
+    assert sig is not None
+    cos = float(sig @ CLICK / np.linalg.norm(sig) / np.linalg.norm(CLICK))
+    assert cos > 0.99
+    assert float(sig.sum()) == pytest.approx(float(CLICK.sum()), rel=0.06)
+    # with fewer than 5 off-grid notes, the click-alone lines are quiet enough (< 0.6 median)
+    assert click_signature(F, frames, notes[:2], delta=3.0) is not None
+
+
+@pytest.mark.parametrize(
+    "case", ["too-quiet", "unlike-each-other", "like-the-notes", "soft-notes-on-the-grid"]
+)
+def test_click_signature_rejects_what_a_metronome_is_not(case: str) -> None:
+    notes = NOTE[None, :] * np.linspace(1.5, 3.0, 8, dtype=np.float32)[:, None]
+    if case == "too-quiet":  # below half the peak-picking threshold
+
+        def line(k: int, rng: np.random.Generator) -> np.ndarray:
+            return CLICK * 0.1 if k % 4 == 3 else CLICK * 0.1 + NOTE * 3.0
+
+    elif case == "unlike-each-other":  # the quiet lines are soft notes of varying pitch
+        notes = notes[:0]
+
+        def line(k: int, rng: np.random.Generator) -> np.ndarray:
+            soft = np.ones(CLICK.size, dtype=np.float32)
+            soft[(k // 4) % CLICK.size] += 6.0  # a different band on each quiet line
+            return soft if k % 4 == 3 else NOTE * 10.0
+
+    elif case == "like-the-notes":  # the student's off-grid notes sound like the "click"
+        notes = CLICK[None, :] * np.linspace(1.5, 3.0, 8, dtype=np.float32)[:, None]
+
+        def line(k: int, rng: np.random.Generator) -> np.ndarray:
+            return CLICK if k % 4 == 3 else CLICK + NOTE * 3.0
+
+    else:  # never off the grid, the same note on every line, a little softer on some
+        notes = notes[:0]
+
+        def line(k: int, rng: np.random.Generator) -> np.ndarray:
+            return NOTE * rng.uniform(0.7, 1.0)
+
+    F, frames = _grid_flux(line)
+    assert click_signature(F, frames, notes, delta=3.0) is None
+
+
+# --- finding a click grid without a target -------------------------------------------------
+
+
+def test_find_click_grid_on_an_exact_grid() -> None:
+    onsets = 0.37 + 0.6 * np.arange(16, dtype=np.float64)
+    grid = find_click_grid(onsets)
+    assert grid is not None
+    period, phase = grid
+    assert period == pytest.approx(0.6, abs=1e-6)
+    assert abs((phase - 0.37 + period / 2) % period - period / 2) < 1e-6
+    # student notes between the clicks do not hide it
+    mixed = np.sort(np.concatenate([onsets, 0.37 + 0.6 * np.arange(15) + 0.27]))
+    found = find_click_grid(mixed)
+    assert found is not None and found[0] == pytest.approx(0.6, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "onsets",
+    [
+        pytest.param(0.5 + 0.6 * np.arange(11), id="too-few"),
+        pytest.param(
+            0.5 + 0.6 * np.arange(24) + np.random.default_rng(0).normal(0, 0.01, 24),
+            id="jitter-10ms",
+        ),
+        pytest.param(np.delete(0.5 + 0.6 * np.arange(24), np.arange(0, 24, 4)), id="rests"),
+        pytest.param(np.cumsum(np.random.default_rng(1).uniform(0.2, 0.9, 30)), id="random"),
+        pytest.param(np.zeros(0), id="empty"),
+    ],
+)
+def test_find_click_grid_rejects_what_a_metronome_is_not(onsets: np.ndarray) -> None:
+    assert find_click_grid(onsets) is None
+
+
+@pytest.mark.parametrize(("spread_ms", "found"), [(0.0, True), (1.0, True), (3.0, False)])
+def test_find_click_grid_requires_machine_precision(spread_ms: float, found: bool) -> None:
+    """Every onset within the 4 ms tolerance of the grid, but a median absolute deviation
+    above 1.2 ms (uniform ±3 ms: 1.5 ms) is a steady player, not a metronome."""
+    r = np.random.default_rng(0).uniform(-1.0, 1.0, 24) * spread_ms / 1000.0
+    grid = find_click_grid(0.5 + 0.6 * np.arange(24) + r)
+    assert (grid is not None) == found
+    if grid is not None:
+        assert grid[0] == pytest.approx(0.6, abs=1e-3)
+
+
+def test_find_click_grid_accepts_a_partly_covered_subgrid() -> None:
+    """Beat clicks every 0.9 s and one detected subdivision click 0.3 s after each: the
+    0.3 s grid is two-thirds covered (>= 0.6), so the clicks are its clicks. One
+    subdivision on every third beat only (coverage 0.46) leaves the beat grid."""
+    beats = 0.5 + 0.9 * np.arange(16)
+    grid = find_click_grid(np.sort(np.concatenate([beats, beats[:-1] + 0.3])))
+    assert grid is not None and grid[0] == pytest.approx(0.3, abs=1e-3)
+    grid = find_click_grid(np.sort(np.concatenate([beats, beats[:-1:3] + 0.3])))
+    assert grid is not None and grid[0] == pytest.approx(0.9, abs=1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: find_click_grid() tries a finer grid only inside a coarser one that it "
+    "found first; when the onset histogram picks the finer period itself, it needs coverage "
+    ">= 0.85 there and never falls back to the complete coarser grid. Beat clicks every "
+    "0.9 s (all 16 present) with subdivision clicks at +0.3 s on even beats and +0.6 s on "
+    "odd ones (0.3 s grid covered 0.67, like the accepted case above): no grid at all",
+)
+def test_find_click_grid_finds_beats_whatever_subdivisions_are_heard() -> None:
+    beats = 0.5 + 0.9 * np.arange(16)
+    subdivisions = np.concatenate([beats[:-1:2] + 0.3, beats[1:-1:2] + 0.6])
+    grid = find_click_grid(np.sort(np.concatenate([beats, subdivisions])))
+    assert grid is not None
+    assert grid[0] == pytest.approx(0.9, abs=1e-3) or grid[0] == pytest.approx(0.3, abs=1e-3)
+
+
+# --- removing clicks on the target grid ----------------------------------------------------
+
+
+SHAPE_LIMIT = pytest.mark.xfail(
+    strict=True,
+    reason="engine limitation: in the 24-band/octave log spectrogram a 1 kHz click and the "
+    "student's plucked tones have nearly parallel per-band flux (cosine 0.80-0.91 each alone), "
+    "so click_signature() rejects the metronome as 'like the student's notes' (median cosine "
+    "of the off-grid notes to the signature 0.62 >= 0.5) and no click is removed. The quietest "
+    "grid lines (8.3-10.1 s, flux 19-23) are clicks under sounding notes, not the clicks alone "
+    "(flux 43-47). Had the signature been kept, the click test (cosine >= 0.8 and <= 30 % of "
+    "the flux outside the click's bands) would still keep 10 of the 17 clicks (14 of 17 with "
+    "the rest): clicks score cosine 0.64-0.88, and the click's footprint spans 75 of the 113 "
+    "bands, so the notes too have only 14-23 % of their flux outside it",
+)
+
+
+@SHAPE_LIMIT
+def test_dragging_tone_over_a_quiet_metronome() -> None:
+    """A 0.1-peak metronome under 0.6-peak tones dragging by 15 %: 17 of its 23 clicks are
+    detected apart from the notes. Today all 36 onsets are kept for the 19 notes (while the
+    student plays: precision 0.58)."""
+    clicks, click_times = click_track(100.0, DURATION_S, SR, amplitude=0.1)
+    played = _played(ramp_times(100.0, -0.15, DURATION_S))
+    y = clicks + tone_notes(played, DURATION_S, SR, velocities=[0.6])
+    onsets, notes, n = _remove(y)
+    assert match_events(onsets, np.concatenate([click_times, played]), 0.05).recall > 0.8
+    m = match_events(notes, played, 0.05)
+    assert m.recall >= 0.9
+    # the clicks while the student plays are gone
+    during = notes[notes < played[-1] + 0.1]
+    assert match_events(during, played, 0.05).precision == 1.0
+    assert n >= 0.5 * click_times.size
+
+
+@SHAPE_LIMIT
+def test_clicks_in_the_students_rests_are_removed() -> None:
+    """Today all 31 onsets are kept for 14 notes (precision 0.45): the signature is rejected
+    (off-grid notes' cosine 0.62) although at least 5 grid lines carry the click alone."""
+    clicks, _ = click_track(100.0, DURATION_S, SR, amplitude=0.1)
+    played = _played(ramp_times(100.0, -0.15, DURATION_S))
+    played = played[(played < 4.0) | (played > 7.0)]  # a rest of about 3 s
+    _, notes, _ = _remove(clicks + tone_notes(played, DURATION_S, SR, velocities=[0.6]))
+    assert match_events(notes, played, 0.05).precision == 1.0
+
+
+@pytest.mark.parametrize("jitter_ms", [5.0, 10.0])
+def test_a_take_without_metronome_keeps_its_notes(jitter_ms: float) -> None:
+    played = _played(grid_times(100.0, DURATION_S, jitter_ms=jitter_ms, seed=2))
+    onsets, notes, n = _remove(tone_notes(played, DURATION_S, SR))
+    assert onsets.size == played.size
+    assert n == 0
+    np.testing.assert_array_equal(notes, onsets)
+
+
+def test_a_percussive_take_without_metronome_keeps_its_notes() -> None:
+    """A drum pad with ±4 dB velocity and 10 ms timing spread: still a person, not a clock."""
+    played = grid_times(100.0, DURATION_S, jitter_ms=10.0, seed=2)
+    velocity = 0.8 * 10 ** (np.random.default_rng(5).uniform(-4, 4, played.size) / 20)
+    _, notes, _ = _remove(clicks_at(played, DURATION_S, SR, amplitudes=velocity))
+    assert match_events(notes, played, 0.05).recall >= 0.9
+
+
+def test_off_grid_notes_are_never_touched() -> None:
+    """Notes half a period away from every click line are kept whatever the clicks do."""
+    clicks, _ = click_track(100.0, DURATION_S, SR, amplitude=0.1)
+    played = _played(grid_times(100.0, DURATION_S, start_s=0.8))  # 0.3 s after each click
+    _, notes, _ = _remove(clicks + tone_notes(played, DURATION_S, SR))
+    assert match_events(notes, played, 0.05).recall == 1.0
+
+
+def test_a_click_alone_is_removed_and_a_note_on_the_click_stays() -> None:
+    """On a flux built band by band (lag 1, no band filter: the flux is the spectrum's rise):
+    an on-grid onset is a click only when it has the click's shape (cosine >= 0.8) and at
+    most 30 % of its flux outside the click's bands."""
+    n_bands, period, n_lines = 16, 60, 40
+    click = np.zeros(n_bands, dtype=np.float32)
+    click[10:15] = [1, 2, 3, 2, 1]  # footprint: bands 8-15 (>= 10 % of the peak, ±2 bands)
+    note = np.zeros(n_bands, dtype=np.float32)
+    note[0:4] = [2, 4, 3, 1]
+    F = np.zeros((30 + n_lines * period, n_bands), dtype=np.float32)
+    lines = 30 + period * np.arange(n_lines)
+    kinds = []
+    for k, f in enumerate(lines):
+        if k % 4 == 3:
+            F[f], kind = click, "click"
+        elif k == 4:  # click-shaped (cosine 0.85) but 36 % of its flux outside: a note
+            F[f], kind = click + 0.5 * note, "note"
+        elif k == 8:  # inside the footprint but not the click's shape (cosine 0): a note
+            F[f, 8:10], kind = 5.0, "note"
+        else:  # the student on the click
+            F[f], kind = click + 3.0 * note, "note"
+        kinds.append(kind)
+    off_grid = lines[::5] + period // 2
+    F[off_grid] = 2.0 * note
+    S = np.cumsum(F, axis=0)
+    frames = np.sort(np.concatenate([lines, off_grid]))
+    is_click = np.isin(frames, lines[np.array(kinds) == "click"])
+    notes, n = remove_metronome_clicks(
+        S,
+        frames / 100.0,
+        100.0,
+        lag_frames=1,
+        max_bands=0,
+        target_bpm=100.0,
+        grid_start_s=0.3,
+        delta=3.0,
+    )
+    assert n == 10
+    np.testing.assert_array_equal(notes, frames[~is_click] / 100.0)
+
+
+def test_too_few_click_lines_change_nothing() -> None:
+    sr = SR
+    y, _ = click_track(100.0, 4.0, sr)  # 4 s at 100 BPM: fewer than 8 grid lines
+    S, onsets, fps = _detect(y, sr)
+    notes, n = remove_metronome_clicks(
+        S,
+        onsets,
+        fps,
+        lag_frames=OP.lag_frames,
+        max_bands=OP.max_bands,
+        target_bpm=100.0,
+        grid_start_s=0.5,
+        delta=OP.delta,
+    )
+    assert n == 0
+    np.testing.assert_array_equal(notes, onsets)
+    empty, n = remove_metronome_clicks(
+        S,
+        np.zeros(0),
+        fps,
+        lag_frames=OP.lag_frames,
+        max_bands=OP.max_bands,
+        target_bpm=100.0,
+        grid_start_s=0.5,
+        delta=OP.delta,
+    )
+    assert empty.size == 0 and n == 0
+
+
+# --- blind removal -------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine limitation: a metronome alone is found (period 0.600 s, all 23 clicks on it) "
+    "but with fewer than 5 off-grid onsets click_signature() requires the quietest grid lines "
+    "to be <= 0.6 of the median line; identical clicks give 1.00, so the signature is "
+    "rejected and all 23 clicks stay as notes: a take in which the student is silent gets "
+    "23 perfectly timed notes",
+)
+def test_blind_removal_of_a_metronome_alone() -> None:
+    y, clicks = click_track(100.0, DURATION_S, SR, amplitude=0.3)
+    S, onsets, fps = _detect(y)
+    assert onsets.size == clicks.size
+    kept, n = remove_blind_clicks(
+        S, onsets, fps, lag_frames=OP.lag_frames, max_bands=OP.max_bands, delta=OP.delta
+    )
+    assert n >= clicks.size - 2
+    assert kept.size <= 2
+
+
+def test_blind_removal_keeps_a_human_take() -> None:
+    played = _played(grid_times(100.0, DURATION_S, jitter_ms=15.0, seed=7))
+    S, onsets, fps = _detect(tone_notes(played, DURATION_S, SR))
+    kept, n = remove_blind_clicks(
+        S, onsets, fps, lag_frames=OP.lag_frames, max_bands=OP.max_bands, delta=OP.delta
+    )
+    assert n == 0
+    np.testing.assert_array_equal(kept, onsets)

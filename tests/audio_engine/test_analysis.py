@@ -1,0 +1,390 @@
+"""Tests of audio_engine/analysis.py: analyze() on known-answer synthetic recordings."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audio_engine.analysis import analyze, tempo_curve_from_beats
+from audio_engine.errors import ParameterError
+from audio_engine.result import AnalysisResult
+from tests._support.signals import click_track, grid_times, tone_notes
+from tests.audio_engine._support.matching import match_events
+from tests.audio_engine._support.synth import clicks_at, ramp_times, soft_tones, step_times
+
+
+def _assert_valid(r: AnalysisResult, duration_s: float) -> None:
+    """Every time sorted, finite and inside the recording; tempo and confidence sane."""
+    assert r.duration_s == pytest.approx(duration_s)
+    for times in (r.onsets, r.beats):
+        assert times.ndim == 1
+        assert np.all(np.isfinite(times))
+        assert np.all(np.diff(times) > 0)
+        assert np.all((times >= 0) & (times <= r.duration_s))
+    assert r.tempo_bpm is None or (math.isfinite(r.tempo_bpm) and r.tempo_bpm > 0)
+    assert 0.0 <= r.tempo_confidence <= 1.0
+    assert r.tempo_curve.ndim == 2 and r.tempo_curve.shape[1] == 2
+    assert np.all(np.isfinite(r.tempo_curve))
+
+
+def _tone_times(
+    bpm: float, duration_s: float, *, jitter_ms: float = 0.0, seed: int = 0
+) -> np.ndarray:
+    """Grid times that leave 1.6 s at the end, so that every note has decayed before it."""
+    times = grid_times(bpm, duration_s, jitter_ms=jitter_ms, seed=seed)
+    return times[times < duration_s - 1.6]
+
+
+# --- known answers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", [8000, 22050])
+@pytest.mark.parametrize("bpm", [60.0, 90.0, 120.0, 150.0])
+def test_click_tracks(bpm: float, sr: int) -> None:
+    y, clicks = click_track(bpm, 10.0, sr, jitter_ms=10.0, seed=int(bpm))
+    r = analyze(y, sr)
+    _assert_valid(r, 10.0)
+    assert r.tempo_bpm == pytest.approx(bpm, rel=0.04)
+    onsets = match_events(r.onsets, clicks, 0.02)
+    assert onsets.f_measure >= 0.95
+    beats = match_events(r.beats, clicks, 0.07)  # the clicks are the beats: same level
+    assert beats.f_measure >= 0.9
+    assert r.tempo_confidence > 0.2
+    # the tempo curve sits on the tempo
+    assert np.median(r.tempo_curve[:, 1]) == pytest.approx(bpm, rel=0.04)
+
+
+@pytest.mark.parametrize("attack_s", [0.04, 0.05, 0.06])
+def test_soft_attack_tones_are_detected(attack_s: float) -> None:
+    """Raised-cosine attacks of 40-60 ms (a bowed note), detached, at 100 BPM."""
+    sr = 16000
+    times = _tone_times(100.0, 10.0, jitter_ms=10.0, seed=1)
+    y = soft_tones(times, 10.0, sr, attack_s=attack_s, note_s=0.5, release_s=0.1)
+    r = analyze(y, sr)
+    _assert_valid(r, 10.0)
+    m = match_events(r.onsets, times, 0.05)
+    assert m.recall >= 0.9
+    assert m.precision >= 0.9
+    assert r.tempo_bpm == pytest.approx(100.0, rel=0.04)
+
+
+@pytest.mark.parametrize(("attack_s", "jitter_ms"), [(0.04, 3.0), (0.05, 5.0)])
+def test_a_steady_player_without_metronome_keeps_every_note(
+    attack_s: float, jitter_ms: float
+) -> None:
+    sr = 16000
+    times = _tone_times(100.0, 10.0, jitter_ms=jitter_ms, seed=1)
+    r = analyze(soft_tones(times, 10.0, sr, attack_s=attack_s, note_s=0.5, release_s=0.1), sr)
+    assert match_events(r.onsets, times, 0.05).recall >= 0.9
+    assert r.tempo_bpm is not None
+
+
+@pytest.mark.parametrize(
+    ("times", "duration_s", "final_bpm"),
+    [
+        pytest.param(ramp_times(100.0, 0.10, 14.0), 14.0, 110.0, id="rush-10pct"),
+        pytest.param(step_times(100.0, 115.0, 7.0, 14.0), 14.0, 115.0, id="step-100-115"),
+    ],
+)
+def test_beats_follow_tempo_changes(times: np.ndarray, duration_s: float, final_bpm: float) -> None:
+    sr = 8000
+    r = analyze(clicks_at(times, duration_s, sr), sr)
+    m = match_events(r.beats, times, 0.07)
+    assert m.recall >= 0.9 and m.precision >= 0.9
+    late = r.tempo_curve[r.tempo_curve[:, 0] > duration_s - 3.0, 1]
+    assert np.median(late) == pytest.approx(final_bpm, rel=0.04)
+
+
+def test_tempo_curve_from_beats_known_answer() -> None:
+    beats = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.4, 2.8, 3.2])
+    curve = tempo_curve_from_beats(beats)
+    np.testing.assert_allclose(curve[:, 0], beats[:-1] + np.diff(beats) / 2)
+    np.testing.assert_allclose(curve[:, 1], [120, 120, 120, 120, 150, 150, 150])
+    assert tempo_curve_from_beats(beats[:2]).shape == (0, 2)
+
+
+# --- invariances ---------------------------------------------------------------------------
+
+
+def _mixed_take(sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tones with 10 ms jitter at 100 BPM, plus a quiet click on each."""
+    times = _tone_times(100.0, 7.0, jitter_ms=10.0, seed=3)
+    y = tone_notes(times, 7.0, sr) + 0.3 * clicks_at(times, 7.0, sr)
+    return y.astype(np.float32), times
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 22050, 48000, 96000])
+def test_any_sample_rate_gives_the_same_onsets(sr: int) -> None:
+    ref_y, truth = _mixed_take(44100)
+    ref = analyze(ref_y, 44100)
+    y, _ = _mixed_take(sr)
+    r = analyze(y, sr)
+    assert match_events(ref.onsets, truth, 0.02).f_measure == 1.0
+    assert r.onsets.size == ref.onsets.size
+    np.testing.assert_allclose(r.onsets, ref.onsets, atol=0.010)
+    assert r.tempo_bpm == pytest.approx(ref.tempo_bpm, rel=0.01)
+    assert r.sr == sr
+
+
+def test_stereo_equals_mono() -> None:
+    sr = 16000
+    y, _ = _mixed_take(sr)
+    mono = analyze(y, sr)
+    same = analyze(np.stack([y, y], axis=1), sr)
+    np.testing.assert_array_equal(same.onsets, mono.onsets)
+    np.testing.assert_array_equal(same.beats, mono.beats)
+    assert same.tempo_bpm == mono.tempo_bpm
+    # two different channels are their average
+    other = 0.5 * np.roll(y, 3).astype(np.float32)
+    split = analyze(np.stack([y, other], axis=1), sr)
+    down = analyze(((y + other) / np.float32(2)).astype(np.float32), sr)
+    np.testing.assert_array_equal(split.onsets, down.onsets)
+    np.testing.assert_array_equal(split.beats, down.beats)
+
+
+def test_int16_equals_float() -> None:
+    sr = 16000
+    y, _ = _mixed_take(sr)
+    pcm = np.round(y * 32767).astype(np.int16)
+    a = analyze(pcm, sr)
+    b = analyze(pcm.astype(np.float32) / np.float32(32768), sr)
+    np.testing.assert_array_equal(a.onsets, b.onsets)
+    np.testing.assert_array_equal(a.beats, b.beats)
+    assert a.tempo_bpm == b.tempo_bpm
+    # and to float64 / int32 of the same samples
+    c = analyze(pcm.astype(np.int32) << 16, sr)
+    np.testing.assert_array_equal(c.onsets, a.onsets)
+
+
+def test_results_do_not_depend_on_the_target() -> None:
+    sr = 16000
+    y, _ = _mixed_take(sr)
+    plain = analyze(y, sr)
+    assert plain.timing is None
+    for kwargs in (
+        {"target_bpm": 100.0},
+        {"target_bpm": 60.0, "grid_start_s": 0.25, "subdivision": 2},
+        {"target_bpm": 137.0, "latency_ms": 40.0, "subdivision": 3},
+    ):
+        r = analyze(y, sr, **kwargs)  # type: ignore[arg-type]
+        assert r.timing is not None
+        assert r.timing.target_bpm == kwargs["target_bpm"]
+        np.testing.assert_array_equal(r.onsets, plain.onsets)
+        np.testing.assert_array_equal(r.beats, plain.beats)
+        np.testing.assert_array_equal(r.tempo_curve, plain.tempo_curve)
+        assert r.tempo_bpm == plain.tempo_bpm
+        assert r.tempo_confidence == plain.tempo_confidence
+
+
+# --- degenerate recordings -----------------------------------------------------------------
+
+
+@pytest.mark.nojit
+def test_tiny_click_pair() -> None:
+    sr = 8000
+    y = clicks_at([0.1, 0.3], 0.45, sr)
+    r = analyze(y, sr)
+    _assert_valid(r, 0.45)
+    assert match_events(r.onsets, [0.1, 0.3], 0.02).f_measure == 1.0
+    assert r.tempo_bpm is None  # too few onsets for a tempo
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("n", [0, 1, 100, 1600])
+def test_very_short_inputs(n: int) -> None:
+    sr = 8000
+    y = np.random.default_rng(n).normal(0, 0.3, n).astype(np.float32)
+    r = analyze(y, sr)
+    _assert_valid(r, n / sr)
+    assert r.tempo_bpm is None
+    assert r.beats.size == 0
+    assert r.onsets.size <= 1
+    assert r.sr == sr
+
+
+@pytest.mark.parametrize("sr", [8000, 44100])
+@pytest.mark.parametrize("duration_s", [0.5, 3.0])
+def test_silence(sr: int, duration_s: float) -> None:
+    r = analyze(np.zeros(round(duration_s * sr), dtype=np.int16), sr)
+    _assert_valid(r, duration_s)
+    assert r.tempo_bpm is None
+    assert r.tempo_confidence == 0.0
+    assert r.beats.size == 0 and r.onsets.size == 0 and r.tempo_curve.shape == (0, 2)
+
+
+def test_silence_with_a_target_has_an_empty_report() -> None:
+    r = analyze(np.zeros(16000, dtype=np.float32), 8000, target_bpm=90.0)
+    assert r.timing is not None
+    assert r.timing.notes == [] and r.timing.accuracy_pct is None
+
+
+def test_dc_offset_is_harmless_for_tempo_and_beats() -> None:
+    sr = 8000
+    y, clicks = click_track(120.0, 6.0, sr, jitter_ms=10.0)
+    for dc in (0.05, -0.2):
+        r = analyze(y + np.float32(dc), sr)
+        _assert_valid(r, 6.0)
+        assert r.tempo_bpm == pytest.approx(120.0, rel=0.04)
+        assert match_events(r.onsets, clicks, 0.02).recall == 1.0
+
+
+@pytest.mark.parametrize("dc", [0.01, 0.1])
+def test_dc_offset_alone_is_silence(dc: float) -> None:
+    r = analyze(np.full(3 * 8000, dc, dtype=np.float32), 8000)
+    assert r.onsets.size == 0
+
+
+def test_dc_offset_does_not_add_onsets() -> None:
+    sr = 8000
+    y, clicks = click_track(120.0, 6.0, sr, jitter_ms=10.0)
+    r = analyze(y + np.float32(0.05), sr)
+    assert match_events(r.onsets, clicks, 0.02).precision == 1.0
+
+
+@pytest.mark.parametrize("sr", [8000, 16000])
+def test_a_recording_cut_mid_note_has_no_onset_at_its_end(sr: int) -> None:
+    times = np.arange(0.5, 3.0, 0.6)
+    y = soft_tones(times, 3.1, sr, attack_s=0.01, note_s=0.55, release_s=0.1)  # last note cut
+    r = analyze(y, sr)
+    assert match_events(r.onsets, times, 0.05).precision == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+def test_hard_clipped_loud_clicks(dtype: type) -> None:
+    sr = 16000
+    y, clicks = click_track(110.0, 8.0, sr, jitter_ms=5.0)
+    clipped = np.clip(20.0 * y, -1.0, 1.0)
+    x = (clipped * 32767).astype(np.int16) if dtype is np.int16 else clipped.astype(np.float32)
+    r = analyze(x, sr)
+    ref = analyze(y, sr)
+    _assert_valid(r, 8.0)
+    assert match_events(r.onsets, clicks, 0.02).f_measure >= 0.95
+    assert r.tempo_bpm == pytest.approx(ref.tempo_bpm, rel=0.01)
+    assert match_events(r.beats, ref.beats, 0.02).f_measure == 1.0
+
+
+# --- invalid input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples(bad: float) -> None:
+    y = np.zeros((8000, 2), dtype=np.float64)
+    y[1234, 1] = bad
+    with pytest.raises(ParameterError, match="index 1234"):
+        analyze(y, 8000)
+
+
+@pytest.mark.parametrize("sr", [7999, 96001, 44100.5, 0, float("nan")])
+def test_bad_sample_rates(sr: float) -> None:
+    with pytest.raises(ParameterError, match="sample rate"):
+        analyze(np.zeros(100, dtype=np.float32), sr)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"target_bpm": 0.0}, "target_bpm"),
+        ({"target_bpm": -1.0}, "target_bpm"),
+        ({"target_bpm": float("nan")}, "target_bpm"),
+        ({"target_bpm": float("inf")}, "target_bpm"),
+        ({"target_bpm": 1000.0}, "target_bpm"),
+        ({"target_bpm": 100.0, "subdivision": 5}, "subdivision"),
+        ({"target_bpm": 100.0, "subdivision": 0}, "subdivision"),
+        ({"target_bpm": 100.0, "latency_ms": 5000.0}, "latency_ms"),
+        ({"target_bpm": 100.0, "latency_ms": float("nan")}, "latency_ms"),
+        ({"target_bpm": 100.0, "grid_start_s": -1.0}, "grid_start_s"),
+        ({"target_bpm": 100.0, "grid_start_s": float("inf")}, "grid_start_s"),
+    ],
+)
+def test_target_parameters_are_validated(kwargs: dict[str, float], name: str) -> None:
+    with pytest.raises(ParameterError, match=name) as info:
+        analyze(np.zeros(8000, dtype=np.float32), 8000, **kwargs)  # type: ignore[arg-type]
+    assert repr(kwargs[name]) in str(info.value)
+
+
+# --- metronome bleed -----------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine defect: no click is removed as a metronome click (metronome_clicks_removed "
+    "== 0, wanted >= 11): click_signature() rejects the metronome because the click's flux is "
+    "shaped like the notes' (see dsp/test_metronome.py). What the report keeps then depends on "
+    "the hold gate, whose margin for a click is narrow and frame-phase dependent: at 16 kHz it "
+    "drops 16 of the 17 clicks detected apart from the notes (notes 20 for 19 played, precision "
+    "0.95), at 22.05 kHz only 7 of 18 (notes 30, precision 0.63)",
+)
+@pytest.mark.parametrize("sr", [16000, 22050])
+def test_metronome_bleed_is_not_counted_as_notes(sr: int) -> None:
+    """A quiet click on the 100 BPM target grid under a louder tone that drags by 15 %:
+    the timing report's notes are the tone's, and the clicks are reported as removed."""
+    duration_s = 14.0
+    clicks, click_times = click_track(100.0, duration_s, sr, amplitude=0.1)
+    played = ramp_times(100.0, -0.15, duration_s)
+    played = played[played < duration_s - 1.6]
+    y = clicks + tone_notes(played, duration_s, sr, velocities=[0.6])
+    r = analyze(y, sr, target_bpm=100.0, grid_start_s=0.5, subdivision=1)
+    assert r.timing is not None
+    notes = np.array([t for t, _ in r.timing.notes])
+    m = match_events(notes, played, 0.05)
+    assert abs(notes.size - played.size) <= 1
+    assert m.recall >= 0.9 and m.precision >= 0.9
+    assert r.timing.metronome_clicks_removed >= click_times.size // 2
+
+
+def test_a_take_without_metronome_keeps_its_notes_in_the_report() -> None:
+    sr = 16000
+    played = _tone_times(100.0, 14.0, jitter_ms=10.0, seed=2)
+    r = analyze(tone_notes(played, 14.0, sr), sr, target_bpm=100.0, grid_start_s=0.5)
+    assert r.timing is not None
+    assert r.timing.metronome_clicks_removed == 0
+    assert len(r.timing.notes) == played.size
+
+
+# --- robustness ----------------------------------------------------------------------------
+
+
+@st.composite
+def _recordings(draw: st.DrawFn) -> np.ndarray:
+    n = draw(st.integers(0, 16000))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = 10.0 ** draw(st.floats(-6.0, 0.5))
+    kind = draw(st.sampled_from(["noise", "impulses", "tone", "dc+noise", "int16"]))
+    if kind == "impulses":
+        y = np.zeros(n)
+        if n:
+            y[rng.integers(0, n, size=draw(st.integers(0, 20)))] = rng.uniform(-1, 1, 1)[0]
+    elif kind == "tone":
+        y = np.sin(np.arange(n) * rng.uniform(0.01, 3.0)) * (rng.random(n) < rng.uniform(0.1, 1.0))
+    elif kind == "dc+noise":
+        y = rng.uniform(-1, 1) + rng.normal(0, 0.1, n)
+    else:
+        y = rng.normal(0, 1, n)
+    y = scale * y
+    out: np.ndarray
+    if kind == "int16":
+        out = np.clip(np.round(y * 32767), -32768, 32767).astype(np.int16)
+    else:
+        out = y.astype(draw(st.sampled_from([np.float32, np.float64])))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(y=_recordings(), target=st.none() | st.floats(20.0, 400.0))
+def test_random_short_recordings_give_valid_results(y: np.ndarray, target: float | None) -> None:
+    sr = 8000
+    try:
+        r = analyze(y, sr, target_bpm=target)
+    except ParameterError:  # the only error allowed; finite samples should not even raise it
+        assert not np.all(np.isfinite(y))
+        return
+    _assert_valid(r, y.shape[0] / sr)
+    if target is not None:
+        assert r.timing is not None
+        times = [t for t, _ in r.timing.notes]
+        assert times == sorted(times)
+        assert all(0.0 <= t <= r.duration_s for t in times)
