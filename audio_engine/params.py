@@ -48,9 +48,10 @@ class OnsetParams:
         A peak counts only if at least ``hold_ratio`` of its strength is still there when
         the rise is held for ``hold_frames`` frames (rejects release clicks and knocks).
     pre_max_s, post_max_s : float
-        A peak is the maximum of the onset strength within this window around it.
+        A peak is the maximum of the onset strength within this window around it. The
+        short look-ahead (one frame) keeps live onsets within 30 ms of the audio.
     pre_avg_s, post_avg_s : float
-        Window of the moving average the peak must exceed by ``delta``.
+        Window of the moving average the peak must exceed by ``delta`` (causal).
     delta : float
         Absolute threshold above the moving average (onset-strength units).
     rel_delta : float
@@ -63,12 +64,12 @@ class OnsetParams:
 
     lag_frames: int = 2
     max_bands: int = 1
-    hold_frames: int = 3
+    hold_frames: int = 1
     hold_ratio: float = 0.2
     pre_max_s: float = 0.03
-    post_max_s: float = 0.03
+    post_max_s: float = 0.01
     pre_avg_s: float = 0.10
-    post_avg_s: float = 0.03
+    post_avg_s: float = 0.0
     delta: float = 3.0
     rel_delta: float = 0.0
     combine_s: float = 0.03

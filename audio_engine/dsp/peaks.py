@@ -107,11 +107,10 @@ def pick_peaks(
 def held_peaks(
     odf: NDArray[np.float64], held: NDArray[np.float64], peaks: NDArray[np.float64], ratio: float
 ) -> NDArray[np.bool_]:
-    """Mask of the peaks whose held strength (max within one frame) is at least ``ratio``
-    times their onset strength."""
+    """Mask of the peaks whose held strength (the larger of the peak frame and the one
+    before) is at least ``ratio`` times their onset strength. Causal within the hold."""
     idx = np.clip(np.round(peaks).astype(np.int64), 0, odf.shape[0] - 1)
     lo = np.clip(idx - 1, 0, held.shape[0] - 1)
-    hi = np.clip(idx + 1, 0, held.shape[0] - 1)
-    best = np.maximum(np.maximum(held[lo], held[idx]), held[hi])
+    best = np.maximum(held[lo], held[idx])
     keep: NDArray[np.bool_] = best >= ratio * odf[idx]
     return keep

@@ -123,9 +123,10 @@ def test_pick_peaks_refines_and_accepts_lists() -> None:
 
 def test_held_peaks_keeps_peaks_whose_strength_is_held() -> None:
     odf = np.array([0.0, 10.0, 0.0, 0.0, 10.0, 0.0, 0.0, 8.0])
-    held = np.array([0.0, 0.0, 3.0, 0.0, 1.0, 0.0, 0.0, 2.0])
+    held = np.array([3.0, 0.0, 9.0, 0.0, 1.0, 0.0, 0.0, 2.0])
     peaks = np.array([1.2, 3.9, 7.0])  # refined positions round to frames 1, 4 and 7
-    # the held strength is the largest within one frame: 3 (frame 2), 1, 2
+    # the held strength is the larger of the peak frame and the one before (causal):
+    # 3 (frame 0; frame 2 is not looked at), 1, 2
     np.testing.assert_array_equal(held_peaks(odf, held, peaks, 0.2), [True, False, True])
     np.testing.assert_array_equal(held_peaks(odf, held, peaks, 0.1), [True, True, True])
     np.testing.assert_array_equal(held_peaks(odf, held, peaks, 0.3), [True, False, False])
