@@ -22,9 +22,10 @@ from audio_engine.result import AnalysisResult
 MIN_ONSETS_FOR_TEMPO = 4
 
 
-def _check_target(
+def check_target(
     target_bpm: float | None, grid_start_s: float, subdivision: int | None, latency_ms: float
 ) -> None:
+    """Validate the timing arguments of :func:`analyze` (ParameterError naming the value)."""
     if target_bpm is not None and not (math.isfinite(target_bpm) and 20.0 <= target_bpm <= 400.0):
         raise ParameterError(f"target_bpm must be within 20-400 BPM, got {target_bpm!r}")
     if not math.isfinite(grid_start_s) or grid_start_s < 0:
@@ -102,7 +103,7 @@ def analyze(
         On an invalid argument, sample rate, dtype, or NaN/infinite samples.
     """
     p = params or AnalysisParams()
-    _check_target(target_bpm, grid_start_s, subdivision, latency_ms)
+    check_target(target_bpm, grid_start_s, subdivision, latency_ms)
     n_in = int(np.asarray(samples).shape[0]) if np.asarray(samples).ndim else 0
     y, work_sr = prepare_signal(samples, sr, target_sr=p.spectrogram.target_sr)
     duration_s = n_in / float(sr)

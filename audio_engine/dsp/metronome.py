@@ -62,18 +62,15 @@ def grid_frames(n_frames: int, fps: float, period_s: float, click_s: float) -> N
 
 
 def click_signature(
-    F: NDArray[np.float32],
-    click_frames: NDArray[np.int64],
-    notes: NDArray[np.float32],
-    delta: float,
+    vectors: NDArray[np.float32], notes: NDArray[np.float32], delta: float
 ) -> NDArray[np.float32] | None:
     """The click's per-band flux, or None when the grid carries no metronome.
 
-    ``notes`` are the flux vectors of the onsets off the grid (the student's). A metronome is
-    an audible sound, the same at every quiet grid position, and unlike the student's
-    notes; when the student never leaves the grid, the quiet positions must also be clearly
-    quieter than the rest (a click alone, not the same note played softly)."""
-    vectors = _at_frames(F, click_frames, CLICK_WINDOW_FRAMES)
+    ``vectors`` are the flux vectors at the grid lines (see :func:`_at_frames`), ``notes``
+    those of the onsets off the grid (the student's). A metronome is an audible sound, the
+    same at every quiet grid position, and unlike the student's notes; when the student
+    never leaves the grid, the quiet positions must also be clearly quieter than the rest
+    (a click alone, not the same note played softly)."""
     totals = vectors.sum(axis=1)
     quiet_mask = totals <= np.quantile(totals, QUIET_SHARE)
     quiet = vectors[quiet_mask]
@@ -139,21 +136,30 @@ def remove_metronome_clicks(
     distance = np.abs(onset_frames[:, None] - click_frames[None, :]).min(axis=1)
     on_grid = distance <= CLICK_WINDOW_FRAMES
     vectors = _at_frames(F, onset_frames, 1)
-    signature = click_signature(F, click_frames, vectors[~on_grid], delta)
+    grid_vectors = _at_frames(F, click_frames, CLICK_WINDOW_FRAMES)
+    signature = click_signature(grid_vectors, vectors[~on_grid], delta)
     if signature is None:
         return onsets_s, 0
-    # a click alone rises only in the click's own bands (more of them over silence than
-    # under a note); a note played with the click also rises outside them
+    is_click = on_grid & classify_clicks(vectors, signature)
+    return onsets_s[~is_click], int(is_click.sum())
+
+
+def classify_clicks(
+    vectors: NDArray[np.float32], signature: NDArray[np.float32]
+) -> NDArray[np.bool_]:
+    """Which onset flux vectors (on grid lines) are a click alone.
+
+    A click alone rises only in the click's own bands (more of them over silence than under
+    a note) and has the click's shape; a note played with the click also rises outside them.
+    """
     footprint = signature >= FOOTPRINT_LEVEL * float(signature.max())
     footprint = np.convolve(footprint, np.ones(2 * FOOTPRINT_SPREAD + 1), mode="same") > 0
     outside = vectors[:, ~footprint].sum(axis=1)
     total = vectors.sum(axis=1)
-    is_click = (
-        on_grid
-        & (outside <= MAX_OUTSIDE_SHARE * total)
-        & (_cosine(vectors, signature) >= CLICK_SIMILARITY)
+    mask: NDArray[np.bool_] = (outside <= MAX_OUTSIDE_SHARE * total) & (
+        _cosine(vectors, signature) >= CLICK_SIMILARITY
     )
-    return onsets_s[~is_click], int(is_click.sum())
+    return mask
 
 
 def _grid_fit(

@@ -53,6 +53,63 @@ def _pick_peaks_kernel(
 
 
 @njit(cache=True, nogil=True)
+def _pick_peaks_range_kernel(
+    odf: NDArray[np.float64],
+    buf_start: int,
+    n_total: int,
+    f0: int,
+    f1: int,
+    pre_max: int,
+    post_max: int,
+    pre_avg: int,
+    post_avg: int,
+    delta: float,
+    combine: int,
+    last: int,
+) -> tuple[NDArray[np.float64], int]:
+    """:func:`_pick_peaks_kernel` + refinement for frames ``f0 .. f1-1`` of a stream whose
+    frames ``buf_start ..`` are in ``odf`` and of which ``n_total`` exist so far (windows are
+    clipped there, as at the end of a whole signal). ``last`` is the previous peak; returns
+    the refined peak positions (absolute frames) and the new ``last``."""
+    out = np.empty(max(0, f1 - f0), dtype=np.float64)
+    count = 0
+    for i in range(f0, f1):
+        v = odf[i - buf_start]
+        if v <= 0.0:
+            continue
+        lo = max(0, i - pre_max)
+        hi = min(n_total, i + post_max + 1)
+        is_max = True
+        for j in range(lo, hi):
+            w = odf[j - buf_start]
+            if w > v or (w == v and j < i):
+                is_max = False
+                break
+        if not is_max:
+            continue
+        lo = max(0, i - pre_avg)
+        hi = min(n_total, i + post_avg + 1)
+        acc = 0.0
+        for j in range(lo, hi):
+            acc += odf[j - buf_start]
+        if v < acc / (hi - lo) + delta:
+            continue
+        if i - last <= combine:
+            continue
+        last = i
+        if 0 < i < n_total - 1:
+            a = odf[i - 1 - buf_start]
+            c = odf[i + 1 - buf_start]
+            den = a - 2.0 * v + c
+            off = 0.5 * (a - c) / den if den < 0.0 else 0.0
+            out[count] = i + min(0.5, max(-0.5, off))
+        else:
+            out[count] = float(i)
+        count += 1
+    return out[:count], last
+
+
+@njit(cache=True, nogil=True)
 def _refine_kernel(odf: NDArray[np.float64], peaks: NDArray[np.int64]) -> NDArray[np.float64]:
     """Sub-frame peak positions by parabolic interpolation over three frames."""
     out = np.empty(peaks.shape[0], dtype=np.float64)

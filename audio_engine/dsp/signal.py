@@ -40,6 +40,32 @@ def _decimate_kernel(
     return out
 
 
+@njit(cache=True, nogil=True)
+def _decimate_range_kernel(
+    buf: NDArray[np.float32],
+    buf_start: int,
+    n_total: int,
+    h: NDArray[np.float32],
+    factor: int,
+    j0: int,
+    j1: int,
+) -> NDArray[np.float32]:
+    """Outputs ``j0 .. j1-1`` of :func:`_decimate_kernel` for a stream whose samples
+    ``buf_start ..`` are in ``buf``; samples before 0 or from ``n_total`` on are zero.
+    Sums in the same order as the whole-signal kernel, so the values are identical."""
+    half = h.shape[0] // 2
+    out = np.empty(max(0, j1 - j0), dtype=np.float32)
+    for i in range(j1 - j0):
+        c = (j0 + i) * factor
+        acc = np.float32(0.0)
+        for k in range(h.shape[0]):
+            j = c - half + k
+            if 0 <= j < n_total:
+                acc += h[k] * buf[j - buf_start]
+        out[i] = acc
+    return out
+
+
 def decimation_factor(sr: int, target_sr: int) -> int:
     """Largest integer factor that keeps the working rate at or above ``target_sr`` (Hz)."""
     return max(1, int(sr // target_sr))

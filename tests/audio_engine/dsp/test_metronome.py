@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from audio_engine.dsp.metronome import (
+    CLICK_WINDOW_FRAMES,
     _at_frames,
     band_flux,
     click_signature,
@@ -148,13 +149,13 @@ def test_click_signature_of_a_metronome_under_a_student() -> None:
 
     F, frames = _grid_flux(line)
     notes = NOTE[None, :] * np.linspace(1.5, 3.0, 8, dtype=np.float32)[:, None]
-    sig = click_signature(F, frames, notes, delta=3.0)
+    sig = click_signature(_at_frames(F, frames, CLICK_WINDOW_FRAMES), notes, delta=3.0)
     assert sig is not None
     cos = float(sig @ CLICK / np.linalg.norm(sig) / np.linalg.norm(CLICK))
     assert cos > 0.99
     assert float(sig.sum()) == pytest.approx(float(CLICK.sum()), rel=0.06)
     # with fewer than 5 off-grid notes, the click-alone lines are quiet enough (< 0.6 median)
-    assert click_signature(F, frames, notes[:2], delta=3.0) is not None
+    assert click_signature(_at_frames(F, frames, CLICK_WINDOW_FRAMES), notes[:2], delta=3.0) is not None
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,7 @@ def test_click_signature_rejects_what_a_metronome_is_not(case: str) -> None:
             return NOTE * rng.uniform(0.7, 1.0)
 
     F, frames = _grid_flux(line)
-    assert click_signature(F, frames, notes, delta=3.0) is None
+    assert click_signature(_at_frames(F, frames, CLICK_WINDOW_FRAMES), notes, delta=3.0) is None
 
 
 # --- finding a click grid without a target -------------------------------------------------

@@ -1,0 +1,794 @@
+"""Causal (streaming) analysis: the engine run live on a stream of audio chunks.
+
+The stream runs the offline kernels frame by frame, so its onsets are the offline onsets:
+
+- decimation, framing, the spectrogram, the onset strength, the hold gate and the peak
+  picking are the same computations on the same samples; each frame is computed once all
+  of its samples have arrived, each peak once the frame after it exists (one 10 ms frame of
+  look-ahead), so a chunking never changes a value and an onset is reported by the time the
+  audio 30 ms past it has been fed;
+- tempo and beats come from the offline tempo stages run every half second of audio on the
+  last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
+  ``BEAT_CONFIRM_S`` old, so it can no longer move;
+- metronome clicks on the target grid are recognised with a signature learnt from the
+  recent grid lines (``RECENT_CLICKS``) instead of the whole take;
+- the state is bounded: ring buffers of samples, frames and onset strength; only the notes
+  and beats (the summary's content) grow with the stream, a few bytes each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.fft
+from numpy.typing import NDArray
+
+from audio_engine.analysis import check_target
+from audio_engine.dsp.beats import track_beats
+from audio_engine.dsp.meter import choose_grouping
+from audio_engine.dsp.metronome import CLICK_WINDOW_FRAMES, classify_clicks, click_signature
+from audio_engine.dsp.onsets import (
+    _hold_min_kernel,
+    _max_filter_bands_kernel,
+    _superflux_kernel,
+)
+from audio_engine.dsp.peaks import _pick_peaks_range_kernel
+from audio_engine.dsp.signal import (
+    _decimate_range_kernel,
+    check_sr,
+    decimation_factor,
+    lowpass_taps,
+    to_mono_float32,
+)
+from audio_engine.dsp.spectrogram import (
+    _filterbank_log_kernel,
+    _frame_kernel,
+    _hann,
+    frame_geometry,
+    log_filterbank,
+)
+from audio_engine.dsp.tempo import _peak_near_kernel, estimate_tatum, local_period, tempogram
+from audio_engine.errors import ParameterError
+from audio_engine.events import (
+    BeatEvent,
+    Event,
+    OnsetEvent,
+    StreamSummary,
+    TempoEvent,
+    WarningEvent,
+)
+from audio_engine.params import AnalysisParams
+from audio_engine.timing import (
+    grid_deviations_ms,
+    infer_subdivision,
+    mood_for,
+    timing_report,
+)
+
+MAX_CHANNELS = 8
+TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
+TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
+BEAT_CONFIRM_S = 0.25  # a beat is reported when the audio is this far past it
+RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
+RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
+MIN_CLICKS = 8
+CLIP_LEVEL = 0.999
+CLIP_BLOCK = 4096  # input samples per clipping check
+CLIP_MIN_SAMPLES = 3
+QUIET_DBFS = -50.0
+SILENCE_DBFS = -65.0
+LEVEL_WINDOW_S = 3.0
+LONG_SILENCE_S = 10.0
+WARNING_REPEAT_S = 10.0
+PERIOD_FOLLOW = 0.15  # log-ratio within which a new period estimate is followed
+SWITCH_UPDATES = 4  # agreeing estimates of another level (of the last 5) before switching
+PERIOD_SMOOTHING = 0.3  # weight of a new period estimate
+PHASE_WINDOW_S = 4.0  # the window's beats this recent steer the phase
+PHASE_TOLERANCE = 0.25  # share of a period the phase may differ before it is moved
+BEAT_SEARCH = 0.3  # a beat is searched within this share of a period of its prediction
+BEAT_SPREAD = 0.12  # the preference for the predicted time (share of a period)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """What a stream carries and what it is timed against.
+
+    Attributes
+    ----------
+    sr : int
+        Sample rate in Hz (8000-96000).
+    channels : int
+        Interleaved channels per frame (1-8); mixed down to mono.
+    target_bpm : float, optional
+        Target tempo (20-400 BPM) for deviations and the timing report.
+    grid_start_s : float
+        Time of the target grid's first line, seconds on the stream's clock.
+    subdivision : {1, 2, 3, 4}, optional
+        Notes per beat; inferred when omitted.
+    latency_ms : float
+        Input latency subtracted from note times (within ±1000 ms).
+    """
+
+    sr: int
+    channels: int = 1
+    target_bpm: float | None = None
+    grid_start_s: float = 0.0
+    subdivision: int | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class _Ring:
+    """A growing-at-the-end, trimmed-at-the-front array addressed by absolute index."""
+
+    data: NDArray[np.float64]
+    start: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + int(self.data.shape[0])
+
+    def append(self, values: NDArray[np.float64]) -> None:
+        self.data = np.concatenate([self.data, values])
+
+    def keep_from(self, index: int) -> None:
+        cut = index - self.start
+        if cut > 0:
+            self.data = self.data[cut:]
+            self.start = index
+
+
+@dataclass(slots=True)
+class _Levels:
+    """Per-frame signal levels for the input warnings."""
+
+    frame_power: deque[float] = field(default_factory=deque)
+    silent_frames: int = 0
+    last_warning: dict[str, float] = field(default_factory=dict)
+
+
+class StreamAnalyzer:
+    """Analyse one live stream chunk by chunk; one instance per stream, not thread-safe.
+
+    ``process(chunk)`` returns the events that the audio fed so far makes certain; the
+    same audio in any chunking gives the same events. ``finish()`` flushes and returns the
+    last events and the summary.
+
+    Parameters
+    ----------
+    config : StreamConfig
+        Sample rate, channels and the optional target.
+    params : AnalysisParams, optional
+        The analysis parameters (the offline defaults).
+
+    Raises
+    ------
+    ParameterError
+        On an invalid configuration.
+    """
+
+    def __init__(self, config: StreamConfig, params: AnalysisParams | None = None) -> None:
+        self.config = config
+        self.params = p = params or AnalysisParams()
+        self._sr = check_sr(config.sr)
+        if not 1 <= config.channels <= MAX_CHANNELS:
+            raise ParameterError(f"channels must be 1-{MAX_CHANNELS}, got {config.channels!r}")
+        check_target(config.target_bpm, config.grid_start_s, config.subdivision, config.latency_ms)
+        self._factor = decimation_factor(self._sr, p.spectrogram.target_sr)
+        self._taps = lowpass_taps(self._factor)
+        self._geom = frame_geometry(self._sr / self._factor, p.spectrogram)
+        self._fb = log_filterbank(
+            self._geom.sr,
+            self._geom.n_fft,
+            p.spectrogram.fmin_hz,
+            p.spectrogram.fmax_hz,
+            p.spectrogram.bands_per_octave,
+        )
+        fps = self._geom.fps
+        o = p.onset
+        self._pre_max = max(1, round(o.pre_max_s * fps))
+        self._post_max = max(0, round(o.post_max_s * fps))
+        self._pre_avg = max(1, round(o.pre_avg_s * fps))
+        self._post_avg = max(0, round(o.post_avg_s * fps))
+        self._combine = max(0, round(o.combine_s * fps))
+        self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
+        self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
+        self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
+        self._beat_confirm = round(BEAT_CONFIRM_S * fps)
+        self._click_period_frames = (
+            None if config.target_bpm is None else 60.0 / config.target_bpm * fps
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything fed so far (a new stream with the same configuration)."""
+        n_bands = self._fb[0].shape[0]
+        lag = self.params.onset.lag_frames
+        self._n_in = 0
+        self._in = np.zeros(0, dtype=np.float32)
+        self._in_start = 0
+        self._n_dec = 0
+        self._dec = np.zeros(0, dtype=np.float32)
+        self._dec_start = 0
+        self._n_frames = 0
+        # spectra: the last frames (for the lag reference, the hold and click vectors)
+        self._spec = np.zeros((0, n_bands), dtype=np.float32)
+        self._spec_start = 0
+        self._ref = np.zeros((lag, n_bands), dtype=np.float32)  # max-filtered, before frame 0
+        self._ref_start = -lag
+        self._odf = _Ring(np.zeros(0))
+        self._held = _Ring(np.zeros(0))
+        self._n_held = 0
+        self._n_peaked = 0
+        self._last_peak = -(10**9)
+        self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
+        # outputs
+        self._notes: list[float] = []
+        self._deviations: list[float] = []
+        self._beats: list[float] = []
+        self._last_beat_frame = -1
+        self._next_tempo_frame = self._tempo_every
+        self._period: float | None = None  # beat period in frames
+        self._beat_phase: int | None = None  # a beat frame seen by the first estimate
+        self._switch: deque[float] = deque(maxlen=SWITCH_UPDATES + 1)
+        self._phase_votes = 0
+        self._confidence = 0.0
+        self._subdivision = self.config.subdivision
+        # metronome
+        self._clicks: deque[tuple[int, NDArray[np.float32]]] = deque()
+        self._offgrid: deque[NDArray[np.float32]] = deque(maxlen=RECENT_NOTES)
+        self._next_click = 0
+        self._clicks_removed = 0
+        self._bleed_warned = False
+        # input checks
+        self._clip_block_count = 0
+        self._clip_block_start = 0
+        self._levels = _Levels()
+        self._finished = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def audio_s(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._n_in / self._sr
+
+    def process(self, samples: NDArray[np.generic]) -> list[Event]:
+        """Feed samples shaped (n,) or (n, channels), int16 or float; return new events.
+
+        Raises
+        ------
+        ParameterError
+            On a wrong shape, dtype, channel count or NaN/infinite samples.
+        """
+        if self._finished:
+            raise ParameterError("the stream has ended; no more audio can be fed")
+        x = np.asarray(samples)
+        if x.ndim == 2 and x.shape[1] != self.config.channels:
+            raise ParameterError(
+                f"chunk has {x.shape[1]} channels, the stream was configured with "
+                f"{self.config.channels}"
+            )
+        if x.ndim == 1 and self.config.channels > 1:
+            if x.shape[0] % self.config.channels:
+                raise ParameterError(
+                    f"{x.shape[0]} samples do not split into {self.config.channels} channels"
+                )
+            x = x.reshape(-1, self.config.channels)
+        events: list[Event] = []
+        self._check_clipping(x, events)
+        y = to_mono_float32(x)
+        if y.size:
+            self._feed(y, events)
+        return events
+
+    def finish(self) -> tuple[list[Event], StreamSummary]:
+        """End the stream: the remaining events and the summary."""
+        if self._finished:
+            raise ParameterError("the stream has already ended")
+        self._finished = True
+        events: list[Event] = []
+        # the last decimated samples (zeros past the end, as offline)
+        n_out = -(-self._n_in // self._factor) if self._n_in else 0
+        self._decimate_until(n_out, final=True)
+        total_frames = self._n_dec // self._geom.hop_length + 1 if self._n_dec else 0
+        tail = max(0, (self._n_dec - self._geom.n_fft // 2) // self._geom.hop_length + 1)
+        self._frames_until(total_frames, events, final=True, mute_from=tail)
+        self._update_tempo(events, final=True)
+        duration_s = self.audio_s
+        notes = np.asarray(self._notes, dtype=np.float64)
+        beats = np.asarray(self._beats, dtype=np.float64)
+        tempo_bpm = (
+            float(60.0 / np.median(np.diff(beats)))
+            if beats.size >= 4
+            else (None if self._period is None else 60.0 * self._geom.fps / self._period)
+        )
+        timing = None
+        if self.config.target_bpm is not None:
+            timing = timing_report(
+                notes,
+                beats,
+                duration_s,
+                target_bpm=self.config.target_bpm,
+                grid_start_s=self.config.grid_start_s,
+                subdivision=self.config.subdivision,
+                latency_ms=self.config.latency_ms,
+                metronome_clicks_removed=self._clicks_removed,
+            )
+        summary = StreamSummary(
+            duration_s=duration_s,
+            tempo_bpm=tempo_bpm,
+            n_onsets=int(notes.size),
+            n_beats=int(beats.size),
+            timing=timing,
+        )
+        return events, summary
+
+    # ------------------------------------------------------------------ stages
+
+    def _feed(self, y: NDArray[np.float32], events: list[Event]) -> None:
+        self._in = np.concatenate([self._in, y])
+        self._n_in += y.shape[0]
+        half = self._taps.shape[0] // 2
+        # decimated sample j needs input up to j*factor + half
+        ready = (self._n_in - 1 - half) // self._factor + 1 if self._n_in - 1 - half >= 0 else 0
+        self._decimate_until(ready, final=False)
+        hop, half_win = self._geom.hop_length, self._geom.n_fft // 2
+        frames_ready = (self._n_dec - half_win) // hop + 1 if self._n_dec >= half_win else 0
+        self._frames_until(frames_ready, events, final=False, mute_from=None)
+
+    def _decimate_until(self, n_out: int, *, final: bool) -> None:
+        if n_out <= self._n_dec:
+            return
+        if self._factor == 1:
+            new = self._in[self._n_dec - self._in_start : n_out - self._in_start]
+        else:
+            n_total = self._n_in if final else self._in_start + self._in.shape[0]
+            new = _decimate_range_kernel(
+                self._in, self._in_start, n_total, self._taps, self._factor, self._n_dec, n_out
+            )
+        self._dec = np.concatenate([self._dec, new.astype(np.float32, copy=False)])
+        self._n_dec = n_out
+        keep = (
+            max(0, n_out * self._factor - self._taps.shape[0] // 2) if self._factor > 1 else n_out
+        )
+        cut = keep - self._in_start
+        if cut > 0:
+            self._in = self._in[cut:]
+            self._in_start = keep
+
+    def _frames_until(
+        self, n_frames: int, events: list[Event], *, final: bool, mute_from: int | None
+    ) -> None:
+        """Compute frames up to ``n_frames`` and everything that depends on them."""
+        geom = self._geom
+        f0 = self._n_frames
+        if n_frames > f0:
+            # frame f covers decimated samples f*hop - n_fft/2 ..; the buffer keeps them all
+            start = f0 * geom.hop_length - geom.n_fft // 2 - self._dec_start
+            frames = _frame_kernel(
+                self._dec, _hann(geom.n_fft), geom.hop_length, start, n_frames - f0
+            )
+            spec = scipy.fft.rfft(frames, axis=1)
+            fb = self._fb
+            S = _filterbank_log_kernel(
+                spec, fb[0], fb[1], fb[2], fb[3], self.params.spectrogram.log_mul
+            )
+            self._add_spectra(S, f0, mute_from)
+            self._track_levels(f0, n_frames, events)
+            self._n_frames = n_frames
+            keep = self._n_frames * geom.hop_length - geom.n_fft // 2
+            cut = keep - self._dec_start
+            if cut > 0:
+                self._dec = self._dec[cut:]
+                self._dec_start = keep
+        self._update_held(final)
+        self._metronome_positions(final)
+        self._pick(events, final)
+        while self._n_frames >= self._next_tempo_frame and not final:
+            self._update_tempo(events, final=False, at_frame=self._next_tempo_frame)
+            self._next_tempo_frame += self._tempo_every
+        self._trim()
+
+    def _add_spectra(self, S: NDArray[np.float32], f0: int, mute_from: int | None) -> None:
+        o = self.params.onset
+        ref_new = _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
+        lag = o.lag_frames
+        hist = self._ref[-lag:]
+        odf = _superflux_kernel(S, ref_new, lag, np.ascontiguousarray(hist))
+        if mute_from is not None and mute_from < f0 + S.shape[0]:
+            odf[max(0, mute_from - f0) :] = 0.0
+        self._odf.append(odf)
+        self._ref = np.concatenate([self._ref, ref_new])[-(lag + 1) :]
+        if self._spec.shape[0] == 0:
+            self._spec_start = f0
+        self._spec = np.concatenate([self._spec, S])
+        # per-band flux rows, for the metronome's click and note vectors
+        prev = np.concatenate([hist, ref_new])[: S.shape[0]]
+        flux = np.maximum(S - prev, np.float32(0.0))
+        for k in range(S.shape[0]):
+            self._flux.append((f0 + k, flux[k]))
+
+    def _update_held(self, final: bool) -> None:
+        o = self.params.onset
+        if o.hold_ratio <= 0:
+            return
+        hold = o.hold_frames
+        upto = self._n_frames if final else self._n_frames - hold
+        if upto <= self._n_held:
+            return
+        lag = o.lag_frames
+        # rows n_held - lag .. upto + hold of the spectra are needed
+        s0 = self._spec_start
+        lo = self._n_held
+        S = self._spec[lo - s0 : min(self._n_frames, upto + hold) - s0]
+        held_S = _hold_min_kernel(np.ascontiguousarray(S), hold)[: upto - lo]
+        ref_rows = self._ref_rows(lo - lag, upto - lag)
+        held = _superflux_kernel(
+            np.ascontiguousarray(held_S),
+            np.ascontiguousarray(ref_rows[lag:]) if ref_rows.shape[0] > lag else ref_rows[:0],
+            lag,
+            np.ascontiguousarray(ref_rows[:lag]),
+        )
+        self._held.append(held)
+        self._n_held = upto
+
+    def _ref_rows(self, a: int, b: int) -> NDArray[np.float32]:
+        """Max-filtered spectra of frames ``a .. b+lag-1`` (zeros before frame 0)."""
+        o = self.params.onset
+        lag = o.lag_frames
+        s0 = self._spec_start
+        rows = []
+        for f in range(a, b + lag):
+            if f < 0:
+                rows.append(np.zeros(self._spec.shape[1], dtype=np.float32))
+            else:
+                rows.append(self._spec[f - s0])
+        S = np.asarray(rows, dtype=np.float32).reshape(len(rows), self._spec.shape[1])
+        return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
+
+    def _pick(self, events: list[Event], final: bool) -> None:
+        upto = self._n_frames if final else self._n_frames - self._look
+        upto = min(upto, self._n_held) if self.params.onset.hold_ratio > 0 else upto
+        if upto <= self._n_peaked:
+            return
+        peaks, self._last_peak = _pick_peaks_range_kernel(
+            self._odf.data,
+            self._odf.start,
+            self._n_frames,
+            self._n_peaked,
+            upto,
+            self._pre_max,
+            self._post_max,
+            self._pre_avg,
+            self._post_avg,
+            self.params.onset.delta,
+            self._combine,
+            self._last_peak,
+        )
+        self._n_peaked = upto
+        o = self.params.onset
+        fps = self._geom.fps
+        for pk in peaks:
+            i = round(pk)
+            strength = float(self._odf.data[i - self._odf.start])
+            if o.hold_ratio > 0:
+                held = self._held.data
+                hs = self._held.start
+                best = max(held[max(i - 1, hs) - hs], held[i - hs])
+                if best < o.hold_ratio * strength:
+                    continue
+            time_s = max(0.0, pk / fps + o.offset_s)
+            events.append(self._note(time_s, strength, i))
+
+    def _note(self, time_s: float, strength: float, frame: int) -> OnsetEvent:
+        cfg = self.config
+        if cfg.target_bpm is None:
+            self._notes.append(time_s)
+            return OnsetEvent(time_s=time_s, strength=strength)
+        vector = self._flux_at(frame, 1)
+        if self._is_click(frame, vector):
+            self._clicks_removed += 1
+            return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
+        self._notes.append(time_s)
+        if cfg.subdivision is None and len(self._notes) >= 8 and len(self._notes) % 8 == 0:
+            recent = np.asarray(self._notes[-RECENT_NOTES:])
+            self._subdivision = infer_subdivision(recent, target_bpm=cfg.target_bpm)
+        sub = self._subdivision or 1
+        dev = float(
+            grid_deviations_ms(
+                np.array([time_s]),
+                target_bpm=cfg.target_bpm,
+                grid_start_s=cfg.grid_start_s,
+                subdivision=sub,
+                latency_ms=cfg.latency_ms,
+            )[0]
+        )
+        self._deviations.append(dev)
+        return OnsetEvent(time_s=time_s, strength=strength, deviation_ms=dev)
+
+    # ------------------------------------------------------------------ metronome
+
+    def _flux_at(self, frame: int, w: int) -> NDArray[np.float32]:
+        """Per-band flux at the frame within ``±w`` of ``frame`` with the largest total."""
+        best: NDArray[np.float32] | None = None
+        total = -1.0
+        for f, row in self._flux:
+            if abs(f - frame) <= w:
+                t = float(row.sum())
+                if t > total:
+                    best, total = row, t
+        return best if best is not None else np.zeros(self._spec.shape[1], dtype=np.float32)
+
+    def _click_frame(self, k: int) -> int:
+        assert self._click_period_frames is not None
+        fps = self._geom.fps
+        period_s = self._click_period_frames / fps
+        g = self.config.grid_start_s
+        first = g - math.floor(g / period_s) * period_s
+        return round((first + k * period_s) * fps)
+
+    def _metronome_positions(self, final: bool) -> None:
+        """Remember the flux at each grid line once the frames around it exist."""
+        if self._click_period_frames is None:
+            return
+        while True:
+            c = self._click_frame(self._next_click)
+            if c + CLICK_WINDOW_FRAMES >= self._n_frames and not final:
+                return
+            if c >= self._n_frames:
+                return
+            self._clicks.append((c, self._flux_at(c, CLICK_WINDOW_FRAMES)))
+            self._next_click += 1
+
+    def _is_click(self, frame: int, vector: NDArray[np.float32]) -> bool:
+        if self._click_period_frames is None:
+            return False
+        k = round((frame - self._click_frame(0)) / self._click_period_frames)
+        on_grid = abs(frame - self._click_frame(k)) <= CLICK_WINDOW_FRAMES
+        if not on_grid:
+            self._offgrid.append(vector)
+            return False
+        # the grid lines before this onset (by frame, so the chunking does not matter)
+        horizon = frame - CLICK_WINDOW_FRAMES - 1
+        oldest = horizon - RECENT_CLICKS * self._click_period_frames
+        while self._clicks and self._clicks[0][0] < oldest:
+            self._clicks.popleft()
+        usable = [v for c, v in self._clicks if c <= horizon]
+        if len(usable) < MIN_CLICKS:
+            return False
+        clicks = np.asarray(usable)
+        notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
+        signature = click_signature(clicks, notes, self.params.onset.delta)
+        if signature is None:
+            return False
+        return bool(classify_clicks(vector[None, :], signature)[0])
+
+    # ------------------------------------------------------------------ tempo and beats
+
+    def _estimate_period(
+        self, odf: NDArray[np.float64]
+    ) -> tuple[float, float, NDArray[np.int64], float | None] | None:
+        """Beat period (frames), confidence and beats (window frames) of a window of onset
+        strength, by the offline stages (tempogram, tatum, grouping, beats); and the
+        autocorrelation peak nearest the current period, if any."""
+        t = self.params.tempo
+        fps = self._geom.fps
+        win = len(odf)
+        max_lag = math.ceil(60.0 * fps / t.min_bpm * 2) + 2
+        tg = tempogram(odf, win, win, max_lag)
+        acf = tg.mean(axis=0)
+        near: float | None = None
+        if self._period is not None:
+            lag = _peak_near_kernel(
+                acf, self._period * math.exp(-PERIOD_FOLLOW), self._period * math.exp(PERIOD_FOLLOW)
+            )
+            near = lag if lag > 0 else None
+        tatum = estimate_tatum(acf, fps, t)
+        if tatum is None:
+            return None
+        period = local_period(tg, tatum, win, win, win)
+        tatum_frames = track_beats(
+            odf, period, tightness=self.params.beat.tightness, trim_ratio=0.0
+        )
+        beat_frames, group = choose_grouping(
+            odf,
+            tatum_frames,
+            period,
+            60.0 * fps / tatum,
+            prior_bpm=t.prior_bpm,
+            prior_octaves=t.prior_octaves,
+            accent_weight=t.accent_weight,
+            min_bpm=t.min_bpm,
+        )
+        if beat_frames.size == 0:
+            return None
+        beat_period = tatum * group
+        if beat_frames.size >= 3:
+            beat_period = float(np.median(np.diff(beat_frames)))
+        conf = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0.0, 1.0))
+        return beat_period, conf, beat_frames, near
+
+    def _update_tempo(self, events: list[Event], *, final: bool, at_frame: int = -1) -> None:
+        """Every half second of audio: re-estimate the beat period on the recent window,
+        report the beats that can no longer move, and a tempo update.
+
+        The period follows the window's estimate when it is within ``PERIOD_FOLLOW`` of
+        the current one, and switches to a new metrical level only after
+        ``SWITCH_UPDATES`` updates in a row agree; beats are predicted one period after
+        the last and placed on the strongest onset near the prediction."""
+        fps = self._geom.fps
+        end = self._n_frames if final else at_frame
+        start = max(0, end - self._tempo_window)
+        if end - start >= 16:
+            odf = self._odf.data[start - self._odf.start : end - self._odf.start]
+            # notes the stream had picked by then: before ``end - look`` (chunking-independent)
+            lo_s, hi_s = start / fps, (end - self._look) / fps
+            recent = [t for t in self._notes[-64:] if lo_s <= t < hi_s]
+            est = self._estimate_period(odf) if len(recent) >= 4 and np.any(odf > 0) else None
+            if est is not None:
+                period, conf, window_beats, near = est
+                self._confidence = conf
+                current = self._period
+                if current is None:
+                    self._period = period
+                    self._beat_phase = start + int(window_beats[-1])
+                elif abs(math.log(period / current)) < PERIOD_FOLLOW:
+                    self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * period
+                    self._switch.clear()
+                    self._check_phase(start + window_beats, end)
+                else:
+                    # another level: follow the current one where the window still shows
+                    # it, switch when the new level has been seen consistently
+                    if near is not None:
+                        self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * near
+                    self._switch.append(period)
+                    votes = [q for q in self._switch if abs(math.log(q / period)) < PERIOD_FOLLOW]
+                    if len(votes) >= SWITCH_UPDATES:
+                        self._period = float(np.median(votes))
+                        self._switch.clear()
+        self._emit_beats(events, end if final else end - self._beat_confirm)
+        if not final:
+            acc = self._accuracy()
+            target = self.config.target_bpm
+            events.append(
+                TempoEvent(
+                    time_s=end / fps,
+                    bpm=None if self._period is None else 60.0 * fps / self._period,
+                    confidence=self._confidence,
+                    accuracy_pct=acc,
+                    mood=None if target is None else mood_for(acc),
+                    meditation=target is not None and target < 60.0,
+                )
+            )
+
+    def _check_phase(self, window_beats: NDArray[np.int64], end: int) -> None:
+        """Move the beat phase when the recent window's beats sit between the tracker's for
+        ``SWITCH_UPDATES`` updates in a row (a wrong first phase, or a displaced beat)."""
+        if self._period is None or self._last_beat_frame < 0:
+            return
+        recent = window_beats[window_beats >= end - PHASE_WINDOW_S * self._geom.fps]
+        if recent.size < 2:
+            return
+        offset = (recent - self._last_beat_frame) / self._period
+        offset = offset - np.round(offset)
+        shift = float(np.median(offset))
+        if abs(shift) > PHASE_TOLERANCE:
+            self._phase_votes += 1
+            if self._phase_votes >= SWITCH_UPDATES:
+                self._last_beat_frame = round(self._last_beat_frame + shift * self._period)
+                self._phase_votes = 0
+        else:
+            self._phase_votes = 0
+
+    def _emit_beats(self, events: list[Event], limit: int) -> None:
+        """Predict and place beats up to frame ``limit`` (inclusive of their search window)."""
+        if self._period is None or self._beat_phase is None:
+            return
+        fps = self._geom.fps
+        period = self._period
+        if self._last_beat_frame < 0:
+            # the first beat: the phase seen in the window, moved back to the earliest beat
+            # that the audio still holds
+            first = float(self._beat_phase)
+            while first - period >= max(self._odf.start, 0):
+                first -= period
+            self._last_beat_frame = round(first - period)
+        while True:
+            expected = self._last_beat_frame + period
+            lo = round(expected - BEAT_SEARCH * period)
+            hi = round(expected + BEAT_SEARCH * period)
+            if hi > limit:
+                return
+            lo = max(lo, self._odf.start, self._last_beat_frame + 1)
+            seg = self._odf.data[lo - self._odf.start : hi + 1 - self._odf.start]
+            frames = np.arange(lo, lo + seg.shape[0])
+            weight = np.exp(-0.5 * ((frames - expected) / (BEAT_SPREAD * period)) ** 2)
+            score = seg * weight
+            if seg.size and float(score.max()) > 0.0:
+                beat = int(frames[int(np.argmax(score))])
+            else:
+                beat = round(expected)
+            self._last_beat_frame = beat
+            time_s = beat / fps + self.params.onset.offset_s
+            self._beats.append(time_s)
+            events.append(BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
+
+    def _accuracy(self) -> float | None:
+        if not self._deviations:
+            return None
+        dev = np.asarray(self._deviations)
+        return float(100.0 * np.mean(np.abs(dev) <= 25.0 + 1e-9))
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _trim(self) -> None:
+        lag = self.params.onset.lag_frames
+        keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2)
+        self._odf.keep_from(max(0, keep_odf))
+        self._held.keep_from(max(0, self._n_peaked - 2))
+        keep_spec = min(self._n_held, self._n_frames) - lag - 2
+        cut = keep_spec - self._spec_start
+        if cut > 0:
+            self._spec = self._spec[cut:]
+            self._spec_start = keep_spec
+        while self._flux and self._flux[0][0] < self._n_frames - 8:
+            self._flux.popleft()
+
+    def _check_clipping(self, x: NDArray[np.generic], events: list[Event]) -> None:
+        a = np.abs(np.asarray(x, dtype=np.float64))
+        if np.issubdtype(np.asarray(x).dtype, np.integer):
+            a = a / (32768.0 if np.asarray(x).dtype == np.int16 else 2147483648.0)
+        per_sample = a.max(axis=1) if a.ndim == 2 else a
+        clipped = per_sample >= CLIP_LEVEL
+        pos = self._n_in  # absolute index of the first sample of this chunk
+        n = per_sample.shape[0]
+        i = 0
+        while i < n:
+            block_end = self._clip_block_start + CLIP_BLOCK
+            take = min(n - i, block_end - (pos + i))
+            self._clip_block_count += int(clipped[i : i + take].sum())
+            i += take
+            if pos + i >= block_end:
+                if self._clip_block_count >= CLIP_MIN_SAMPLES:
+                    self._warn(
+                        events,
+                        "clipping",
+                        block_end / self._sr,
+                        "the input is clipping: lower the microphone gain",
+                    )
+                self._clip_block_start = block_end
+                self._clip_block_count = 0
+
+    def _track_levels(self, f0: int, f1: int, events: list[Event]) -> None:
+        """Input-level warnings from each frame's hop of samples (chunk-independent)."""
+        lv = self._levels
+        fps = self._geom.fps
+        hop = self._geom.hop_length
+        n_keep = round(LEVEL_WINDOW_S * fps)
+        for f in range(f0, f1):
+            a = f * hop - self._dec_start
+            seg = self._dec[max(0, a) : max(0, a + hop)]
+            power = float(np.mean(seg.astype(np.float64) ** 2)) if seg.size else 0.0
+            lv.frame_power.append(power)
+            if len(lv.frame_power) > n_keep:
+                lv.frame_power.popleft()
+            db = 10.0 * math.log10(power + 1e-20)
+            lv.silent_frames = lv.silent_frames + 1 if db < SILENCE_DBFS else 0
+            t = (f + 1) / fps
+            if lv.silent_frames >= LONG_SILENCE_S * fps:
+                self._warn(events, "long_silence", t, "no sound for a while: is the microphone on?")
+            if len(lv.frame_power) == n_keep and f % round(fps) == 0:
+                level = 10.0 * math.log10(float(np.mean(lv.frame_power)) + 1e-20)
+                if SILENCE_DBFS <= level < QUIET_DBFS:
+                    self._warn(events, "too_quiet", t, "the input is very quiet: move closer")
+
+    def _warn(self, events: list[Event], code: str, time_s: float, message: str) -> None:
+        last = self._levels.last_warning.get(code)
+        if last is not None and time_s - last < WARNING_REPEAT_S:
+            return
+        self._levels.last_warning[code] = time_s
+        events.append(WarningEvent(time_s=time_s, code=code, message=message))  # type: ignore[arg-type]

@@ -1,0 +1,122 @@
+"""Streaming vs offline engine on the dev set (issue 3's equivalence targets).
+
+For every dev clip: beat F (70 ms, mir_eval, whole clip) of the offline engine and of the
+stream against the annotations, the summary tempo of both, and on the synthetic takes (told
+the target) the share of the offline timing report's notes that the stream's summary also
+has (same note within 10 ms). The stream is fed 100 ms chunks in-process.
+
+    python -m benchmarks.stream_vs_offline [--out benchmarks/STREAMING.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+EVAL = REPO.parent / "shared" / "eval" / "dev"
+
+
+def _one(path: str) -> dict[str, Any]:
+    import mir_eval
+    import soundfile as sf
+
+    from audio_engine.analysis import analyze
+    from audio_engine.events import BeatEvent
+    from audio_engine.stream import StreamAnalyzer, StreamConfig
+
+    truth = json.loads(Path(path).with_suffix(".json").read_text())
+    y, sr = sf.read(path, dtype="float32")
+    y = y.mean(axis=1) if y.ndim == 2 else y
+    target = truth.get("target_tempo_bpm")
+    grid = truth.get("grid_start_s", 0.0) if target else 0.0
+    out: dict[str, Any] = {"clip": Path(path).stem}
+    for told in (False, True) if target else (False,):
+        kw = {"target_bpm": target, "grid_start_s": grid} if told else {}
+        off = analyze(y, sr, **kw)
+        an = StreamAnalyzer(StreamConfig(sr=sr, **kw))
+        chunk = sr // 10
+        beats = []
+        t0 = time.perf_counter()
+        for i in range(0, len(y), chunk):
+            beats += [e.time_s for e in an.process(y[i : i + chunk]) if isinstance(e, BeatEvent)]
+        last, summary = an.finish()
+        beats += [e.time_s for e in last if isinstance(e, BeatEvent)]
+        out["stream_x_rt"] = len(y) / sr / (time.perf_counter() - t0)
+        if not told:
+            ref = truth.get("beats")
+            if ref:
+                out["beat_f_offline"] = mir_eval.beat.f_measure(np.array(ref), off.beats)
+                out["beat_f_stream"] = mir_eval.beat.f_measure(np.array(ref), np.array(beats))
+            out["tempo_offline"] = off.tempo_bpm
+            out["tempo_stream"] = summary.tempo_bpm
+        else:
+            assert off.timing is not None and summary.timing is not None
+            a = np.array([t for t, _ in off.timing.notes])
+            b = np.array([t for t, _ in summary.timing.notes])
+            same = sum(1 for t in a if b.size and np.min(np.abs(b - t)) <= 0.010)
+            out["notes_offline"] = int(a.size)
+            out["notes_same"] = same
+            out["verdict_offline"] = off.timing.verdict
+            out["verdict_stream"] = summary.timing.verdict
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "STREAMING.md")
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args(argv)
+    clips = sorted(str(p) for p in EVAL.glob("*/*.flac"))
+    with ProcessPoolExecutor(a.jobs) as ex:
+        rows = list(ex.map(_one, clips))
+    lines = [
+        "# Streaming vs offline (dev set)",
+        "",
+        "Command: `python -m benchmarks.stream_vs_offline` (100 ms chunks, in-process).",
+        "",
+        "| clip | beat F offline | beat F stream | tempo offline | tempo stream | notes same |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+
+        def f(k: str, r: dict[str, Any] = r) -> str:
+            return "–" if r.get(k) is None else f"{r[k]:.3f}"
+
+        ns = f"{r['notes_same']}/{r['notes_offline']}" if "notes_offline" in r else "–"
+        lines.append(
+            f"| `{r['clip']}` | {f('beat_f_offline')} | {f('beat_f_stream')} | "
+            f"{f('tempo_offline')} | {f('tempo_stream')} | {ns} |"
+        )
+    for subset in ("real", "synth"):
+        sub = [r for r in rows if r["clip"].startswith("synth") == (subset == "synth")]
+        bo = [r["beat_f_offline"] for r in sub if "beat_f_offline" in r]
+        bs = [r["beat_f_stream"] for r in sub if "beat_f_stream" in r]
+        tempo_ok = [
+            abs(r["tempo_stream"] / r["tempo_offline"] - 1) <= 0.02
+            for r in sub
+            if r.get("tempo_offline") and r.get("tempo_stream")
+        ]
+        same = sum(r.get("notes_same", 0) for r in sub)
+        total = sum(r.get("notes_offline", 0) for r in sub)
+        lines += [
+            "",
+            f"**{subset}**: beat F offline {np.mean(bo):.3f}, stream {np.mean(bs):.3f} "
+            f"(difference {np.mean(bs) - np.mean(bo):+.3f}); stream tempo within 2 % of "
+            f"offline on {np.mean(tempo_ok) * 100:.0f} % of clips"
+            + (f"; same notes {same}/{total} = {same / max(total, 1) * 100:.1f} %" if total else "")
+            + f"; stream speed median {np.median([r['stream_x_rt'] for r in sub]):.0f}x real time",
+        ]
+    a.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-4:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
