@@ -84,7 +84,7 @@ LEVEL_WINDOW_S = 3.0
 LONG_SILENCE_S = 10.0
 WARNING_REPEAT_S = 10.0
 PERIOD_FOLLOW = 0.15  # log-ratio within which a new period estimate is followed
-SWITCH_UPDATES = 4  # agreeing estimates of another level (of the last 5) before switching
+SWITCH_UPDATES = 4  # agreeing estimates of another level, the current one unseen, to switch
 PERIOD_SMOOTHING = 0.3  # weight of a new period estimate
 PHASE_WINDOW_S = 4.0  # the window's beats this recent steer the phase
 PHASE_TOLERANCE = 0.25  # share of a period the phase may differ before it is moved
@@ -633,9 +633,13 @@ class StreamAnalyzer:
                 period, conf, window_beats, near = est
                 self._confidence = conf
                 current = self._period
-                if current is None:
+                if current is None or end - start < self._tempo_window:
+                    # until a full window has been heard, take each estimate as it is
                     self._period = period
-                    self._beat_phase = start + int(window_beats[-1])
+                    if self._beat_phase is None:
+                        self._beat_phase = start + int(window_beats[-1])
+                    else:
+                        self._check_phase(start + window_beats, end)
                 elif abs(math.log(period / current)) < PERIOD_FOLLOW:
                     self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * period
                     self._switch.clear()
@@ -645,11 +649,15 @@ class StreamAnalyzer:
                     # it, switch when the new level has been seen consistently
                     if near is not None:
                         self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * near
-                    self._switch.append(period)
-                    votes = [q for q in self._switch if abs(math.log(q / period)) < PERIOD_FOLLOW]
-                    if len(votes) >= SWITCH_UPDATES:
-                        self._period = float(np.median(votes))
                         self._switch.clear()
+                    else:
+                        self._switch.append(period)
+                        votes = [
+                            q for q in self._switch if abs(math.log(q / period)) < PERIOD_FOLLOW
+                        ]
+                        if len(votes) >= SWITCH_UPDATES:
+                            self._period = float(np.median(votes))
+                            self._switch.clear()
         self._emit_beats(events, end if final else end - self._beat_confirm)
         if not final:
             acc = self._accuracy()
