@@ -71,7 +71,7 @@ from audio_engine.timing import (
 MAX_CHANNELS = 8
 TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
-BEAT_CONFIRM_S = 0.25  # a beat is reported when the audio is this far past it
+BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
 RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
 RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
 MIN_CLICKS = 8
@@ -235,6 +235,8 @@ class StreamAnalyzer:
         self._beat_phase: int | None = None  # a beat frame seen by the first estimate
         self._switch: deque[float] = deque(maxlen=SWITCH_UPDATES + 1)
         self._phase_votes = 0
+        self._window_beats: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._window_period = 1.0
         self._confidence = 0.0
         self._subdivision = self.config.subdivision
         # metronome
@@ -632,6 +634,8 @@ class StreamAnalyzer:
             if est is not None:
                 period, conf, window_beats, near = est
                 self._confidence = conf
+                self._window_beats = start + window_beats
+                self._window_period = period
                 current = self._period
                 if current is None or end - start < self._tempo_window:
                     # until a full window has been heard, take each estimate as it is
@@ -712,11 +716,16 @@ class StreamAnalyzer:
             if hi > limit:
                 return
             lo = max(lo, self._odf.start, self._last_beat_frame + 1)
+            same_level = abs(math.log(self._window_period / period)) < PERIOD_FOLLOW
+            wb = self._window_beats if same_level else self._window_beats[:0]
+            dp = wb[(wb >= lo) & (wb <= hi)]
             seg = self._odf.data[lo - self._odf.start : hi + 1 - self._odf.start]
             frames = np.arange(lo, lo + seg.shape[0])
             weight = np.exp(-0.5 * ((frames - expected) / (BEAT_SPREAD * period)) ** 2)
             score = seg * weight
-            if seg.size and float(score.max()) > 0.0:
+            if dp.size:  # the recent window's best beat sequence has one here
+                beat = int(dp[int(np.argmin(np.abs(dp - expected)))])
+            elif seg.size and float(score.max()) > 0.0:
                 beat = int(frames[int(np.argmax(score))])
             else:
                 beat = round(expected)
