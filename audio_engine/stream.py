@@ -70,6 +70,7 @@ from audio_engine.timing import (
 
 MAX_CHANNELS = 8
 TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
+ESTIMATE_EVERY = 1  # the tempo is re-estimated every this many updates
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
 RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
@@ -146,6 +147,7 @@ class _Levels:
     """Per-frame signal levels for the input warnings."""
 
     frame_power: deque[float] = field(default_factory=deque)
+    power_sum: float = 0.0
     silent_frames: int = 0
     last_warning: dict[str, float] = field(default_factory=dict)
 
@@ -625,7 +627,8 @@ class StreamAnalyzer:
         fps = self._geom.fps
         end = self._n_frames if final else at_frame
         start = max(0, end - self._tempo_window)
-        if end - start >= 16:
+        estimate_now = final or (end // self._tempo_every) % ESTIMATE_EVERY == 0
+        if end - start >= 16 and estimate_now:
             odf = self._odf.data[start - self._odf.start : end - self._odf.start]
             # notes the stream had picked by then: before ``end - look`` (chunking-independent)
             lo_s, hi_s = start / fps, (end - self._look) / fps
@@ -786,21 +789,27 @@ class StreamAnalyzer:
         fps = self._geom.fps
         hop = self._geom.hop_length
         n_keep = round(LEVEL_WINDOW_S * fps)
-        for f in range(f0, f1):
-            a = f * hop - self._dec_start
-            seg = self._dec[max(0, a) : max(0, a + hop)]
-            power = float(np.mean(seg.astype(np.float64) ** 2)) if seg.size else 0.0
+        second = round(fps)
+        a = f0 * hop - self._dec_start
+        seg = self._dec[a : a + (f1 - f0) * hop].astype(np.float64)
+        if seg.size < (f1 - f0) * hop:  # the last, partial hop at the end of a stream
+            seg = np.concatenate([seg, np.zeros((f1 - f0) * hop - seg.size)])
+        powers = (seg * seg).reshape(f1 - f0, hop).mean(axis=1)
+        silent_db = 10.0 ** (SILENCE_DBFS / 10.0)
+        for k, power in enumerate(powers.tolist()):
+            f = f0 + k
             lv.frame_power.append(power)
+            lv.power_sum += power
             if len(lv.frame_power) > n_keep:
-                lv.frame_power.popleft()
-            db = 10.0 * math.log10(power + 1e-20)
-            lv.silent_frames = lv.silent_frames + 1 if db < SILENCE_DBFS else 0
-            t = (f + 1) / fps
+                lv.power_sum -= lv.frame_power.popleft()
+            lv.silent_frames = lv.silent_frames + 1 if power < silent_db else 0
             if lv.silent_frames >= LONG_SILENCE_S * fps:
+                t = (f + 1) / fps
                 self._warn(events, "long_silence", t, "no sound for a while: is the microphone on?")
-            if len(lv.frame_power) == n_keep and f % round(fps) == 0:
-                level = 10.0 * math.log10(float(np.mean(lv.frame_power)) + 1e-20)
+            if f % second == 0 and len(lv.frame_power) == n_keep:
+                level = 10.0 * math.log10(max(lv.power_sum, 0.0) / n_keep + 1e-20)
                 if SILENCE_DBFS <= level < QUIET_DBFS:
+                    t = (f + 1) / fps
                     self._warn(events, "too_quiet", t, "the input is very quiet: move closer")
 
     def _warn(self, events: list[Event], code: str, time_s: float, message: str) -> None:

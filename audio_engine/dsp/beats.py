@@ -39,16 +39,17 @@ def _dp_kernel(
     n = score.shape[0]
     cum = np.zeros(n)
     back = np.full(n, -1, dtype=np.int64)
+    max_gap = int(2.0 * period.max()) + 2 if n else 1
+    log_gap = np.log(np.maximum(np.arange(max_gap + 1), 1).astype(np.float64))
     for t in range(n):
         tau = period[t]
+        log_tau = np.log(tau)
         lo = int(t - 2.0 * tau)
         hi = int(t - tau / 2.0)
         best = -1e300
         arg = -1
         for p in range(max(0, lo), hi + 1):
-            if p < 0:
-                continue
-            d = np.log((t - p) / tau)
+            d = log_gap[t - p] - log_tau
             v = cum[p] - tightness * d * d
             if v > best:
                 best = v
