@@ -58,6 +58,7 @@ from audio_engine.events import (
     OnsetEvent,
     StreamSummary,
     TempoEvent,
+    WarningCode,
     WarningEvent,
 )
 from audio_engine.params import AnalysisParams
@@ -79,8 +80,8 @@ MIN_CLICKS = 8
 CLIP_LEVEL = 0.999
 CLIP_BLOCK = 4096  # input samples per clipping check
 CLIP_MIN_SAMPLES = 3
-QUIET_DBFS = -50.0
-SILENCE_DBFS = -65.0
+QUIET_DBFS = -38.0  # the loudest 10 ms of the last seconds below this: too quiet
+SILENCE_DBFS = -70.0  # a 10 ms hop below this is silence
 LEVEL_WINDOW_S = 3.0
 LONG_SILENCE_S = 10.0
 WARNING_REPEAT_S = 10.0
@@ -91,6 +92,12 @@ PHASE_WINDOW_S = 4.0  # the window's beats this recent steer the phase
 PHASE_TOLERANCE = 0.25  # share of a period the phase may differ before it is moved
 BEAT_SEARCH = 0.3  # a beat is searched within this share of a period of its prediction
 BEAT_SPREAD = 0.12  # the preference for the predicted time (share of a period)
+
+
+# An event with the frame count at which it became certain and its rank among events that
+# became certain together; sorting by them gives the same order for any chunking.
+_Keyed = tuple[int, int, Event]
+_RANK = {WarningEvent: 0, OnsetEvent: 1, BeatEvent: 2, TempoEvent: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +240,8 @@ class StreamAnalyzer:
         self._beats: list[float] = []
         self._last_beat_frame = -1
         self._next_tempo_frame = self._tempo_every
+        self._last_tempo_frame = 0
+        self._emit_at = 0
         self._period: float | None = None  # beat period in frames
         self._beat_phase: int | None = None  # a beat frame seen by the first estimate
         self._switch: deque[float] = deque(maxlen=SWITCH_UPDATES + 1)
@@ -271,6 +280,10 @@ class StreamAnalyzer:
         if self._finished:
             raise ParameterError("the stream has ended; no more audio can be fed")
         x = np.asarray(samples)
+        if x.ndim not in (1, 2):
+            raise ParameterError(f"a chunk must have shape (n,) or (n, channels), got {x.shape}")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise ParameterError(f"unsupported sample dtype {x.dtype}; use int16, int32 or float")
         if x.ndim == 2 and x.shape[1] != self.config.channels:
             raise ParameterError(
                 f"chunk has {x.shape[1]} channels, the stream was configured with "
@@ -282,19 +295,19 @@ class StreamAnalyzer:
                     f"{x.shape[0]} samples do not split into {self.config.channels} channels"
                 )
             x = x.reshape(-1, self.config.channels)
-        events: list[Event] = []
+        y = to_mono_float32(x)  # validates before anything changes
+        events: list[_Keyed] = []
         self._check_clipping(x, events)
-        y = to_mono_float32(x)
         if y.size:
             self._feed(y, events)
-        return events
+        return [e for _, _, e in sorted(events, key=lambda k: (k[0], k[1]))]
 
     def finish(self) -> tuple[list[Event], StreamSummary]:
         """End the stream: the remaining events and the summary."""
         if self._finished:
             raise ParameterError("the stream has already ended")
         self._finished = True
-        events: list[Event] = []
+        events: list[_Keyed] = []
         # the last decimated samples (zeros past the end, as offline)
         n_out = -(-self._n_in // self._factor) if self._n_in else 0
         self._decimate_until(n_out, final=True)
@@ -329,11 +342,11 @@ class StreamAnalyzer:
             n_beats=int(beats.size),
             timing=timing,
         )
-        return events, summary
+        return [e for _, _, e in sorted(events, key=lambda k: (k[0], k[1]))], summary
 
     # ------------------------------------------------------------------ stages
 
-    def _feed(self, y: NDArray[np.float32], events: list[Event]) -> None:
+    def _feed(self, y: NDArray[np.float32], events: list[_Keyed]) -> None:
         self._in = np.concatenate([self._in, y])
         self._n_in += y.shape[0]
         half = self._taps.shape[0] // 2
@@ -365,7 +378,7 @@ class StreamAnalyzer:
             self._in_start = keep
 
     def _frames_until(
-        self, n_frames: int, events: list[Event], *, final: bool, mute_from: int | None
+        self, n_frames: int, events: list[_Keyed], *, final: bool, mute_from: int | None
     ) -> None:
         """Compute frames up to ``n_frames`` and everything that depends on them."""
         geom = self._geom
@@ -391,10 +404,13 @@ class StreamAnalyzer:
                 self._dec_start = keep
         self._update_held(final)
         self._metronome_positions(final)
-        self._pick(events, final)
+        # in frame order: the onsets certain before each tempo update, then the update
         while self._n_frames >= self._next_tempo_frame and not final:
-            self._update_tempo(events, final=False, at_frame=self._next_tempo_frame)
+            b = self._next_tempo_frame
+            self._pick(events, final=False, upto=b - self._look)
+            self._update_tempo(events, final=False, at_frame=b)
             self._next_tempo_frame += self._tempo_every
+        self._pick(events, final)
         self._trim()
 
     def _add_spectra(self, S: NDArray[np.float32], f0: int, mute_from: int | None) -> None:
@@ -414,7 +430,7 @@ class StreamAnalyzer:
         prev = np.concatenate([hist, ref_new])[: S.shape[0]]
         flux = np.maximum(S - prev, np.float32(0.0))
         for k in range(S.shape[0]):
-            self._flux.append((f0 + k, flux[k]))
+            self._flux.append((f0 + k, flux[k].copy()))  # a copy: not a view of the batch
 
     def _update_held(self, final: bool) -> None:
         o = self.params.onset
@@ -454,8 +470,9 @@ class StreamAnalyzer:
         S = np.asarray(rows, dtype=np.float32).reshape(len(rows), self._spec.shape[1])
         return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
 
-    def _pick(self, events: list[Event], final: bool) -> None:
-        upto = self._n_frames if final else self._n_frames - self._look
+    def _pick(self, events: list[_Keyed], final: bool, upto: int | None = None) -> None:
+        if upto is None:
+            upto = self._n_frames if final else self._n_frames - self._look
         upto = min(upto, self._n_held) if self.params.onset.hold_ratio > 0 else upto
         if upto <= self._n_peaked:
             return
@@ -486,15 +503,17 @@ class StreamAnalyzer:
                 if best < o.hold_ratio * strength:
                     continue
             time_s = max(0.0, pk / fps + o.offset_s)
-            events.append(self._note(time_s, strength, i))
+            events.append(
+                (i + self._look + 1, _RANK[OnsetEvent], self._note(time_s, strength, i, events))
+            )
 
-    def _note(self, time_s: float, strength: float, frame: int) -> OnsetEvent:
+    def _note(self, time_s: float, strength: float, frame: int, events: list[_Keyed]) -> OnsetEvent:
         cfg = self.config
         if cfg.target_bpm is None:
             self._notes.append(time_s)
             return OnsetEvent(time_s=time_s, strength=strength)
         vector = self._flux_at(frame, 1)
-        if self._is_click(frame, vector):
+        if self._is_click(frame, vector, events):
             self._clicks_removed += 1
             return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
         self._notes.append(time_s)
@@ -548,7 +567,9 @@ class StreamAnalyzer:
             self._clicks.append((c, self._flux_at(c, CLICK_WINDOW_FRAMES)))
             self._next_click += 1
 
-    def _is_click(self, frame: int, vector: NDArray[np.float32]) -> bool:
+    def _is_click(
+        self, frame: int, vector: NDArray[np.float32], events: list[_Keyed] | None = None
+    ) -> bool:
         if self._click_period_frames is None:
             return False
         k = round((frame - self._click_frame(0)) / self._click_period_frames)
@@ -569,6 +590,15 @@ class StreamAnalyzer:
         signature = click_signature(clicks, notes, self.params.onset.delta)
         if signature is None:
             return False
+        if not self._bleed_warned and events is not None:
+            self._bleed_warned = True
+            self._warn(
+                events,
+                "metronome_bleed",
+                frame / self._geom.fps,
+                "the metronome is audible in the recording; its clicks are not counted as notes",
+                frame + self._look + 1,
+            )
         return bool(classify_clicks(vector[None, :], signature)[0])
 
     # ------------------------------------------------------------------ tempo and beats
@@ -616,7 +646,7 @@ class StreamAnalyzer:
         conf = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0.0, 1.0))
         return beat_period, conf, beat_frames, near
 
-    def _update_tempo(self, events: list[Event], *, final: bool, at_frame: int = -1) -> None:
+    def _update_tempo(self, events: list[_Keyed], *, final: bool, at_frame: int = -1) -> None:
         """Every half second of audio: re-estimate the beat period on the recent window,
         report the beats that can no longer move, and a tempo update.
 
@@ -626,6 +656,7 @@ class StreamAnalyzer:
         the last and placed on the strongest onset near the prediction."""
         fps = self._geom.fps
         end = self._n_frames if final else at_frame
+        self._emit_at = end
         start = max(0, end - self._tempo_window)
         estimate_now = final or (end // self._tempo_every) % ESTIMATE_EVERY == 0
         if end - start >= 16 and estimate_now:
@@ -666,18 +697,23 @@ class StreamAnalyzer:
                             self._period = float(np.median(votes))
                             self._switch.clear()
         self._emit_beats(events, end if final else end - self._beat_confirm)
-        if not final:
+        if not final or end > self._last_tempo_frame:
+            self._last_tempo_frame = end
             acc = self._accuracy()
             target = self.config.target_bpm
             events.append(
-                TempoEvent(
-                    time_s=end / fps,
-                    bpm=None if self._period is None else 60.0 * fps / self._period,
-                    confidence=self._confidence,
-                    accuracy_pct=acc,
-                    mood=None if target is None else mood_for(acc),
-                    meditation=target is not None and target < 60.0,
-                )
+                (
+                    end,
+                    _RANK[TempoEvent],
+                    TempoEvent(
+                        time_s=min(end / fps, self.audio_s),
+                        bpm=None if self._period is None else 60.0 * fps / self._period,
+                        confidence=self._confidence,
+                        accuracy_pct=acc,
+                        mood=None if target is None else mood_for(acc),
+                        meditation=target is not None and target < 60.0,
+                    ),
+                ),
             )
 
     def _check_phase(self, window_beats: NDArray[np.int64], end: int) -> None:
@@ -699,7 +735,7 @@ class StreamAnalyzer:
         else:
             self._phase_votes = 0
 
-    def _emit_beats(self, events: list[Event], limit: int) -> None:
+    def _emit_beats(self, events: list[_Keyed], limit: int) -> None:
         """Predict and place beats up to frame ``limit`` (inclusive of their search window)."""
         if self._period is None or self._beat_phase is None:
             return
@@ -709,7 +745,10 @@ class StreamAnalyzer:
             # the first beat: the phase seen in the window, moved back to the earliest beat
             # that the audio still holds
             first = float(self._beat_phase)
-            while first - period >= max(self._odf.start, 0):
+            earliest = max(self._odf.start, 0)
+            if self._notes:
+                earliest = max(earliest, round(self._notes[0] * fps) - 2)
+            while first - period >= earliest:
                 first -= period
             self._last_beat_frame = round(first - period)
         while True:
@@ -735,7 +774,9 @@ class StreamAnalyzer:
             self._last_beat_frame = beat
             time_s = beat / fps + self.params.onset.offset_s
             self._beats.append(time_s)
-            events.append(BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
+            events.append(
+                (self._emit_at, _RANK[BeatEvent], BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
+            )
 
     def _accuracy(self) -> float | None:
         if not self._deviations:
@@ -757,11 +798,28 @@ class StreamAnalyzer:
             self._spec_start = keep_spec
         while self._flux and self._flux[0][0] < self._n_frames - 8:
             self._flux.popleft()
+        if self._click_period_frames is not None:
+            # grid lines no later onset decision can use
+            oldest = (
+                self._n_peaked - CLICK_WINDOW_FRAMES - 2 - RECENT_CLICKS * self._click_period_frames
+            )
+            while self._clicks and self._clicks[0][0] < oldest:
+                self._clicks.popleft()
 
-    def _check_clipping(self, x: NDArray[np.generic], events: list[Event]) -> None:
-        a = np.abs(np.asarray(x, dtype=np.float64))
-        if np.issubdtype(np.asarray(x).dtype, np.integer):
-            a = a / (32768.0 if np.asarray(x).dtype == np.int16 else 2147483648.0)
+    def _frames_at_input(self, n_in: int) -> int:
+        """How many frames exist once ``n_in`` input samples have been fed."""
+        half = self._taps.shape[0] // 2
+        n_dec = (n_in - 1 - half) // self._factor + 1 if n_in - 1 - half >= 0 else 0
+        half_win = self._geom.n_fft // 2
+        return (n_dec - half_win) // self._geom.hop_length + 1 if n_dec >= half_win else 0
+
+    def _check_clipping(self, x: NDArray[np.generic], events: list[_Keyed]) -> None:
+        if x.dtype == np.uint8:
+            a = np.abs(x.astype(np.float64) - 128.0) / 128.0
+        elif np.issubdtype(x.dtype, np.integer):
+            a = np.abs(x.astype(np.float64)) / (32768.0 if x.dtype == np.int16 else 2147483648.0)
+        else:
+            a = np.abs(np.asarray(x, dtype=np.float64))
         per_sample = a.max(axis=1) if a.ndim == 2 else a
         clipped = per_sample >= CLIP_LEVEL
         pos = self._n_in  # absolute index of the first sample of this chunk
@@ -779,11 +837,12 @@ class StreamAnalyzer:
                         "clipping",
                         block_end / self._sr,
                         "the input is clipping: lower the microphone gain",
+                        self._frames_at_input(block_end),
                     )
                 self._clip_block_start = block_end
                 self._clip_block_count = 0
 
-    def _track_levels(self, f0: int, f1: int, events: list[Event]) -> None:
+    def _track_levels(self, f0: int, f1: int, events: list[_Keyed]) -> None:
         """Input-level warnings from each frame's hop of samples (chunk-independent)."""
         lv = self._levels
         fps = self._geom.fps
@@ -805,16 +864,22 @@ class StreamAnalyzer:
             lv.silent_frames = lv.silent_frames + 1 if power < silent_db else 0
             if lv.silent_frames >= LONG_SILENCE_S * fps:
                 t = (f + 1) / fps
-                self._warn(events, "long_silence", t, "no sound for a while: is the microphone on?")
+                self._warn(
+                    events, "long_silence", t, "no sound for a while: is the microphone on?", f + 1
+                )
             if f % second == 0 and len(lv.frame_power) == n_keep:
-                level = 10.0 * math.log10(max(lv.power_sum, 0.0) / n_keep + 1e-20)
+                level = 10.0 * math.log10(max(lv.frame_power) + 1e-20)  # the loudest 10 ms
                 if SILENCE_DBFS <= level < QUIET_DBFS:
                     t = (f + 1) / fps
-                    self._warn(events, "too_quiet", t, "the input is very quiet: move closer")
+                    self._warn(
+                        events, "too_quiet", t, "the input is very quiet: move closer", f + 1
+                    )
 
-    def _warn(self, events: list[Event], code: str, time_s: float, message: str) -> None:
+    def _warn(
+        self, events: list[_Keyed], code: WarningCode, time_s: float, message: str, key: int
+    ) -> None:
         last = self._levels.last_warning.get(code)
         if last is not None and time_s - last < WARNING_REPEAT_S:
             return
         self._levels.last_warning[code] = time_s
-        events.append(WarningEvent(time_s=time_s, code=code, message=message))  # type: ignore[arg-type]
+        events.append((key, _RANK[WarningEvent], WarningEvent(time_s, code, message)))

@@ -1,0 +1,720 @@
+"""Tests of audio_engine/stream.py: the causal ``StreamAnalyzer``.
+
+Known-answer synthetic streams (clicks, plucked and bowed tones, silence, clipping); the
+stream against the offline engine that runs the same kernels; chunk by chunk against all at
+once in many chunkings; delays measured in audio time (never the wall clock); the state's
+size over an hour of audio.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from functools import cache
+from typing import Any
+
+import mir_eval
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from audio_engine.analysis import analyze
+from audio_engine.errors import ParameterError
+from audio_engine.events import (
+    BeatEvent,
+    Event,
+    OnsetEvent,
+    StreamSummary,
+    TempoEvent,
+    WarningEvent,
+)
+from audio_engine.result import TimingReport
+from audio_engine.stream import (
+    BEAT_CONFIRM_S,
+    BEAT_SEARCH,
+    CLIP_BLOCK,
+    LONG_SILENCE_S,
+    TEMPO_UPDATE_S,
+    WARNING_REPEAT_S,
+    StreamAnalyzer,
+    StreamConfig,
+)
+from tests._support.signals import click_track, grid_times, sine, tone_notes
+from tests.audio_engine._support.stream import (
+    TimedEvent,
+    feed_timed,
+    hour_of_practice,
+    metronome_take,
+    ms_chunk_sizes,
+    of_type,
+    practice_take,
+    random_chunk_sizes,
+    retained_bytes,
+    run_stream,
+    to_int16,
+)
+from tests.audio_engine._support.synth import clicks_at, soft_tones
+
+EVENT_TYPES: tuple[type[Any], ...] = (OnsetEvent, BeatEvent, TempoEvent, WarningEvent)
+
+
+def _by_type(events: list[Event]) -> dict[str, list[Event]]:
+    """Each event type's events in the order returned."""
+    return {cls.__name__: of_type(events, cls) for cls in EVENT_TYPES}
+
+
+def _chunk_invariant(events: list[Event]) -> dict[str, list[Event]]:
+    """:func:`_by_type` without the TempoEvents' accuracy and mood, which depend on the
+    chunking (see ``test_tempo_event_accuracy_does_not_depend_on_the_chunking``)."""
+    by_type = _by_type(events)
+    by_type["TempoEvent"] = [
+        replace(e, accuracy_pct=None, mood=None) for e in of_type(events, TempoEvent)
+    ]
+    return by_type
+
+
+def _times(events: list[Event], cls: type[Any]) -> NDArray[np.float64]:
+    return np.array([e.time_s for e in of_type(events, cls)], dtype=np.float64)
+
+
+def _codes(events: Sequence[Event]) -> list[str]:
+    return [w.code for w in of_type(events, WarningEvent)]
+
+
+def _clipped_sine(duration_s: float, sr: int) -> NDArray[np.float32]:
+    """A 220 Hz sine at three times full scale, hard-clipped to [-1, 1]."""
+    clipped = np.clip(3.0 * sine(220.0, duration_s, sr, amplitude=1.0), -1.0, 1.0)
+    return np.asarray(clipped, dtype=np.float32)
+
+
+# --- 1. chunking never changes the result ----------------------------------------------------
+
+
+@cache
+def _take(kind: str, sr: int) -> tuple[NDArray[np.float32], StreamConfig]:
+    """The streams of the chunking tests (built once per module; never mutated)."""
+    if kind == "practice":  # a jittered click track with soft tones
+        return practice_take(sr, 4.0 if sr > 40000 else 6.0, seed=5).samples, StreamConfig(sr=sr)
+    if kind == "metronome":  # target grid, a quiet metronome, tones on 2 beats of 3
+        take = metronome_take(sr, 10.0, seed=5)
+        return take.samples, StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    if kind == "warnings":  # playing, a clipped second, 11 s of digital silence, playing
+        y = np.concatenate(
+            [
+                practice_take(sr, 4.0, seed=6).samples,
+                _clipped_sine(1.0, sr),
+                np.zeros(11 * sr, dtype=np.float32),
+                practice_take(sr, 2.0, seed=7).samples,
+            ]
+        )
+        return y, StreamConfig(sr=sr)
+    raise ValueError(kind)
+
+
+@cache
+def _all_at_once(kind: str, sr: int) -> tuple[list[Event], StreamSummary]:
+    y, config = _take(kind, sr)
+    return run_stream(y, config, y.shape[0])
+
+
+def _chunk_sizes(chunking: str, n_samples: int, sr: int) -> int | list[int]:
+    if chunking == "20ms":
+        return ms_chunk_sizes(n_samples, sr, 20.0)
+    if chunking == "1s":
+        return sr
+    if chunking == "random":
+        return random_chunk_sizes(n_samples, seed=n_samples, max_size=sr // 2)
+    return int(chunking)
+
+
+TAKES = [
+    ("practice", 8000),
+    ("practice", 22050),
+    ("practice", 44100),  # the only rate here that decimates (by 2), hence the 4 s
+    ("metronome", 8000),
+    ("metronome", 22050),
+    ("warnings", 8000),
+]
+
+
+@pytest.mark.parametrize(("kind", "sr"), TAKES, ids=[f"{k}-{sr}" for k, sr in TAKES])
+def test_the_chunking_takes_exercise_every_stage(kind: str, sr: int) -> None:
+    """The invariance below is not vacuous: each take yields what it is meant to exercise."""
+    events, summary = _all_at_once(kind, sr)
+    by_type = _by_type(events)
+    assert len(by_type["OnsetEvent"]) >= 5
+    assert len(by_type["TempoEvent"]) >= 7
+    assert len(by_type["BeatEvent"]) >= 3
+    if kind == "metronome":
+        onsets = of_type(events, OnsetEvent)
+        assert any(e.is_metronome for e in onsets)
+        assert all(e.deviation_ms is not None for e in onsets if not e.is_metronome)
+        assert summary.timing is not None and summary.timing.metronome_clicks_removed >= 1
+    if kind == "warnings":
+        assert {"clipping", "long_silence"} <= set(_codes(events))
+
+
+@pytest.mark.parametrize("chunking", ["7", "333", "1021", "20ms", "1s", "random"])
+@pytest.mark.parametrize(("kind", "sr"), TAKES, ids=[f"{k}-{sr}" for k, sr in TAKES])
+def test_chunking_never_changes_the_events(kind: str, sr: int, chunking: str) -> None:
+    """Fed in chunks, the stream returns each type's events, in order, and the summary that
+    it returns for the whole take fed at once (without a target: every field of every
+    event; with one, all but the TempoEvents' accuracy and mood: see the xfail below)."""
+    y, config = _take(kind, sr)
+    events, summary = run_stream(y, config, _chunk_sizes(chunking, y.shape[0], sr))
+    whole_events, whole_summary = _all_at_once(kind, sr)
+    if config.target_bpm is None:
+        assert _by_type(events) == _by_type(whole_events)
+    assert _chunk_invariant(events) == _chunk_invariant(whole_events)
+    assert summary == whole_summary
+    assert summary.duration_s == y.shape[0] / sr
+
+
+@pytest.mark.parametrize("target_bpm", [None, 120.0], ids=["no-target", "target"])
+def test_one_sample_chunks_give_the_same_events(target_bpm: float | None) -> None:
+    sr = 8000
+    y = practice_take(sr, 1.5, seed=3).samples
+    config = StreamConfig(sr=sr, target_bpm=target_bpm, grid_start_s=0.5)
+    whole_events, whole_summary = run_stream(y, config, y.shape[0])
+    a = StreamAnalyzer(config)
+    events: list[Event] = []
+    for i in range(y.shape[0]):
+        events.extend(a.process(y[i : i + 1]))
+        assert a.audio_s == (i + 1) / sr
+    last, summary = a.finish()
+    events.extend(last)
+    assert len(of_type(whole_events, OnsetEvent)) >= 3
+    assert _chunk_invariant(events) == _chunk_invariant(whole_events)
+    assert summary == whole_summary
+
+
+@pytest.mark.parametrize("sr", [8000, 22050])
+def test_int16_and_float32_input_give_the_same_events(sr: int) -> None:
+    """int16 samples and the same values as float32 (/ 32768) are the same stream."""
+    q = to_int16(practice_take(sr, 6.0, seed=4).samples)
+    config = StreamConfig(sr=sr)
+    from_int16 = run_stream(q, config, 1021)
+    from_float32 = run_stream(q.astype(np.float32) / np.float32(32768.0), config, 1021)
+    assert from_int16 == from_float32  # same chunking: the very same list
+    other_chunking = run_stream(q, config, random_chunk_sizes(q.size, seed=9, max_size=3000))
+    assert _by_type(other_chunking[0]) == _by_type(from_float32[0])
+    assert other_chunking[1] == from_float32[1]
+
+
+def test_stereo_layouts_give_the_same_events() -> None:
+    """(n, 2) chunks, interleaved 1-D chunks and the mono signal (both channels equal)."""
+    sr = 8000
+    q = to_int16(practice_take(sr, 6.0, seed=6).samples)
+    stereo = np.column_stack([q, q])
+    config = StreamConfig(sr=sr, channels=2)
+    two_d = run_stream(stereo, config, 333)
+    interleaved = run_stream(stereo.reshape(-1), config, 2 * 333)
+    mono = run_stream(q, StreamConfig(sr=sr), 333)
+    assert two_d == interleaved == mono
+
+
+def test_chunking_never_changes_the_order_of_the_events() -> None:
+    sr = 8000
+    y = practice_take(sr, 6.0, seed=5).samples
+    config = StreamConfig(sr=sr)
+    whole, _ = run_stream(y, config, y.shape[0])
+    for sizes in (sr, ms_chunk_sizes(y.shape[0], sr, 20.0), 1021):
+        events, _ = run_stream(y, config, sizes)
+        assert events == whole
+
+
+def test_tempo_event_accuracy_does_not_depend_on_the_chunking() -> None:
+    sr = 8000
+    y = metronome_take(sr, 10.0, jitter_ms=20.0, seed=5).samples
+    config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    whole, _ = run_stream(y, config, y.shape[0])
+    for sizes in (ms_chunk_sizes(y.shape[0], sr, 20.0), sr):
+        events, _ = run_stream(y, config, sizes)
+        assert of_type(events, TempoEvent) == of_type(whole, TempoEvent)
+
+
+# --- 2. the stream's onsets are the offline onsets -------------------------------------------
+
+
+def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
+    if kind == "practice":
+        return practice_take(sr, 6.0, seed=2).samples
+    if kind == "melody":
+        return tone_notes(grid_times(100.0, 6.0, jitter_ms=15.0, seed=3)[:-3], 6.0, sr)
+    if kind == "bowed":
+        return soft_tones(grid_times(80.0, 6.0, seed=1)[:-2], 6.0, sr)
+    if kind == "edges":  # an onset at 0 s and one 30 ms before the end
+        return clicks_at([0.0, 0.9, 1.97], 2.0, sr)
+    if kind == "short":
+        return clicks_at([0.05], 0.3, sr)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100])
+@pytest.mark.parametrize("kind", ["practice", "melody", "bowed", "edges", "short"])
+def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
+    y = _offline_signal(kind, sr)
+    events, summary = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.shape[0], sr, 20.0))
+    offline = analyze(y, sr)
+    stream = _times(events, OnsetEvent)
+    assert offline.onsets.size >= 1
+    assert stream.size == offline.onsets.size
+    np.testing.assert_allclose(stream, offline.onsets, rtol=0.0, atol=1e-9)
+    assert summary.n_onsets == offline.onsets.size
+    assert summary.duration_s == offline.duration_s
+
+
+def test_stream_onsets_are_the_offline_onsets_of_stereo_int16() -> None:
+    sr = 22050
+    left = to_int16(practice_take(sr, 5.0, seed=8).samples)
+    right = to_int16(tone_notes([0.7, 1.9, 3.1], 5.0, sr, velocities=[0.3]))
+    stereo = np.column_stack([left, right])
+    events, _ = run_stream(stereo, StreamConfig(sr=sr, channels=2), 1000)
+    offline = analyze(stereo, sr).onsets
+    assert offline.size >= 10
+    np.testing.assert_allclose(_times(events, OnsetEvent), offline, rtol=0.0, atol=1e-9)
+
+
+# --- 3. bounded delay, in audio time ---------------------------------------------------------
+
+DELAY_TIMES_S = np.array([0.43, 0.71, 1.17, 1.36, 1.84, 2.09, 2.55, 2.88, 3.31, 3.52])
+
+
+def _onset_delays(sr: int, sound: str, chunk_ms: float) -> tuple[list[TimedEvent], list[int]]:
+    """Onsets (with the samples fed when each was returned) of ``DELAY_TIMES_S`` played as
+    clicks or plucked tones in ``chunk_ms`` chunks; and the chunk ends."""
+    duration_s = 4.0
+    if sound == "click":
+        y = clicks_at(DELAY_TIMES_S, duration_s, sr)
+    else:
+        y = tone_notes(DELAY_TIMES_S, duration_s, sr, decay_s=0.1)
+    sizes = ms_chunk_sizes(y.shape[0], sr, chunk_ms)
+    timed, _ = feed_timed(StreamAnalyzer(StreamConfig(sr=sr)), y, sizes)
+    return [t for t in timed if isinstance(t.event, OnsetEvent)], np.cumsum(sizes).tolist()
+
+
+def _late_onsets(sr: int, sound: str, chunk_ms: float, bound_s: float) -> list[str]:
+    """The onsets not returned by the chunk that brought the audio to ``t_k + bound_s``."""
+    onsets, ends = _onset_delays(sr, sound, chunk_ms)
+    late = []
+    for t_k, te in zip(DELAY_TIMES_S, onsets, strict=True):
+        i = int(np.searchsorted(ends, math.ceil((t_k + bound_s) * sr)))
+        deadline = ends[min(i, len(ends) - 1)]
+        if te.fed_samples > deadline:
+            late.append(f"{t_k:.2f} s returned at {1000 * (te.fed_samples / sr - t_k):.1f} ms")
+    return late
+
+
+@pytest.mark.parametrize("chunk_ms", [1.0, 5.0])
+@pytest.mark.parametrize("sound", ["click", "pluck"])
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_onsets_are_returned_within_40_ms_of_audio(sr: int, sound: str, chunk_ms: float) -> None:
+    """Each onset is returned by the chunk that brings the audio 40 ms past it (half the
+    46 ms window, one 10 ms frame of look-ahead, and the frame it falls in), and it is
+    reported within 15 ms of the true onset."""
+    onsets, _ = _onset_delays(sr, sound, chunk_ms)
+    assert len(onsets) == DELAY_TIMES_S.size
+    reported = np.array([te.event.time_s for te in onsets])
+    np.testing.assert_allclose(reported, DELAY_TIMES_S, rtol=0.0, atol=0.015)
+    assert _late_onsets(sr, sound, chunk_ms, 0.040) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine defect (or a wrong promise in stream.py's docstring): 'an onset is reported "
+    "by the time the audio 30 ms past it has been fed' does not hold. A frame is complete only "
+    "23 ms (half the 46 ms window) after its centre and a peak needs the next frame, so in 1 ms "
+    "chunks onsets are returned up to 33 ms (44.1 kHz clicks), 36 ms (44.1 kHz plucks) and "
+    "35 ms (48 kHz plucks) after the true onset, 38-40 ms after the reported one; 17 of the "
+    "40 onsets here are later than 30 ms",
+)
+def test_onsets_are_returned_within_30_ms_of_audio() -> None:
+    late = {
+        (sr, sound): _late_onsets(sr, sound, 1.0, 0.030)
+        for sr in (44100, 48000)
+        for sound in ("click", "pluck")
+    }
+    assert {key: v for key, v in late.items() if v} == {}
+
+
+# --- 4. bounded state over an hour ------------------------------------------------------------
+
+OUTPUTS = frozenset({"_notes", "_beats", "_deviations"})  # the summary's content: may grow
+SLACK_BYTES = 4096  # a few Python objects' worth per attribute (a leak of 1 B/s is 3.3 kB)
+
+
+def _grown(before: dict[str, int], after: dict[str, int]) -> dict[str, tuple[int, int]]:
+    return {
+        name: (before.get(name, 0), size)
+        for name, size in after.items()
+        if name not in OUTPUTS and size > before.get(name, 0) + SLACK_BYTES
+    }
+
+
+@pytest.mark.slow
+def test_an_hour_of_audio_keeps_the_state_bounded(record_property: Any) -> None:
+    """60 minutes at 16 kHz with a target, in 1 s chunks generated as they are fed: after
+    5 and after 60 minutes no buffer (all but the note, deviation and beat lists) has grown,
+    and all of the analyzer's memory has grown by less than 2 MB."""
+    sr, total_s = 16000, 3600
+    a = StreamAnalyzer(StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5))
+    sizes: dict[int, dict[str, int]] = {}
+    n_events = 0
+    start = time.perf_counter()
+    for k, chunk in enumerate(hour_of_practice(sr, total_s), start=1):
+        n_events += len(a.process(chunk))
+        if k in (300, total_s):
+            sizes[k] = retained_bytes(a)
+    elapsed_s = time.perf_counter() - start
+    record_property("hour_elapsed_s", round(elapsed_s, 2))
+    record_property("hour_state_bytes", {k: sum(v.values()) for k, v in sizes.items()})
+    assert a.audio_s == total_s
+    assert elapsed_s < total_s  # faster than real time (fed in-process, not paced)
+    assert _grown(sizes[300], sizes[total_s]) == {}
+    assert sum(sizes[total_s].values()) - sum(sizes[300].values()) < 2_000_000
+    _, summary = a.finish()
+    # it still hears the whole hour: 19-20 clicks and 4 tones in every 10 s
+    assert summary.n_onsets >= 0.95 * 360 * 23
+    assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
+    assert n_events > 3 * total_s
+
+
+def test_silence_with_a_target_keeps_the_state_bounded() -> None:
+    sr = 8000
+    a = StreamAnalyzer(StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5))
+    silence = np.zeros(sr, dtype=np.float32)
+    sizes: dict[int, dict[str, int]] = {}
+    for k in range(1, 601):
+        a.process(silence)
+        if k in (120, 600):
+            sizes[k] = retained_bytes(a)
+    assert _grown(sizes[120], sizes[600]) == {}
+
+
+# --- 5. events ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", [8000, 22050])
+def test_tempo_events_come_every_half_second_of_audio(sr: int) -> None:
+    duration_s = 10.0
+    y, _ = click_track(120.0, duration_s, sr, jitter_ms=5.0, seed=3)
+    timed, _ = feed_timed(StreamAnalyzer(StreamConfig(sr=sr)), y, ms_chunk_sizes(y.size, sr, 20))
+    tempos = [(te.fed_samples / sr, te.event) for te in timed if isinstance(te.event, TempoEvent)]
+    times = np.array([e.time_s for _, e in tempos])
+    assert times[0] <= TEMPO_UPDATE_S + 1e-9
+    assert np.all(np.diff(times) > 0)
+    assert np.all(np.diff(times) <= TEMPO_UPDATE_S + 1e-9)
+    # every half second whose frame the audio completes (23 ms after it) has its update
+    assert times.size >= math.floor(2 * (duration_s - 0.023))
+    # returned as soon as the audio reaches it (within a 20 ms chunk of the 23 ms half frame)
+    for fed_s, e in tempos:
+        assert e.time_s <= fed_s <= e.time_s + 0.023 + 0.020 + 1e-9
+        assert 0.0 <= e.confidence <= 1.0
+        assert e.accuracy_pct is None and e.mood is None and e.meditation is False
+    locked = [e.bpm for _, e in tempos if e.time_s >= 4.0]
+    assert all(b is not None and b == pytest.approx(120.0, rel=0.02) for b in locked)
+
+
+@pytest.mark.parametrize(("sr", "duration_s"), [(8000, 8.0), (16000, 10.0)])
+def test_at_least_two_tempo_events_per_second_of_audio(sr: int, duration_s: float) -> None:
+    y, _ = click_track(120.0, duration_s, sr)
+    events, _ = run_stream(y, StreamConfig(sr=sr), sr // 10)
+    assert len(of_type(events, TempoEvent)) >= 2 * duration_s
+
+
+@pytest.mark.parametrize("sr", [8000, 22050])
+def test_beats_follow_a_120_bpm_click_track(sr: int) -> None:
+    y, clicks = click_track(120.0, 12.0, sr, jitter_ms=5.0, seed=3)
+    timed, summary = feed_timed(
+        StreamAnalyzer(StreamConfig(sr=sr)), y, ms_chunk_sizes(y.size, sr, 20.0)
+    )
+    beats = [(te.fed_samples, te.event) for te in timed if isinstance(te.event, BeatEvent)]
+    times = np.array([e.time_s for _, e in beats])
+    assert np.all(np.diff(times) > 0)
+    assert summary.n_beats == times.size
+    assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
+    assert mir_eval.beat.f_measure(clicks, times) >= 0.9
+    period_s = 0.5
+    for fed, e in beats:
+        if fed / sr >= 4.0:  # once locked (the first estimate may be a frame off: 122.4 BPM)
+            assert e.bpm == pytest.approx(120.0, rel=0.02)
+        if fed < y.size:  # returned by process(): confirmed, and not too late once locked
+            assert fed / sr >= e.time_s + BEAT_CONFIRM_S - 1e-9
+            if e.time_s >= 4.0:
+                most = BEAT_CONFIRM_S + BEAT_SEARCH * period_s + TEMPO_UPDATE_S + 0.02
+                assert fed / sr <= e.time_s + most + 1e-9
+
+
+def _onsets_with_target(
+    start_s: float, *, latency_ms: float = 0.0, sr: int = 16000
+) -> list[OnsetEvent]:
+    y, _ = click_track(120.0, 8.0, sr, start_s=start_s)
+    config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5, latency_ms=latency_ms)
+    events, _ = run_stream(y, config, 320)
+    return of_type(events, OnsetEvent)
+
+
+@pytest.mark.parametrize("shift_ms", [20.0, -20.0], ids=["late", "early"])
+def test_deviation_is_signed_and_positive_when_late(shift_ms: float) -> None:
+    """Clicks 20 ms late (early) against the 120 BPM grid: every deviation is positive
+    (negative), 20 ms more (less) than that of the same clicks on the grid."""
+    on_grid = _onsets_with_target(0.5)
+    shifted = _onsets_with_target(0.5 + shift_ms / 1000.0)
+    assert len(shifted) == len(on_grid) == 15
+    assert not any(e.is_metronome for e in on_grid + shifted)
+    dev = np.array([e.deviation_ms for e in shifted], dtype=np.float64)
+    dev0 = np.array([e.deviation_ms for e in on_grid], dtype=np.float64)
+    assert np.all(np.sign(dev) == np.sign(shift_ms))
+    np.testing.assert_allclose(dev - dev0, shift_ms, atol=1.0)
+    # the deviation is the distance to the nearest grid line, in ms
+    for e in shifted:
+        nearest = 0.5 + 0.5 * round((e.time_s - 0.5) / 0.5)
+        assert e.deviation_ms == pytest.approx(1000.0 * (e.time_s - nearest), abs=1e-6)
+
+
+def test_latency_is_subtracted_from_the_deviation() -> None:
+    plain = _onsets_with_target(0.52)
+    compensated = _onsets_with_target(0.52, latency_ms=10.0)
+    assert [e.time_s for e in compensated] == [e.time_s for e in plain]
+    dev = np.array([e.deviation_ms for e in compensated], dtype=np.float64)
+    dev0 = np.array([e.deviation_ms for e in plain], dtype=np.float64)
+    np.testing.assert_allclose(dev, dev0 - 10.0, atol=1e-9)
+
+
+def test_the_summary_timing_report_is_the_offline_report() -> None:
+    """With a target the summary carries the offline TimingReport with every field; on clicks
+    (no metronome) its notes are the offline notes, so every field built from the notes is
+    equal, and the played tempo (from the beats) is within 2 %."""
+    sr = 16000
+    y, _ = click_track(120.0, 8.0, sr, jitter_ms=5.0, seed=4, start_s=0.52)
+    _, summary = run_stream(y, StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5), 320)
+    offline = analyze(y, sr, target_bpm=120.0, grid_start_s=0.5).timing
+    assert isinstance(summary.timing, TimingReport) and isinstance(offline, TimingReport)
+    assert summary.timing.to_dict().keys() == offline.to_dict().keys()
+    assert len(summary.timing.notes) == len(offline.notes) == 15
+    np.testing.assert_allclose(summary.timing.notes, offline.notes, rtol=0.0, atol=1e-9)
+    from_beats = {"notes", "tempo_bpm_played", "tempo_error_pct"}
+    for f in fields(TimingReport):
+        if f.name not in from_beats:
+            assert getattr(summary.timing, f.name) == getattr(offline, f.name), f.name
+    assert summary.timing.tempo_bpm_played == pytest.approx(offline.tempo_bpm_played, rel=0.02)
+    assert summary.timing.accuracy_pct == 100.0
+    assert summary.to_dict()["timing"] == summary.timing.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("target_bpm", "meditation"),
+    [(40.0, True), (59.9, True), (60.0, False), (120.0, False), (None, False)],
+)
+def test_meditation_below_60_bpm(target_bpm: float | None, meditation: bool) -> None:
+    sr = 8000
+    y, _ = click_track(target_bpm or 90.0, 6.0, sr)
+    events, summary = run_stream(y, StreamConfig(sr=sr, target_bpm=target_bpm), 800)
+    tempos = of_type(events, TempoEvent)
+    assert len(tempos) >= 11
+    assert all(e.meditation is meditation for e in tempos)
+    if target_bpm is None:
+        assert summary.timing is None
+        assert all(e.mood is None for e in tempos)
+    else:
+        assert summary.timing is not None and summary.timing.meditation is meditation
+        assert all(e.mood is not None for e in tempos)
+
+
+# --- 6. warnings -------------------------------------------------------------------------------
+
+
+def _warnings(y: NDArray[np.float32], sr: int, chunk: int = 800) -> list[WarningEvent]:
+    events, _ = run_stream(y, StreamConfig(sr=sr), chunk)
+    return of_type(events, WarningEvent)
+
+
+def _at_dbfs_rms(y: NDArray[np.float32], dbfs: float) -> NDArray[np.float32]:
+    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+    return np.asarray(y * (10.0 ** (dbfs / 20.0) / rms), dtype=np.float32)
+
+
+def test_clipping_is_warned() -> None:
+    sr = 8000
+    y = practice_take(sr, 12.0, seed=1).samples
+    assert _warnings(y, sr) == []
+    clipped = y.copy()
+    clipped[4 * sr : 6 * sr] = _clipped_sine(2.0, sr)
+    warnings = _warnings(clipped, sr)
+    assert [w.code for w in warnings] == ["clipping"]
+    assert 4.0 <= warnings[0].time_s <= 6.0 + CLIP_BLOCK / sr
+    assert warnings[0].message
+
+
+def test_long_silence_is_warned() -> None:
+    sr = 8000
+    warnings = _warnings(np.zeros(12 * sr, dtype=np.float32), sr)
+    assert [w.code for w in warnings] == ["long_silence"]
+    assert warnings[0].time_s == pytest.approx(LONG_SILENCE_S, abs=0.02)
+    assert _warnings(np.zeros(int(9.5 * sr), dtype=np.float32), sr) == []
+
+
+def test_quiet_input_is_warned() -> None:
+    """A click track at -56 dBFS RMS (clicks peaking near -30 dBFS) is too quiet; at -30 dBFS
+    RMS it is fine. Neither is silence."""
+    sr = 8000
+    y, _ = click_track(120.0, 12.0, sr)
+    assert _codes(_warnings(_at_dbfs_rms(y, -56.0), sr)) == ["too_quiet"]
+    assert _warnings(_at_dbfs_rms(y, -30.0), sr) == []
+
+
+@pytest.mark.parametrize("peak_dbfs", [-52.0, -56.0])
+def test_a_quiet_click_track_is_warned_as_too_quiet(peak_dbfs: float) -> None:
+    sr = 8000
+    y, _ = click_track(120.0, 12.0, sr, amplitude=10.0 ** (peak_dbfs / 20.0))
+    assert "too_quiet" in _codes(_warnings(y, sr))
+
+
+@pytest.mark.parametrize("code", ["clipping", "long_silence", "too_quiet"])
+def test_each_warning_repeats_at_most_every_10_s(code: str) -> None:
+    sr = 8000
+    if code == "clipping":
+        y = np.clip(3.0 * practice_take(sr, 36.0, seed=2).samples, -1.0, 1.0)
+    elif code == "long_silence":
+        y = np.zeros(35 * sr, dtype=np.float32)
+    else:
+        y = _at_dbfs_rms(practice_take(sr, 30.0, seed=2).samples, -56.0)
+    warnings = _warnings(y, sr, chunk=1000)
+    assert {w.code for w in warnings} == {code}
+    times = np.array([w.time_s for w in warnings])
+    assert times.size >= 3  # it does repeat while the problem lasts
+    assert np.all(np.diff(times) >= WARNING_REPEAT_S - 1e-9)
+
+
+# --- 7. bad input --------------------------------------------------------------------------
+
+
+def _chunk_with(value: float, n: int = 100) -> NDArray[np.float32]:
+    x = np.zeros(n, dtype=np.float32)
+    x[n // 2] = value
+    return x
+
+
+@pytest.mark.parametrize(
+    ("channels", "chunk", "match"),
+    [
+        (1, np.zeros((100, 2), dtype=np.float32), "2 channels"),
+        (2, np.zeros((100, 3), dtype=np.int16), "3 channels"),
+        (2, np.zeros((100, 1), dtype=np.float32), "1 channels"),
+        (2, np.zeros(101, dtype=np.float32), "101 samples"),
+        (3, np.zeros(100, dtype=np.int16), "100 samples"),
+        (1, _chunk_with(np.nan), "NaN"),
+        (1, _chunk_with(np.inf), "infinite"),
+        (2, _chunk_with(-np.inf), "infinite"),
+        (1, np.zeros((10, 1, 1), dtype=np.float32), "shape"),
+        (1, np.zeros(10, dtype=np.int8), "int8"),
+    ],
+    ids=[
+        "2ch-into-mono",
+        "3ch-into-stereo",
+        "1ch-into-stereo",
+        "odd-interleaved",
+        "100-into-3ch",
+        "nan",
+        "inf",
+        "-inf-interleaved",
+        "3-d",
+        "int8",
+    ],
+)
+def test_bad_chunks_raise_parameter_error(channels: int, chunk: np.ndarray, match: str) -> None:
+    a = StreamAnalyzer(StreamConfig(sr=8000, channels=channels))
+    a.process(np.zeros((80, channels), dtype=np.float32))
+    with pytest.raises(ParameterError, match=match):
+        a.process(chunk)
+
+
+@pytest.mark.parametrize("chunk", [np.float32(0.5), np.array(["a", "b"])], ids=["0-d", "str"])
+def test_every_bad_chunk_raises_parameter_error(chunk: np.ndarray) -> None:
+    with pytest.raises(ParameterError):
+        StreamAnalyzer(StreamConfig(sr=8000)).process(chunk)
+
+
+def test_a_rejected_chunk_changes_nothing() -> None:
+    sr = 8000
+    y = practice_take(sr, 8.0, seed=1).samples.copy()
+    y[3 * sr : 4 * sr] = _clipped_sine(1.0, sr)
+    config = StreamConfig(sr=sr)
+    clean = run_stream(y, config, 1000)
+    assert "clipping" in _codes(clean[0])
+    bad = np.ones(5001, dtype=np.float32)
+    bad[-1] = np.nan
+    a = StreamAnalyzer(config)
+    events: list[Event] = []
+    for start in range(0, y.size, 1000):
+        if start == 1000:
+            with pytest.raises(ParameterError, match="NaN"):
+                a.process(bad)
+            assert a.audio_s == 1000 / sr
+        events.extend(a.process(y[start : start + 1000]))
+    last, summary = a.finish()
+    assert (events + last, summary) == clean
+
+
+def test_process_after_finish_and_finish_twice_raise() -> None:
+    a = StreamAnalyzer(StreamConfig(sr=8000))
+    a.process(np.zeros(800, dtype=np.float32))
+    a.finish()
+    with pytest.raises(ParameterError, match="ended"):
+        a.process(np.zeros(800, dtype=np.float32))
+    with pytest.raises(ParameterError, match="ended"):
+        a.finish()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"sr": 7999}, "sr"),
+        ({"sr": 96001}, "sr"),
+        ({"sr": 8000.5}, "sr"),
+        ({"channels": 0}, "channels"),
+        ({"channels": 9}, "channels"),
+        ({"target_bpm": 0.0}, "target_bpm"),
+        ({"target_bpm": 401.0}, "target_bpm"),
+        ({"target_bpm": float("nan")}, "target_bpm"),
+        ({"subdivision": 5}, "subdivision"),
+        ({"latency_ms": 1000.5}, "latency_ms"),
+        ({"grid_start_s": -0.1}, "grid_start_s"),
+    ],
+)
+def test_invalid_configurations_raise_at_construction(kwargs: dict[str, Any], name: str) -> None:
+    config = StreamConfig(**{"sr": 8000, **kwargs})
+    with pytest.raises(ParameterError) as info:
+        StreamAnalyzer(config)
+    assert repr(kwargs[name]) in str(info.value)
+
+
+# --- 8. reset -----------------------------------------------------------------------------------
+
+
+def test_reset_gives_the_results_of_a_fresh_analyzer() -> None:
+    """A stream with a target, a metronome, clipping and a long silence: after reset() in the
+    middle of another stream, and after finish(), the analyzer returns what a new one does."""
+    sr = 8000
+    config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    take = np.concatenate(
+        [
+            metronome_take(sr, 10.0, seed=5).samples,
+            _clipped_sine(1.0, sr),
+            np.zeros(11 * sr, dtype=np.float32),
+        ]
+    )
+    fresh = run_stream(take, config, 1021)
+    assert {"clipping", "long_silence"} <= set(_codes(fresh[0]))
+    assert any(e.is_metronome for e in of_type(fresh[0], OnsetEvent))
+    a = StreamAnalyzer(config)
+    for start in range(0, 15 * sr, 1021):  # the same take, most of it: warnings, metronome
+        a.process(take[start : start + 1021])
+    a.reset()
+    assert a.audio_s == 0.0
+    assert run_stream(take, config, 1021, analyzer=a) == fresh
+    a.reset()  # after finish()
+    again = run_stream(take, config, 1021, analyzer=a)
+    assert again == fresh
