@@ -49,7 +49,7 @@ class OnsetParams:
         the rise is held for ``hold_frames`` frames (rejects release clicks and knocks).
     pre_max_s, post_max_s : float
         A peak is the maximum of the onset strength within this window around it. The
-        short look-ahead (one frame) keeps live onsets within 30 ms of the audio.
+        short look-ahead (one frame) keeps live onsets within about 40 ms of the audio.
     pre_avg_s, post_avg_s : float
         Window of the moving average the peak must exceed by ``delta`` (causal).
     delta : float

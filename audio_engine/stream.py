@@ -5,8 +5,9 @@ The stream runs the offline kernels frame by frame, so its onsets are the offlin
 - decimation, framing, the spectrogram, the onset strength, the hold gate and the peak
   picking are the same computations on the same samples; each frame is computed once all
   of its samples have arrived, each peak once the frame after it exists (one 10 ms frame of
-  look-ahead), so a chunking never changes a value and an onset is reported by the time the
-  audio 30 ms past it has been fed;
+  look-ahead), so a chunking never changes a value and an onset is reported once the audio
+  about 33-40 ms past it has been fed (half the 46 ms window plus one 10 ms frame; the
+  issue's 30 ms is not met, see tests/audio_engine/test_stream.py);
 - tempo and beats come from the offline tempo stages run every half second of audio on the
   last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
   ``BEAT_CONFIRM_S`` old, so it can no longer move;

@@ -5,6 +5,11 @@ Commands::
     mpt analyze PATH [--target-bpm BPM] [--grid-start S] [--subdivision {1,2,3,4}]
                      [--latency-ms MS] [--json]
     mpt demo [--json]
+    mpt up [--host HOST] [--port PORT] [--workers N] [--metrics-port PORT|off]
+           [--allow-remote]
+    mpt stream (PATH | --mic) [--target-bpm BPM] [--grid-start S] [--subdivision N]
+               [--latency-ms MS] [--server ADDR] [--speed F] [--chunk-ms MS]
+               [--encoding {pcm16,opus}] [--session-id ID] [--token TOKEN] [--json]
 
 Global options (also accepted after the command): ``--data-dir DIR``, ``--debug``,
 ``--version``.
@@ -13,16 +18,22 @@ Every failure prints one line ``mpt: error: <reason>`` on stderr and exits non-z
 2 for usage and configuration errors, 1 for input errors (a missing, unreadable, corrupt or
 empty file, or audio the engine rejects), 130 when interrupted. ``--debug`` adds the
 traceback. The engine is imported only inside the commands, after the numba cache directory
-has been configured.
+has been configured; ``mpt up`` runs the engine's server in child processes under
+:mod:`mpt.supervisor`, ``mpt stream`` talks to it with :mod:`mpt.stream_client`.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.util
+import ipaddress
 import json
 import math
 import os
+import socket
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,14 +43,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 
-from mpt.datadir import configure_numba_cache, ensure_subdir
-from mpt.errors import ConfigError, DataDirError, MptError
+from mpt.datadir import configure_numba_cache, ensure_data_dir, ensure_subdir
+from mpt.errors import ConfigError, DataDirError, EngineCallError, MptError
 from mpt.progress import StageProgress
 from mpt.report import render_result
 from mpt.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from audio_engine.result import AnalysisResult
+    from mpt.stream_client import AudioSource, StreamView
+    from mpt.stream_view import LiveView
+    from mpt.supervisor import ReadyInfo
 
 __all__ = ["build_parser", "main"]
 
@@ -51,6 +65,10 @@ EXIT_INTERRUPTED = 130
 TARGET_BPM_RANGE = (20.0, 400.0)
 LATENCY_MS_LIMIT = 1000.0
 DEMO_FILENAME = "demo_performance.wav"
+CHUNK_MS_RANGE = (10, 1000)
+WORKERS_RANGE = (1, 64)
+ENGINE_READY_TIMEOUT_S = 120.0  # a first start may compile the kernels
+STOP_MARGIN_S = 5.0  # beyond the engine's own shutdown grace, before SIGKILL
 
 
 class UsageError(Exception):
@@ -92,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         debug = bool(args.debug)
         if args.command is None:
-            raise UsageError("no command given; choose one of: analyze, demo (see 'mpt --help')")
+            raise UsageError(
+                "no command given; choose one of: analyze, demo, up, stream (see 'mpt --help')"
+            )
         settings = get_settings()
         if args.data_dir is not None:
             settings = settings.model_copy(update={"data_dir": args.data_dir})
@@ -176,7 +196,135 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     _add_common_options(demo, suppress=True)
     demo.set_defaults(func=_cmd_demo)
+    _add_up_parser(commands)
+    _add_stream_parser(commands)
     return parser
+
+
+def _add_up_parser(commands: Any) -> None:
+    up = commands.add_parser(
+        "up",
+        help="run the services on this machine (today: the audio engine)",
+        description="Run the services on the embedded defaults, each in its own process, "
+        "until Ctrl-C: today the audio engine's gRPC server. Prints where each listens; a "
+        "crashed service is reported and restarted.",
+    )
+    up.add_argument(
+        "--host",
+        metavar="HOST",
+        help="listen address (default: $MPT_ENGINE__HOST or 127.0.0.1); a non-loopback "
+        "address needs --allow-remote",
+    )
+    up.add_argument(
+        "--port",
+        type=_port,
+        metavar="PORT",
+        help="engine gRPC port (default: $MPT_ENGINE__PORT or 50051; 0 picks a free one)",
+    )
+    up.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="engine processes sharing the port (default: $MPT_ENGINE__WORKERS or 1)",
+    )
+    up.add_argument(
+        "--metrics-port",
+        type=_metrics_port,
+        metavar="PORT",
+        help="Prometheus /metrics port, 0 for a free one, 'off' to disable "
+        "(default: $MPT_ENGINE__METRICS_PORT or 9464)",
+    )
+    up.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow listening on a non-loopback address (calls still need a token; "
+        "traffic is not encrypted)",
+    )
+    _add_common_options(up, suppress=True)
+    up.set_defaults(func=_cmd_up)
+
+
+def _add_stream_parser(commands: Any) -> None:
+    stream = commands.add_parser(
+        "stream",
+        help="stream a file (or the microphone) to the engine with live feedback",
+        description="Stream audio to a running engine (`mpt up`) at real-time pace and show "
+        "tempo, deviations, accuracy and mood as they come; the summary at the end.",
+    )
+    stream.add_argument(
+        "path", type=Path, nargs="?", metavar="PATH", help="audio or video file to stream"
+    )
+    stream.add_argument(
+        "--mic", action="store_true", help="capture the default input device instead of a file"
+    )
+    stream.add_argument(
+        "--target-bpm",
+        type=_target_bpm,
+        metavar="BPM",
+        help="the tempo practised against, 20..400 BPM (enables deviations and the timing "
+        "report)",
+    )
+    stream.add_argument(
+        "--grid-start",
+        type=_grid_start,
+        default=0.0,
+        metavar="S",
+        help="time of the first grid line in seconds (default 0)",
+    )
+    stream.add_argument(
+        "--subdivision",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="notes per beat (default: inferred)",
+    )
+    stream.add_argument(
+        "--latency-ms",
+        type=_latency_ms,
+        default=0.0,
+        metavar="MS",
+        help="input latency subtracted from note times, within ±1000 ms (default 0)",
+    )
+    stream.add_argument(
+        "--server",
+        metavar="ADDR",
+        help="the engine's host:port (default: $MPT_ENGINE__HOST:$MPT_ENGINE__PORT, "
+        "127.0.0.1:50051)",
+    )
+    stream.add_argument(
+        "--speed",
+        type=_speed,
+        default=1.0,
+        metavar="F",
+        help="pace as a multiple of real time (default 1; 0 = as fast as possible)",
+    )
+    stream.add_argument(
+        "--chunk-ms",
+        type=_chunk_ms,
+        default=100,
+        metavar="MS",
+        help="audio per chunk, 10..1000 ms (default 100; with opus one of 10, 20, 40, 60, "
+        "80, 100, 120)",
+    )
+    stream.add_argument(
+        "--encoding",
+        choices=("pcm16", "opus"),
+        default="pcm16",
+        help="16-bit PCM (default) or raw Opus packets",
+    )
+    stream.add_argument(
+        "--session-id", metavar="ID", help="the practice session the summary belongs to"
+    )
+    stream.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="bearer token for the engine (default: one signed with the data directory's key, "
+        "which a local `mpt up` on the same data directory accepts)",
+    )
+    stream.add_argument(
+        "--json", action="store_true", help="print one JSON object per event per line"
+    )
+    _add_common_options(stream, suppress=True)
+    stream.set_defaults(func=_cmd_stream)
 
 
 def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -198,17 +346,7 @@ def _add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
 
 def _cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     if args.target_bpm is None:
-        given = [
-            flag
-            for flag, value, default in (
-                ("--grid-start", args.grid_start, 0.0),
-                ("--subdivision", args.subdivision, None),
-                ("--latency-ms", args.latency_ms, 0.0),
-            )
-            if value != default
-        ]
-        if given:
-            raise UsageError(f"{', '.join(given)} needs --target-bpm (the tempo to time against)")
+        _refuse_timing_without_target(args)
     options = AnalyzeOptions(
         target_bpm=args.target_bpm,
         grid_start_s=args.grid_start,
@@ -248,6 +386,254 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     else:
         Console(file=sys.stdout, highlight=False).print(f"\n{note}", markup=False)
     return EXIT_OK
+
+
+def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    _require_server()
+    from mpt.supervisor import ChildSpec, ReadyFile, Supervisor
+    from mpt.tokens import ensure_keypair
+
+    engine = settings.engine
+    host = args.host or engine.host
+    port = engine.port if args.port is None else args.port
+    workers = engine.workers if args.workers is None else args.workers
+    metrics_port = engine.metrics_port if args.metrics_port is None else args.metrics_port
+    if args.metrics_port == "off":
+        metrics_port = None
+    if not _is_loopback(host):
+        if not args.allow_remote:
+            raise UsageError(
+                f"--host {host} is not a loopback address: other machines could reach the "
+                "engine; pass --allow-remote to listen there anyway (every call still needs "
+                "a token signed by this data directory's key, and traffic is not encrypted)"
+            )
+        print(
+            f"mpt up: listening on {host} (--allow-remote): other machines can connect; every "
+            "call needs a token, and traffic is plain, unencrypted gRPC",
+            file=sys.stderr,
+        )
+    _check_free(host, port, "--port")
+    if metrics_port is not None:
+        _check_free(host, metrics_port, "--metrics-port")
+    data_dir = ensure_data_dir(settings.data_dir)
+    if settings.security.public_key_path is None:
+        ensure_keypair(data_dir)  # the engine verifies with it, `mpt stream` signs with it
+    with tempfile.TemporaryDirectory(prefix="mpt-up-") as run_dir:
+        ready = Path(run_dir) / "engine.json"
+        argv = [
+            sys.executable, "-m", "audio_engine.server",
+            "--host", host,
+            "--port", str(port),
+            "--workers", str(workers),
+            "--metrics-port", "off" if metrics_port is None else str(metrics_port),
+            "--data-dir", str(data_dir),
+            "--ready-file", str(ready),
+        ]  # fmt: skip
+        spec = ChildSpec(
+            name="engine",
+            argv=argv,
+            ready=ReadyFile(ready),
+            ready_timeout_s=ENGINE_READY_TIMEOUT_S,
+            describe=_describe_engine,
+        )
+
+        def banner(infos: dict[str, ReadyInfo]) -> None:
+            _print_up_banner(infos["engine"], settings=settings, data_dir=data_dir)
+
+        print(f"mpt up: starting the engine (data directory {data_dir})", flush=True)
+        supervisor = Supervisor(
+            [spec], grace_s=engine.shutdown_grace_s + STOP_MARGIN_S, on_ready=banner
+        )
+        return supervisor.run()
+
+
+def _check_free(host: str, port: int, option: str) -> None:
+    """Fail early and clearly when a fixed port is taken (rather than a crash loop)."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            raise MptError(
+                f"cannot listen on {_address(host, port)}: {exc.strerror or exc} (is `mpt up` "
+                f"already running? choose another port with {option})"
+            ) from None
+
+
+def _describe_engine(info: ReadyInfo) -> str:
+    where = f"gRPC {_address(str(info['host']), int(info['port']))}"
+    if info.get("metrics_port") is not None:
+        host = _client_host(str(info["host"]))
+        where += f", metrics http://{_address(host, int(info['metrics_port']))}/metrics"
+    return where
+
+
+def _print_up_banner(info: ReadyInfo, *, settings: Settings, data_dir: Path) -> None:
+    server = _address(_client_host(str(info["host"])), int(info["port"]))
+    command = "mpt stream FILE --target-bpm BPM"
+    if server != _default_server(settings):
+        command += f" --server {server}"
+    if settings.data_dir.expanduser().absolute() != Path(".mpt").absolute():
+        command += f" --data-dir {data_dir}"
+    lines = [
+        "",
+        "Ready. Stream a recording to the engine (live tempo, deviations and mood):",
+        f"  {command}",
+        "Every call needs a token signed with the key in the data directory; `mpt stream`",
+        "signs one itself. Ctrl-C stops everything.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    _require_server()
+    if args.mic == (args.path is not None):
+        raise UsageError("give a PATH to stream, or --mic (one of them)")
+    if args.mic and args.speed != 1.0:
+        raise UsageError("--speed paces files; --mic always streams in real time")
+    if args.target_bpm is None:
+        _refuse_timing_without_target(args)
+    from mpt import stream_client
+    from mpt.report import render_stream_summary
+    from mpt.tokens import key_paths, local_token
+
+    if args.encoding == "opus" and args.chunk_ms not in stream_client.OPUS_FRAME_MS:
+        sizes = ", ".join(str(ms) for ms in stream_client.OPUS_FRAME_MS)
+        raise UsageError(f"--chunk-ms {args.chunk_ms} with --encoding opus: use one of {sizes}")
+    options = stream_client.StreamOptions(
+        target_bpm=args.target_bpm,
+        grid_start_s=args.grid_start,
+        subdivision=args.subdivision,
+        latency_ms=args.latency_ms,
+        session_id=args.session_id,
+        encoding=args.encoding,
+        chunk_ms=args.chunk_ms,
+        speed=args.speed,
+    )
+    source: AudioSource
+    if args.mic:
+        source = stream_client.microphone_source()
+    else:
+        try:
+            import audio_engine.io  # noqa: F401  (the decoder's dependencies)
+        except ModuleNotFoundError as exc:
+            raise _engine_missing(exc) from exc
+        source = stream_client.file_source(args.path, speed=args.speed, encoding=args.encoding)
+    target = args.server or _default_server(settings)
+    auth_hint = None
+    token = args.token
+    if token is None:
+        token = local_token(settings)
+        auth_hint = (
+            f"the token was signed with {key_paths(settings).private_key}: run `mpt stream` "
+            "with the data directory of `mpt up` (--data-dir), or pass --token"
+        )
+    view, live = _stream_view(args, source, target)
+
+    async def run() -> stream_client.StreamOutcome:
+        return await stream_client.run_stream(
+            target=target,
+            token=token,
+            source=source,
+            options=options,
+            view=view,
+            auth_hint=auth_hint,
+        )
+
+    if live is not None:
+        with live:
+            outcome = asyncio.run(run())
+    else:
+        outcome = asyncio.run(run())
+    if outcome.summary is not None and not args.json:
+        console = Console(file=sys.stdout, highlight=False)
+        if live is not None:
+            console.print()
+        render_stream_summary(
+            console, outcome.summary, source=source.label, stream_id=outcome.stream_id
+        )
+    if outcome.interrupted:
+        note = "" if outcome.summary is not None else " before the summary arrived"
+        return _fail(f"interrupted{note}", EXIT_INTERRUPTED, debug=False)
+    if outcome.summary is None:
+        raise EngineCallError("the engine ended the stream without a summary")
+    return EXIT_OK
+
+
+def _stream_view(
+    args: argparse.Namespace, source: AudioSource, target: str
+) -> tuple[StreamView, LiveView | None]:
+    """The view of a stream (JSON lines, the live panel on a terminal, or plain warnings) and
+    the context manager to run it in (the live view), if any."""
+    from mpt.stream_view import JsonLinesView, LiveView, PlainView
+
+    if args.json:
+        return JsonLinesView(sys.stdout), None
+    for stream in (sys.stdout, sys.stderr):
+        if stream.isatty():
+            live = LiveView(
+                Console(file=stream),
+                source=source.label,
+                target=target,
+                total_s=source.duration_s,
+                speed=None if args.mic else args.speed,
+            )
+            return live, live
+    return PlainView(sys.stderr), None
+
+
+def _refuse_timing_without_target(args: argparse.Namespace) -> None:
+    given = [
+        flag
+        for flag, value, default in (
+            ("--grid-start", args.grid_start, 0.0),
+            ("--subdivision", args.subdivision, None),
+            ("--latency-ms", args.latency_ms, 0.0),
+        )
+        if value != default
+    ]
+    if given:
+        raise UsageError(f"{', '.join(given)} needs --target-bpm (the tempo to time against)")
+
+
+def _require_server() -> None:
+    """Fail clearly when the gRPC parts (the `server` extra) are not installed."""
+    for module in ("grpc", "google.protobuf"):
+        if importlib.util.find_spec(module.split(".")[0]) is None:
+            raise MptError(
+                f"the engine service is not installed (no module {module!r}); install it "
+                "with: pip install 'mpt[server]'"
+            )
+
+
+def _default_server(settings: Settings) -> str:
+    """Where a local client finds the engine: the configured host (a wildcard address means
+    this machine) and port."""
+    return _address(_client_host(settings.engine.host), settings.engine.port)
+
+
+def _client_host(host: str) -> str:
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _analyze_file(path: Path, options: AnalyzeOptions) -> AnalysisResult:
@@ -355,6 +741,47 @@ def _latency_ms(text: str) -> float:
     value = _number(text)
     if abs(value) > LATENCY_MS_LIMIT:
         raise argparse.ArgumentTypeError(f"{text} ms is outside ±{LATENCY_MS_LIMIT:g} ms")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {text} is outside 0..65535")
+    return value
+
+
+def _metrics_port(text: str) -> int | str:
+    return "off" if text.lower() == "off" else _port(text)
+
+
+def _workers(text: str) -> int:
+    value = _integer(text)
+    low, high = WORKERS_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} workers is outside {low}..{high}")
+    return value
+
+
+def _speed(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"speed {text} is negative (0 = as fast as possible)")
+    return value
+
+
+def _chunk_ms(text: str) -> int:
+    value = _integer(text)
+    low, high = CHUNK_MS_RANGE
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} ms is outside {low}..{high} ms")
     return value
 
 

@@ -1,4 +1,5 @@
-"""Human-readable rendering of an analysis result (the default output of ``mpt analyze``)."""
+"""Human-readable rendering of an analysis result (the default output of ``mpt analyze``) and
+of a live stream's summary (``mpt stream``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # the engine is imported only by the commands that run it
+    from audio_engine.events import StreamSummary
     from audio_engine.result import AnalysisResult, TimingReport
 
-__all__ = ["render_result"]
+__all__ = ["MOOD_STYLES", "render_result", "render_stream_summary"]
 
 _SUBDIVISION_NAMES = {1: "quarter notes", 2: "eighth notes", 3: "triplets", 4: "sixteenth notes"}
-_MOOD_STYLES = {"happy": "green", "neutral": "cyan", "annoyed": "yellow", "angry": "bold red"}
+MOOD_STYLES = {"happy": "green", "neutral": "cyan", "annoyed": "yellow", "angry": "bold red"}
 _VERDICT_STYLES = {"steady": "green", "rushing": "yellow", "dragging": "yellow", "unknown": "dim"}
 _DASH = "—"
 _LABEL_WIDTH = 14
@@ -55,6 +57,50 @@ def render_result(
         _render_timing(console, result.timing, max_notes)
 
 
+def render_stream_summary(
+    console: Console,
+    summary: StreamSummary,
+    *,
+    source: str,
+    stream_id: str | None,
+    max_notes: int = 8,
+) -> None:
+    """Print the summary of a live stream and, when present, its timing report.
+
+    Parameters
+    ----------
+    console : Console
+        Where to print.
+    summary : StreamSummary
+        The engine's summary of the stream.
+    source : str
+        What was streamed (a file, the microphone), shown in the first line.
+    stream_id : str or None
+        The engine's id of the stream.
+    max_notes : int, default 8
+        How many of the first notes to list with their deviations.
+    """
+    tempo = (
+        Text("none found (no steady pulse)", style="dim")
+        if summary.tempo_bpm is None
+        else Text(f"{summary.tempo_bpm:.1f} BPM")
+    )
+    _rows(
+        console,
+        [
+            ("Streamed", Text(source)),
+            ("Stream id", Text(stream_id or _DASH)),
+            ("Duration", Text(f"{summary.duration_s:.2f} s")),
+            ("Tempo", tempo),
+            ("Beats", Text(str(summary.n_beats))),
+            ("Onsets", Text(str(summary.n_onsets))),
+        ],
+    )
+    if summary.timing is not None:
+        console.print()
+        _render_timing(console, summary.timing, max_notes)
+
+
 def _rows(console: Console, rows: list[tuple[str, Text]]) -> None:
     """Print aligned ``label  value`` lines (no table padding after the value)."""
     for label, value in rows:
@@ -85,7 +131,7 @@ def _render_timing(console: Console, timing: TimingReport, max_notes: int) -> No
     drift = _DASH
     if timing.drift_bpm_per_min is not None:
         drift = f"{timing.drift_bpm_per_min:+.2f} BPM/min"
-    mood = Text(timing.mood, style=_MOOD_STYLES.get(timing.mood, ""))
+    mood = Text(timing.mood, style=MOOD_STYLES.get(timing.mood, ""))
     if timing.meditation:
         mood.append(" (meditation: target below 60 BPM)", style="dim")
     rows = [

@@ -1,7 +1,9 @@
 """Typed configuration from ``MPT_*`` environment variables and an optional ``.env`` file.
 
-Nested groups use ``__``: ``MPT_ENGINE__PORT=50052`` sets ``settings.engine.port``. Groups for
-the database, Redis, object storage and Ray are added by the parts that need them.
+Nested groups use ``__``: ``MPT_ENGINE__PORT=50052`` sets ``settings.engine.port``,
+``MPT_SECURITY__ACCESS_TTL_S=900`` sets ``settings.security.access_ttl_s`` and
+``MPT_REDIS__URL=redis://127.0.0.1:6379/0`` switches the durable queue to Redis. Groups for
+the database, object storage and Ray are added by the parts that need them.
 Settings are built on first use (:func:`get_settings`) and passed down, never read at import.
 """
 
@@ -15,14 +17,98 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mpt.errors import ConfigError
 
-__all__ = ["EngineSettings", "Settings", "get_settings", "load_settings"]
+__all__ = [
+    "EngineSettings",
+    "RedisSettings",
+    "SecuritySettings",
+    "Settings",
+    "get_settings",
+    "load_settings",
+]
 
 
 class EngineSettings(BaseModel):
-    """Where the audio engine's gRPC server listens (``MPT_ENGINE__HOST``, ``__PORT``)."""
+    """The audio engine's gRPC server (``MPT_ENGINE__HOST``, ``__PORT``, ``__WORKERS`` ...).
+
+    Attributes
+    ----------
+    host, port : str, int
+        Where the gRPC server listens (port 0 picks a free port).
+    workers : int
+        Server processes sharing the port with ``SO_REUSEPORT`` (1 = serve in-process).
+    metrics_port : int or None
+        Port of the Prometheus ``/metrics`` endpoint on ``host`` (0 picks a free port);
+        None disables it.
+    analysis_threads : int or None
+        Threads that run the (nogil) analysis of every stream of a process; None uses the
+        CPU count.
+    max_streams : int
+        Concurrent streams per process beyond which new ones get RESOURCE_EXHAUSTED.
+    max_chunk_bytes : int
+        Largest audio chunk of a stream; a larger one is INVALID_ARGUMENT.
+    max_recording_bytes : int
+        Largest recording sent whole to ``AnalyzeRecording`` (also sets the server's
+        maximum receive message size).
+    resume_window_s : float
+        How long a stream cut by the network is kept for a resume.
+    shutdown_grace_s : float
+        On SIGTERM/SIGINT, how long live streams get to finish their summary.
+    token_leeway_s : float
+        Clock skew tolerated on a token's ``exp`` and ``iat`` when a call opens.
+    keepalive_time_s, keepalive_timeout_s : float
+        HTTP/2 keepalive pings that detect dead connections (and so cut streams).
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    metrics_port: int | None = Field(default=9464, ge=0, le=65535)
+    analysis_threads: int | None = Field(default=None, ge=1, le=256)
+    max_streams: int = Field(default=256, ge=1)
+    max_chunk_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_recording_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    resume_window_s: float = Field(default=60.0, ge=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+    token_leeway_s: float = Field(default=30.0, ge=0)
+    keepalive_time_s: float = Field(default=10.0, gt=0)
+    keepalive_timeout_s: float = Field(default=5.0, gt=0)
+
+
+class SecuritySettings(BaseModel):
+    """Token keys and lifetimes (``MPT_SECURITY__PRIVATE_KEY_PATH``, ``__PUBLIC_KEY_PATH``,
+    ``__ACCESS_TTL_S``).
+
+    Attributes
+    ----------
+    private_key_path : Path or None
+        PKCS8 PEM Ed25519 private key that signs tokens (only the API needs it); None uses
+        ``<data_dir>/keys/jwt_ed25519.pem``, generated on first use.
+    public_key_path : Path or None
+        PEM Ed25519 public key that verifies tokens; None uses
+        ``<data_dir>/keys/jwt_ed25519.pub.pem``.
+    access_ttl_s : float
+        Lifetime of an access token, in seconds (default 1800).
+    """
+
+    private_key_path: Path | None = None
+    public_key_path: Path | None = None
+    access_ttl_s: float = Field(default=1800.0, gt=0)
+
+
+class RedisSettings(BaseModel):
+    """Redis, when configured (``MPT_REDIS__URL``, ``__KEY_PREFIX``).
+
+    Attributes
+    ----------
+    url : str or None
+        ``redis://[[user]:password@]host[:port][/db]`` (or ``rediss://``); None keeps the
+        embedded defaults (the durable queue is a SQLite file in the data directory).
+    key_prefix : str
+        Prefix of every key the product writes, so several deployments can share a server.
+    """
+
+    url: str | None = None
+    key_prefix: str = Field(default="mpt", min_length=1, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
 class Settings(BaseSettings):
@@ -36,6 +122,10 @@ class Settings(BaseSettings):
         Base directory for caches (``MPT_CACHE_DIR``); None uses ``$XDG_CACHE_HOME/mpt``.
     engine : EngineSettings
         The audio engine service.
+    security : SecuritySettings
+        Token signing and verification keys, token lifetime.
+    redis : RedisSettings
+        Redis (the durable queue's back end when its URL is set).
     """
 
     model_config = SettingsConfigDict(
@@ -49,6 +139,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".mpt")
     cache_dir: Path | None = None
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
 
 def load_settings() -> Settings:

@@ -17,6 +17,11 @@ def test_defaults() -> None:
     assert settings.cache_dir is None
     assert settings.engine.host == "127.0.0.1"
     assert settings.engine.port == 50051
+    assert settings.security.private_key_path is None
+    assert settings.security.public_key_path is None
+    assert settings.security.access_ttl_s == 1800
+    assert settings.redis.url is None
+    assert settings.redis.key_prefix == "mpt"
 
 
 def test_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,3 +72,32 @@ def test_get_settings_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -
     assert get_settings() is first
     get_settings.cache_clear()
     assert get_settings().engine.port == 50099
+
+
+def test_security_and_redis_groups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MPT_SECURITY__PRIVATE_KEY_PATH", str(tmp_path / "k.pem"))
+    monkeypatch.setenv("MPT_SECURITY__PUBLIC_KEY_PATH", str(tmp_path / "k.pub.pem"))
+    monkeypatch.setenv("MPT_SECURITY__ACCESS_TTL_S", "900")
+    monkeypatch.setenv("MPT_REDIS__URL", "redis://127.0.0.1:6379/2")
+    monkeypatch.setenv("MPT_REDIS__KEY_PREFIX", "staging")
+
+    settings = Settings()
+
+    assert settings.security.private_key_path == tmp_path / "k.pem"
+    assert settings.security.public_key_path == tmp_path / "k.pub.pem"
+    assert settings.security.access_ttl_s == 900.0
+    assert settings.redis.url == "redis://127.0.0.1:6379/2"
+    assert settings.redis.key_prefix == "staging"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("MPT_SECURITY__ACCESS_TTL_S", "0"), ("MPT_REDIS__KEY_PREFIX", "has space")],
+)
+def test_invalid_security_and_redis_values(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError, match=name):
+        load_settings()
