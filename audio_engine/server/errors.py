@@ -1,0 +1,51 @@
+"""Errors of the gRPC server's own rules (streams, resume, load), part of the engine's tree.
+
+The tree (under :class:`~audio_engine.errors.AudioEngineError`) is::
+
+    AudioEngineError
+    └── ServerError                 a call breaks a rule of the server
+        ├── StreamNotFoundError     resume_stream_id is unknown or its window expired
+        ├── StreamOwnerError        the stream belongs to another token subject
+        ├── StreamBusyError         the stream is still attached to another call
+        ├── OverloadedError         the process already serves its maximum of streams
+        └── ShuttingDownError       the server is stopping
+
+Only the interceptor (:mod:`audio_engine.server.interceptors`) turns them into status codes.
+"""
+
+from __future__ import annotations
+
+from audio_engine.errors import AudioEngineError
+
+__all__ = [
+    "OverloadedError",
+    "ServerError",
+    "ShuttingDownError",
+    "StreamBusyError",
+    "StreamNotFoundError",
+    "StreamOwnerError",
+]
+
+
+class ServerError(AudioEngineError):
+    """A call breaks a rule of the server; the message names the value."""
+
+
+class StreamNotFoundError(ServerError):
+    """No stream with that id is kept (never existed, ended, or its resume window expired)."""
+
+
+class StreamOwnerError(ServerError):
+    """The stream was opened with a token of another subject."""
+
+
+class StreamBusyError(ServerError):
+    """The stream is still attached to a live call."""
+
+
+class OverloadedError(ServerError):
+    """The process serves its maximum number of concurrent streams."""
+
+
+class ShuttingDownError(ServerError):
+    """The server is stopping and takes no new stream."""

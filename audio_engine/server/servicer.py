@@ -1,0 +1,199 @@
+"""The ``mpt.audio.v1.AudioAnalysis`` servicer: a thin adapter over the stream hub.
+
+``Stream`` is an async generator (route_guide's ``RouteChat`` shape). It reads one request
+at a time and does not read the next before the analysis of the current chunk is done and
+its events are written, so a client sending faster than real time is slowed by HTTP/2 flow
+control instead of being buffered without bound. CPU work runs in the hub's bounded thread
+pool; deadlines and cancellation end the call at its current await, and the ``finally``
+hands the stream back to the hub (kept for a resume, or dropped). Errors propagate to the
+interceptor, which maps them to status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from typing import Any, Final
+
+import grpc.aio
+import numpy as np
+from numpy.typing import NDArray
+
+from audio_engine.analysis import analyze
+from audio_engine.errors import AudioDecodeError, ParameterError
+from audio_engine.io import load_audio
+from audio_engine.result import AnalysisResult
+from audio_engine.server import convert
+from audio_engine.server.interceptors import current_claims
+from audio_engine.server.metrics import EngineMetrics
+from audio_engine.server.streams import Outcome, StreamHub, StreamState
+from mpt_protos.audio.v1 import audio_pb2 as pb
+from mpt_protos.audio.v1 import audio_pb2_grpc
+
+__all__ = ["AudioAnalysisServicer"]
+
+_DRAINING: Final = object()  # a read interrupted by shutdown
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
+    """Serves ``Stream`` and ``AnalyzeRecording``.
+
+    Parameters
+    ----------
+    hub : StreamHub
+        The process's streams.
+    metrics : EngineMetrics
+        Instruments to update.
+    recording_executor : Executor
+        Runs whole-recording analyses (apart from the streams' pool, so a long recording
+        does not delay live events).
+    max_recording_bytes : int
+        Largest recording accepted by ``AnalyzeRecording``.
+    analyze_fn : callable, optional
+        The offline analysis (default :func:`audio_engine.analyze`).
+    """
+
+    def __init__(
+        self,
+        *,
+        hub: StreamHub,
+        metrics: EngineMetrics,
+        recording_executor: Executor,
+        max_recording_bytes: int,
+        analyze_fn: Callable[..., AnalysisResult] = analyze,
+    ) -> None:
+        self._hub = hub
+        self._metrics = metrics
+        self._recording_executor = recording_executor
+        self._max_recording_bytes = max_recording_bytes
+        self._analyze = analyze_fn
+        self._drain_waiter: asyncio.Task[Any] | None = None
+
+    async def Stream(  # noqa: N802  (the generated servicer's name)
+        self, request_iterator: AsyncIterator[pb.StreamRequest], context: Context
+    ) -> AsyncIterator[pb.StreamResponse]:
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None:
+            raise ParameterError("the stream ended before its config: send a StreamConfig first")
+        kind = first.WhichOneof("request")
+        if kind != "config":
+            raise ParameterError(
+                f"the first message of a stream must be a config, got {kind or 'an empty request'}"
+            )
+        setup = convert.stream_setup_from_proto(first.config)
+        subject = current_claims().sub
+        hub = self._hub
+        resumed = setup.resume_stream_id is not None
+        state = await (hub.resume(setup, subject) if resumed else hub.open(setup, subject))
+        outcome: Outcome = "cut"
+        try:
+            yield convert.started_to_proto(
+                stream_id=state.stream_id,
+                resumed=resumed,
+                next_sequence=state.next_sequence,
+                received_bytes=state.received_bytes,
+                audio_s=state.analyzer.audio_s,
+            )
+            async for response in self._flush(state):
+                yield response
+            while True:
+                request = await self._read(requests)
+                if request is None or request is _DRAINING:
+                    break  # half-closed without EndOfStream, or the server is stopping
+                assert isinstance(request, pb.StreamRequest)
+                kind = request.WhichOneof("request")
+                if kind == "end":
+                    break
+                if kind != "chunk":
+                    raise ParameterError(
+                        "a stream has one config, as its first message; got a second one"
+                        if kind == "config"
+                        else "empty StreamRequest: set config, chunk or end"
+                    )
+                chunk = request.chunk
+                sequence = chunk.sequence if chunk.HasField("sequence") else None
+                await hub.feed(state, chunk.data, sequence)
+                async for response in self._flush(state):
+                    yield response
+            summary = await hub.finish(state)
+            async for response in self._flush(state):
+                yield response
+            yield convert.summary_to_proto(state.stream_id, summary)
+            outcome = "completed"
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            hub.release(state, outcome)
+
+    async def AnalyzeRecording(  # noqa: N802  (the generated servicer's name)
+        self, request: pb.AnalyzeRecordingRequest, context: Context
+    ) -> pb.AnalyzeRecordingResponse:
+        recording = convert.recording_from_proto(request, max_bytes=self._max_recording_bytes)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(
+            self._recording_executor, self._analyze_recording, recording
+        )
+        return convert.analysis_to_proto(result)
+
+    # ----------------------------------------------------------------------------------
+
+    async def _read(self, requests: AsyncIterator[pb.StreamRequest]) -> object:
+        """The next request, None at the end of the requests, or ``_DRAINING`` when the
+        server starts stopping while waiting."""
+        if self._hub.draining.is_set():
+            return _DRAINING
+        if self._drain_waiter is None:
+            self._drain_waiter = asyncio.ensure_future(self._hub.draining.wait())
+        reader = asyncio.ensure_future(anext(requests, None))
+        try:
+            await asyncio.wait([reader, self._drain_waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not reader.done():
+                reader.cancel()
+        if reader.done() and not reader.cancelled():
+            return reader.result()
+        return _DRAINING
+
+    async def _flush(self, state: StreamState) -> AsyncIterator[pb.StreamResponse]:
+        """Send the stream's pending events; an event leaves the outbox once written."""
+        metrics = self._metrics
+        audio_s = state.analyzer.audio_s if state.outbox else 0.0
+        while state.outbox:
+            event, received_at = state.outbox[0]
+            response = convert.event_to_proto(event)
+            yield response
+            state.outbox.popleft()
+            metrics.events_total.labels(response.WhichOneof("response") or "").inc()
+            metrics.event_delay_seconds.observe(time.monotonic() - received_at)
+            metrics.event_lag_seconds.observe(max(0.0, audio_s - event.time_s))
+
+    def _analyze_recording(self, recording: convert.Recording) -> AnalysisResult:
+        """Decode (when it is a file) and analyse a whole recording; runs in a thread."""
+        samples: NDArray[np.generic]
+        if recording.file_bytes is not None:
+            with tempfile.NamedTemporaryFile(prefix="mpt-recording-") as file:
+                file.write(recording.file_bytes)
+                file.flush()
+                try:
+                    samples, sr = load_audio(file.name)
+                except AudioDecodeError as exc:  # the message should not name our temp file
+                    message = str(exc).replace(repr(file.name), "the recording file")
+                    raise AudioDecodeError(message) from None
+        else:
+            assert recording.samples is not None
+            samples, sr = recording.samples, recording.sr
+        return self._analyze(
+            samples,
+            sr,
+            target_bpm=recording.target_bpm,
+            grid_start_s=recording.grid_start_s,
+            subdivision=recording.subdivision,
+            latency_ms=recording.latency_ms,
+        )

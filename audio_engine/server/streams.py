@@ -1,0 +1,478 @@
+"""Per-stream state and the process's registry of streams: open, resume, expiry, hand-off.
+
+A stream's state (:class:`StreamState`) is owned by the call that opened it. When a call ends
+without EndOfStream (the network cut it, the client cancelled, its deadline expired) the state
+is kept for ``resume_window_s`` so a new call with ``resume_stream_id`` can re-attach to the
+same analyzer; after the window it is finished and, when it belongs to a practice session,
+its summary is still published. A stream with a practice session that received audio ends
+with exactly one published summary however it ends (EndOfStream, expiry, an invalid chunk,
+shutdown): the summary is computed once and kept, and the queue's publish is idempotent by
+the event id, which is derived from the stream id.
+
+The analysis runs in a bounded thread pool (the kernels release the GIL); at most one piece
+of work per stream is in flight, and it always completes, even when its call is cancelled,
+so that a resumed call never races a thread still feeding the same analyzer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from audio_engine.errors import AudioEngineError, ParameterError
+from audio_engine.events import Event, StreamSummary
+from audio_engine.server.convert import ChunkDecoder, StreamSetup, make_decoder
+from audio_engine.server.errors import (
+    OverloadedError,
+    ShuttingDownError,
+    StreamBusyError,
+    StreamNotFoundError,
+    StreamOwnerError,
+)
+from audio_engine.server.metrics import EngineMetrics
+from audio_engine.stream import StreamAnalyzer, StreamConfig
+
+__all__ = ["Analyzer", "Publisher", "StreamHub", "StreamState"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+Outcome = Literal["completed", "cut", "failed"]
+
+
+class Analyzer(Protocol):
+    """What the hub needs of :class:`~audio_engine.stream.StreamAnalyzer`."""
+
+    @property
+    def audio_s(self) -> float: ...
+
+    def process(self, samples: NDArray[np.generic]) -> list[Event]: ...
+
+    def finish(self) -> tuple[list[Event], StreamSummary]: ...
+
+
+Publisher = Callable[["StreamState", StreamSummary], None]
+"""Hands a finished stream's summary to the durable queue (blocking; run in a thread).
+Must be idempotent for the same stream (the event id is derived from the stream id)."""
+
+
+@dataclass(slots=True)
+class StreamState:
+    """Everything one stream owns; see the module docstring for its life.
+
+    Attributes
+    ----------
+    stream_id, subject : str
+        The stream's id and the token subject (user id) that opened it.
+    setup : StreamSetup
+        The stream's config.
+    analyzer, decoder
+        The stream's analysis and chunk decoder (used by one thread at a time).
+    started_at : datetime
+        When the stream opened (UTC).
+    numbered : bool or None
+        Whether the chunks carry sequence numbers (None until the first chunk).
+    next_sequence, received_bytes : int
+        The next chunk sequence expected, and the audio bytes accepted.
+    outbox : deque of (Event, float)
+        Events not yet sent, with the monotonic time their chunk arrived.
+    pending : Future or None
+        The analysis work in flight.
+    """
+
+    stream_id: str
+    subject: str
+    setup: StreamSetup
+    analyzer: Analyzer
+    decoder: ChunkDecoder
+    started_at: datetime
+    numbered: bool | None = None
+    next_sequence: int = 0
+    received_bytes: int = 0
+    outbox: deque[tuple[Event, float]] = field(default_factory=deque)
+    pending: asyncio.Future[Any] | None = None
+    failed: bool = False
+    attached: bool = True
+    expiry: asyncio.TimerHandle | None = None
+    summary: StreamSummary | None = None
+    ended_at: datetime | None = None
+    published: bool = False
+    removed: bool = False
+    finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class StreamHub:
+    """The streams of one server process.
+
+    Parameters
+    ----------
+    executor : Executor
+        Runs decoding and analysis (bounded: its worker count bounds the parallel work).
+    metrics : EngineMetrics
+        Instruments to update.
+    publish : Publisher or None
+        Hands summaries of practice-session streams to the durable queue; None drops them.
+    resume_window_s : float
+        How long a cut stream is kept for a resume.
+    max_streams : int
+        Streams attached to a call at once, beyond which a new one is refused.
+    max_chunk_bytes : int
+        Largest chunk accepted.
+    analyzer_factory : callable, optional
+        Builds a stream's analyzer from its config (default :class:`StreamAnalyzer`).
+    """
+
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        metrics: EngineMetrics,
+        publish: Publisher | None,
+        resume_window_s: float,
+        max_streams: int,
+        max_chunk_bytes: int,
+        analyzer_factory: Callable[[StreamConfig], Analyzer] = StreamAnalyzer,
+    ) -> None:
+        self._executor = executor
+        self._metrics = metrics
+        self._publish = publish
+        self._resume_window_s = resume_window_s
+        self._max_streams = max_streams
+        self.max_chunk_bytes = max_chunk_bytes
+        self._analyzer_factory = analyzer_factory
+        self._streams: dict[str, StreamState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = asyncio.Event()
+
+    # ----------------------------------------------------------------------------------
+    # Introspection
+
+    @property
+    def active(self) -> int:
+        """Streams attached to a live call."""
+        return sum(1 for s in self._streams.values() if s.attached)
+
+    @property
+    def kept(self) -> int:
+        """Streams cut and kept for a resume."""
+        return sum(1 for s in self._streams.values() if not s.attached)
+
+    def get(self, stream_id: str) -> StreamState | None:
+        """The state of a live or kept stream (for inspection; call on the loop's thread)."""
+        return self._streams.get(stream_id)
+
+    # ----------------------------------------------------------------------------------
+    # Opening
+
+    async def open(self, setup: StreamSetup, subject: str) -> StreamState:
+        """Start a new stream for ``subject``.
+
+        Raises
+        ------
+        ShuttingDownError, OverloadedError
+            The server is stopping, or serves its maximum of streams.
+        ParameterError
+            The analyzer rejects the config.
+        """
+        self._check_accepting()
+        config = setup.config
+        analyzer = await self._run(lambda: self._analyzer_factory(config))
+        state = StreamState(
+            stream_id=uuid.uuid4().hex,
+            subject=subject,
+            setup=setup,
+            analyzer=analyzer,
+            decoder=make_decoder(setup),
+            started_at=datetime.now(UTC),
+        )
+        self._check_accepting()  # the analyzer was built off the loop
+        self._streams[state.stream_id] = state
+        self._metrics.streams_total.labels("new").inc()
+        self._update_gauges()
+        return state
+
+    async def resume(self, setup: StreamSetup, subject: str) -> StreamState:
+        """Re-attach to the kept stream ``setup.resume_stream_id``.
+
+        Raises
+        ------
+        StreamNotFoundError, StreamOwnerError, StreamBusyError
+            No such stream is kept, it belongs to another subject, or a call still holds it.
+        ParameterError
+            The audio format differs from the stream's.
+        ShuttingDownError, OverloadedError
+        """
+        self._check_accepting()
+        stream_id = setup.resume_stream_id
+        assert stream_id is not None
+        state = self._streams.get(stream_id)
+        if state is None or state.summary is not None:
+            raise StreamNotFoundError(
+                f"stream {stream_id!r} is unknown, has ended or its resume window of "
+                f"{self._resume_window_s:g} s expired; start a new stream"
+            )
+        if state.subject != subject:
+            raise StreamOwnerError(f"stream {stream_id!r} belongs to another user")
+        if state.attached:
+            raise StreamBusyError(
+                f"stream {stream_id!r} is still attached to a call; retry when the server has "
+                "noticed the old connection is gone"
+            )
+        old, new = state.setup, setup
+        if (old.encoding, old.input_sr, old.config.channels) != (
+            new.encoding,
+            new.input_sr,
+            new.config.channels,
+        ):
+            raise ParameterError(
+                f"resume of stream {stream_id!r} must keep its audio format "
+                f"({old.encoding}, {old.input_sr} Hz, {old.config.channels} channel(s)), got "
+                f"({new.encoding}, {new.input_sr} Hz, {new.config.channels} channel(s))"
+            )
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        state.attached = True
+        self._metrics.streams_total.labels("resumed").inc()
+        self._update_gauges()
+        if state.pending is not None:  # work from the cut call; its events go to the outbox
+            await asyncio.wait([state.pending])
+        return state
+
+    # ----------------------------------------------------------------------------------
+    # Audio
+
+    async def feed(self, state: StreamState, data: bytes, sequence: int | None) -> bool:
+        """Analyse one chunk; its events land in ``state.outbox``.
+
+        Returns False when the chunk was a resend of one already received (ignored).
+
+        Raises
+        ------
+        ParameterError
+            The chunk is too large, its sequence is out of order, or its audio is invalid.
+        """
+        received_at = time.monotonic()
+        if len(data) > self.max_chunk_bytes:
+            raise ParameterError(
+                f"chunk of {len(data)} bytes exceeds the limit of {self.max_chunk_bytes} bytes; "
+                "send smaller chunks"
+            )
+        numbered = sequence is not None
+        if state.numbered is None:
+            state.numbered = numbered
+        elif state.numbered != numbered:
+            raise ParameterError(
+                "chunks must all carry a sequence number or none; chunk "
+                f"#{state.next_sequence} {'has' if numbered else 'lacks'} one"
+            )
+        if sequence is not None:
+            if sequence < state.next_sequence:
+                self._metrics.duplicate_chunks_total.inc()
+                return False
+            if sequence > state.next_sequence:
+                raise ParameterError(
+                    f"chunk sequence {sequence} skips ahead of the next expected "
+                    f"{state.next_sequence}"
+                )
+        # Counted before the work: once handed over, the analyzer has the audio even if this
+        # call is cancelled while the thread runs.
+        state.next_sequence += 1
+        state.received_bytes += len(data)
+        decoder, analyzer, sr = state.decoder, state.analyzer, state.setup.config.sr
+
+        def work() -> tuple[list[Event], float]:
+            samples = decoder.decode(data)
+            return analyzer.process(samples), samples.shape[0] / sr
+
+        def collect(fut: asyncio.Future[tuple[list[Event], float]]) -> None:
+            if _broken(fut):
+                state.failed = True
+            if fut.cancelled() or fut.exception() is not None:
+                return
+            events, audio_s = fut.result()
+            state.outbox.extend((e, received_at) for e in events)
+            self._metrics.chunks_total.inc()
+            self._metrics.audio_seconds_total.inc(audio_s)
+
+        await self._guarded(state, work, collect)
+        return True
+
+    async def finish(self, state: StreamState) -> StreamSummary:
+        """End the stream: flush the analyzer (its last events go to the outbox), publish the
+        summary when the stream belongs to a practice session, and return the summary.
+
+        Idempotent: a stream is finished and published once.
+        """
+        async with state.finishing:
+            return await self._finish_locked(state)
+
+    async def _finish_locked(self, state: StreamState) -> StreamSummary:
+        if state.summary is None:
+            analyzer = state.analyzer
+            ended_at = time.monotonic()
+
+            def collect(fut: asyncio.Future[tuple[list[Event], StreamSummary]]) -> None:
+                if _broken(fut):
+                    state.failed = True
+                if fut.cancelled() or fut.exception() is not None:
+                    return
+                events, summary = fut.result()
+                state.outbox.extend((e, ended_at) for e in events)
+                state.summary = summary
+                state.ended_at = datetime.now(UTC)
+
+            await self._guarded(state, analyzer.finish, collect)
+        assert state.summary is not None
+        await self._hand_off(state)
+        return state.summary
+
+    # ----------------------------------------------------------------------------------
+    # Ending
+
+    def release(self, state: StreamState, outcome: Outcome) -> None:
+        """The call holding ``state`` ended (called from its ``finally``; never blocks).
+
+        ``completed``: the summary was sent, the state is dropped. ``cut``: the state is kept
+        for a resume (or finished now while the server drains). ``failed``: the call ended
+        on an error; the stream is finished in the background so a practice session still
+        gets its summary.
+        """
+        if state.removed:
+            return
+        state.attached = False
+        if outcome == "completed":
+            self._remove(state, "completed")
+        elif outcome == "failed":
+            self._spawn(self._finalize(state, "failed"))
+        elif self.draining.is_set() or self._resume_window_s <= 0:
+            self._spawn(self._finalize(state, "shutdown" if self.draining.is_set() else "expired"))
+        else:
+            loop = asyncio.get_running_loop()
+            state.expiry = loop.call_later(
+                self._resume_window_s, lambda: self._spawn(self._finalize(state, "expired"))
+            )
+        self._update_gauges()
+
+    async def drain(self) -> None:
+        """Shutdown: refuse new streams, tell live calls to wrap up (they check
+        :attr:`draining`), and finish every kept stream now."""
+        self.draining.set()
+        for state in list(self._streams.values()):
+            if not state.attached:
+                if state.expiry is not None:
+                    state.expiry.cancel()
+                    state.expiry = None
+                self._spawn(self._finalize(state, "shutdown"))
+
+    async def close(self) -> None:
+        """After the server stopped: finish whatever is left and wait for the background
+        work (summaries being published)."""
+        await self.drain()
+        for state in list(self._streams.values()):  # calls cancelled at the grace's end
+            state.attached = False
+            self._spawn(self._finalize(state, "shutdown"))
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    # ----------------------------------------------------------------------------------
+    # Internals
+
+    async def _finalize(self, state: StreamState, outcome: str) -> None:
+        """Finish a stream without a client: its summary is still published."""
+        if state.removed or state.attached:
+            return  # already gone, or re-attached by a resume meanwhile
+        try:
+            if state.pending is not None:
+                await asyncio.wait([state.pending])
+            if not state.failed and state.received_bytes and state.setup.practice_session_id:
+                await self.finish(state)
+        except Exception:
+            _log.exception("stream %s: could not produce or publish its summary", state.stream_id)
+        finally:
+            if not state.attached:
+                self._remove(state, outcome)
+
+    async def _hand_off(self, state: StreamState) -> None:
+        if state.published or self._publish is None or state.setup.practice_session_id is None:
+            return
+        assert state.summary is not None
+        publish, summary = self._publish, state.summary
+        await asyncio.to_thread(publish, state, summary)
+        state.published = True
+        self._metrics.summaries_published_total.inc()
+
+    async def _guarded(
+        self,
+        state: StreamState,
+        work: Callable[[], _T],
+        collect: Callable[[asyncio.Future[_T]], None],
+    ) -> None:
+        """Run ``work`` in the executor as the stream's one piece of work in flight.
+
+        The work is shielded: a cancelled call stops waiting, the work completes and
+        ``collect`` stores its result in the state for whoever holds the stream next.
+        """
+        if state.pending is not None and not state.pending.done():
+            await asyncio.wait([state.pending])
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[_T] = loop.run_in_executor(self._executor, work)
+        fut.add_done_callback(collect)
+        state.pending = fut
+        await asyncio.shield(fut)
+
+    async def _run(self, work: Callable[[], _T]) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def _check_accepting(self) -> None:
+        if self.draining.is_set():
+            raise ShuttingDownError("the engine is shutting down; reconnect to another instance")
+        if self.active >= self._max_streams:
+            raise OverloadedError(
+                f"this engine process already serves its maximum of {self._max_streams} "
+                "streams; retry later"
+            )
+
+    def _remove(self, state: StreamState, outcome: str) -> None:
+        if state.removed:
+            return
+        state.removed = True
+        if state.expiry is not None:
+            state.expiry.cancel()
+            state.expiry = None
+        self._streams.pop(state.stream_id, None)
+        state.outbox.clear()
+        with contextlib.suppress(Exception):
+            state.decoder.close()
+        self._metrics.stream_endings_total.labels(outcome).inc()
+        self._update_gauges()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _update_gauges(self) -> None:
+        self._metrics.streams_active.set(self.active)
+        self._metrics.streams_kept.set(self.kept)
+
+
+def _broken(fut: asyncio.Future[Any]) -> bool:
+    """The work failed in a way that may leave the analyzer inconsistent (an invalid chunk,
+    rejected before or by the analyzer, does not)."""
+    if fut.cancelled():
+        return True
+    exc = fut.exception()
+    return exc is not None and not isinstance(exc, AudioEngineError)

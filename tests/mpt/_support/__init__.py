@@ -1,0 +1,1 @@
+"""Test helpers for the mpt tests (worker processes for the durable queue)."""
