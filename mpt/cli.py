@@ -69,6 +69,18 @@ CHUNK_MS_RANGE = (10, 1000)
 WORKERS_RANGE = (1, 64)
 ENGINE_READY_TIMEOUT_S = 120.0  # a first start may compile the kernels
 STOP_MARGIN_S = 5.0  # beyond the engine's own shutdown grace, before SIGKILL
+# What the `server` extra brings (the engine's own dependencies included).
+_SERVER_MODULES = (
+    "grpc",
+    "grpc_health",
+    "grpc_reflection",
+    "google.protobuf",
+    "prometheus_client",
+    "numpy",
+    "numba",
+    "soundfile",
+    "av",
+)
 
 
 class UsageError(Exception):
@@ -145,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mpt`` (exposed for documentation and tests)."""
     parser = _Parser(
         prog="mpt",
-        description="Music Practice Tracker: analyse practice recordings against a tempo.",
+        description="Music Practice Tracker: analyse practice recordings against a tempo, run "
+        "the services on this machine (up) and stream audio to them with live feedback (stream).",
     )
     parser.add_argument("--version", action="version", version=f"mpt {_version()}")
     _add_common_options(parser, suppress=False)
@@ -261,8 +274,7 @@ def _add_stream_parser(commands: Any) -> None:
         "--target-bpm",
         type=_target_bpm,
         metavar="BPM",
-        help="the tempo practised against, 20..400 BPM (enables deviations and the timing "
-        "report)",
+        help="the tempo practised against, 20..400 BPM (enables deviations and the timing report)",
     )
     stream.add_argument(
         "--grid-start",
@@ -517,10 +529,6 @@ def _cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     if args.mic:
         source = stream_client.microphone_source()
     else:
-        try:
-            import audio_engine.io  # noqa: F401  (the decoder's dependencies)
-        except ModuleNotFoundError as exc:
-            raise _engine_missing(exc) from exc
         source = stream_client.file_source(args.path, speed=args.speed, encoding=args.encoding)
     target = args.server or _default_server(settings)
     auth_hint = None
@@ -600,9 +608,14 @@ def _refuse_timing_without_target(args: argparse.Namespace) -> None:
 
 
 def _require_server() -> None:
-    """Fail clearly when the gRPC parts (the `server` extra) are not installed."""
-    for module in ("grpc", "google.protobuf"):
-        if importlib.util.find_spec(module.split(".")[0]) is None:
+    """Fail clearly when the engine service (the `server` extra) is not installed, before
+    anything starts."""
+    for module in _SERVER_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # the parent package of a dotted name is missing
+            found = False
+        if not found:
             raise MptError(
                 f"the engine service is not installed (no module {module!r}); install it "
                 "with: pip install 'mpt[server]'"
