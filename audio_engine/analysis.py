@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
-from audio_engine.dsp.onsets import onset_strength, sustained_strength
+from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import held_peaks, pick_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
@@ -110,7 +110,8 @@ def analyze(
     geom = frame_geometry(work_sr, p.spectrogram)
     fps = geom.fps
     S = log_spectrogram(y, geom, p.spectrogram)
-    odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands)
+    ref = max_filter_bands(S, p.onset.max_bands)
+    odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands, ref=ref)
     # frames reaching past the end see the cut, not an onset
     odf[tail_frames(y.shape[0], geom) :] = 0.0
 
@@ -126,7 +127,7 @@ def analyze(
     )
     if o.hold_ratio > 0:
         held = sustained_strength(
-            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames
+            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames, ref=ref
         )
         peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)

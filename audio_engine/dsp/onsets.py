@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from audio_engine.errors import ParameterError
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _max_filter_bands_kernel(S: NDArray[np.float32], half_width: int) -> NDArray[np.float32]:
     """Maximum over ``±half_width`` neighbouring bands, per frame."""
     n_frames, n_bands = S.shape
@@ -54,12 +54,19 @@ def _superflux_kernel(
     return out
 
 
+def max_filter_bands(S: NDArray[np.float32], max_bands: int) -> NDArray[np.float32]:
+    """``S`` max-filtered over ``±max_bands`` bands (``S`` itself for 0)."""
+    S = np.ascontiguousarray(S, dtype=np.float32)
+    return _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+
+
 def onset_strength(
     S: NDArray[np.float32],
     *,
     lag_frames: int,
     max_bands: int,
     history: NDArray[np.float32] | None = None,
+    ref: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float64]:
     """Onset strength per frame from a log spectrogram.
 
@@ -73,6 +80,8 @@ def onset_strength(
         Half-width of the vibrato-suppressing maximum filter across bands (>= 0).
     history : ndarray, shape (lag_frames, n_bands), optional
         Max-filtered frames preceding ``S`` (streaming); zeros (silence) by default.
+    ref : ndarray, shape (n_frames, n_bands), optional
+        The max-filtered ``S``, when the caller has computed it already.
 
     Returns
     -------
@@ -83,7 +92,8 @@ def onset_strength(
     if max_bands < 0:
         raise ParameterError(f"max_bands must be >= 0, got {max_bands}")
     S = np.ascontiguousarray(S, dtype=np.float32)
-    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+    if ref is None:
+        ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     if history is None:
         history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
     return _superflux_kernel(S, ref, lag_frames, np.ascontiguousarray(history, dtype=np.float32))
@@ -106,16 +116,22 @@ def _hold_min_kernel(S: NDArray[np.float32], hold: int) -> NDArray[np.float32]:
 
 
 def sustained_strength(
-    S: NDArray[np.float32], *, lag_frames: int, max_bands: int, hold_frames: int
+    S: NDArray[np.float32],
+    *,
+    lag_frames: int,
+    max_bands: int,
+    hold_frames: int,
+    ref: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float64]:
     """Onset strength of rises that last ``hold_frames`` frames.
 
     A note's attack stays up; a transient that is gone again within ``hold_frames`` frames
     (a synthesiser's release click, a knock on the instrument) does not. Same parameters as
     :func:`onset_strength`; the current frame is replaced by the minimum over the next
-    ``hold_frames`` frames.
+    ``hold_frames`` frames. ``ref`` is the max-filtered ``S`` when the caller has it already.
     """
     S = np.ascontiguousarray(S, dtype=np.float32)
-    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+    if ref is None:
+        ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
     return _superflux_kernel(_hold_min_kernel(S, hold_frames), ref, lag_frames, history)

@@ -55,7 +55,7 @@ def tail_frames(n_samples: int, geom: FrameGeometry) -> int:
     return max(0, (n_samples - geom.n_fft // 2) // geom.hop_length + 1)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _frame_kernel(
     y: NDArray[np.float32], window: NDArray[np.float32], hop: int, start: int, n_frames: int
 ) -> NDArray[np.float32]:
@@ -65,13 +65,16 @@ def _frame_kernel(
     offset where the signal starts) does not leak into the low bands."""
     n_fft = window.shape[0]
     n = y.shape[0]
-    out = np.zeros((n_frames, n_fft), dtype=np.float32)
+    out = np.empty((n_frames, n_fft), dtype=np.float32)
     for i in range(n_frames):
         s = start + i * hop
         lo = max(0, -s)
         hi = min(n_fft, n - s)
         if hi <= lo:
+            out[i, :] = 0.0
             continue
+        out[i, :lo] = 0.0
+        out[i, hi:] = 0.0
         mean = np.float32(0.0)
         for k in range(lo, hi):
             mean += y[s + k]
@@ -81,7 +84,7 @@ def _frame_kernel(
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _filterbank_log_kernel(
     spec: NDArray[np.complex64],
     band_start: NDArray[np.int64],
