@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +48,10 @@ class OnsetParams:
         A peak counts only if at least ``hold_ratio`` of its strength is still there when
         the rise is held for ``hold_frames`` frames (rejects release clicks and knocks).
     pre_max_s, post_max_s : float
-        A peak is the maximum of the onset strength within this window around it. The
-        short look-ahead (one frame) keeps live onsets within about 40 ms of the audio.
+        A peak is the maximum of the onset strength within this window around it (the live
+        stream uses one frame of look-ahead, see :func:`stream_params`).
     pre_avg_s, post_avg_s : float
-        Window of the moving average the peak must exceed by ``delta`` (causal).
+        Window of the moving average the peak must exceed by ``delta``.
     delta : float
         Absolute threshold above the moving average (onset-strength units).
     rel_delta : float
@@ -64,12 +64,12 @@ class OnsetParams:
 
     lag_frames: int = 2
     max_bands: int = 1
-    hold_frames: int = 1
+    hold_frames: int = 3
     hold_ratio: float = 0.2
     pre_max_s: float = 0.03
-    post_max_s: float = 0.01
+    post_max_s: float = 0.03
     pre_avg_s: float = 0.10
-    post_avg_s: float = 0.0
+    post_avg_s: float = 0.03
     delta: float = 3.0
     rel_delta: float = 0.0
     combine_s: float = 0.03
@@ -129,3 +129,13 @@ class AnalysisParams:
     onset: OnsetParams = OnsetParams()
     tempo: TempoParams = TempoParams()
     beat: BeatParams = BeatParams()
+
+
+def stream_params() -> AnalysisParams:
+    """The parameters of the live stream: the offline ones with one frame (10 ms) of
+    look-ahead in peak picking and the hold gate instead of three, so an onset is reported
+    about 35 ms after it instead of 55 ms. Offline analysis keeps the longer look-ahead: it
+    places onsets of slow attacks more precisely (benchmarks/RESULTS.md)."""
+    offline = AnalysisParams()
+    onset = replace(offline.onset, post_max_s=0.01, post_avg_s=0.0, hold_frames=1)
+    return replace(offline, onset=onset)

@@ -1,13 +1,14 @@
 """Causal (streaming) analysis: the engine run live on a stream of audio chunks.
 
-The stream runs the offline kernels frame by frame, so its onsets are the offline onsets:
+The stream runs the offline kernels frame by frame, so its onsets are the offline onsets
+computed with the same parameters (:func:`audio_engine.params.stream_params`):
 
 - decimation, framing, the spectrogram, the onset strength, the hold gate and the peak
   picking are the same computations on the same samples; each frame is computed once all
-  of its samples have arrived, each peak once the frame after it exists (one 10 ms frame of
-  look-ahead), so a chunking never changes a value and an onset is reported once the audio
-  about 33-40 ms past it has been fed (half the 46 ms window plus one 10 ms frame; the
-  issue's 30 ms is not met, see tests/audio_engine/test_stream.py);
+  of its samples have arrived, each peak once the frame after it exists (one 10 ms frame
+  of look-ahead), so a chunking never changes a value, and an onset is reported once the
+  audio about 25-36 ms past it has been fed (half the 46 ms window plus one frame; the
+  issue's 30 ms is not always met, see tests/audio_engine/test_stream.py);
 - tempo and beats come from the offline tempo stages run every half second of audio on the
   last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
   ``BEAT_CONFIRM_S`` old, so it can no longer move;
@@ -62,7 +63,7 @@ from audio_engine.events import (
     WarningCode,
     WarningEvent,
 )
-from audio_engine.params import AnalysisParams
+from audio_engine.params import AnalysisParams, stream_params
 from audio_engine.timing import (
     grid_deviations_ms,
     infer_subdivision,
@@ -172,7 +173,7 @@ class StreamAnalyzer:
     config : StreamConfig
         Sample rate, channels and the optional target.
     params : AnalysisParams, optional
-        The analysis parameters (the offline defaults).
+        The analysis parameters (default :func:`audio_engine.params.stream_params`).
 
     Raises
     ------
@@ -182,7 +183,7 @@ class StreamAnalyzer:
 
     def __init__(self, config: StreamConfig, params: AnalysisParams | None = None) -> None:
         self.config = config
-        self.params = p = params or AnalysisParams()
+        self.params = p = params or stream_params()
         self._sr = check_sr(config.sr)
         if not 1 <= config.channels <= MAX_CHANNELS:
             raise ParameterError(f"channels must be 1-{MAX_CHANNELS}, got {config.channels!r}")

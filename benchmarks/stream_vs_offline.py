@@ -39,7 +39,7 @@ def _one(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"clip": Path(path).stem}
     for told in (False, True) if target else (False,):
         kw = {"target_bpm": target, "grid_start_s": grid} if told else {}
-        off = analyze(y, sr, **kw)
+        off = analyze(y, sr, **kw)  # offline defaults; the stream uses stream_params()
         an = StreamAnalyzer(StreamConfig(sr=sr, **kw))
         chunk = sr // 10
         beats = []

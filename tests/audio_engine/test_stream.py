@@ -30,6 +30,7 @@ from audio_engine.events import (
     TempoEvent,
     WarningEvent,
 )
+from audio_engine.params import stream_params
 from audio_engine.result import TimingReport
 from audio_engine.stream import (
     BEAT_CONFIRM_S,
@@ -257,7 +258,7 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
 def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
     y = _offline_signal(kind, sr)
     events, summary = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.shape[0], sr, 20.0))
-    offline = analyze(y, sr)
+    offline = analyze(y, sr, params=stream_params())
     stream = _times(events, OnsetEvent)
     assert offline.onsets.size >= 1
     assert stream.size == offline.onsets.size
@@ -272,7 +273,7 @@ def test_stream_onsets_are_the_offline_onsets_of_stereo_int16() -> None:
     right = to_int16(tone_notes([0.7, 1.9, 3.1], 5.0, sr, velocities=[0.3]))
     stereo = np.column_stack([left, right])
     events, _ = run_stream(stereo, StreamConfig(sr=sr, channels=2), 1000)
-    offline = analyze(stereo, sr).onsets
+    offline = analyze(stereo, sr, params=stream_params()).onsets
     assert offline.size >= 10
     np.testing.assert_allclose(_times(events, OnsetEvent), offline, rtol=0.0, atol=1e-9)
 
@@ -490,7 +491,7 @@ def test_the_summary_timing_report_is_the_offline_report() -> None:
     sr = 16000
     y, _ = click_track(120.0, 8.0, sr, jitter_ms=5.0, seed=4, start_s=0.52)
     _, summary = run_stream(y, StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5), 320)
-    offline = analyze(y, sr, target_bpm=120.0, grid_start_s=0.5).timing
+    offline = analyze(y, sr, target_bpm=120.0, grid_start_s=0.5, params=stream_params()).timing
     assert isinstance(summary.timing, TimingReport) and isinstance(offline, TimingReport)
     assert summary.timing.to_dict().keys() == offline.to_dict().keys()
     assert len(summary.timing.notes) == len(offline.notes) == 15
