@@ -37,7 +37,7 @@ from audio_engine.dsp.onsets import (
     _max_filter_bands_kernel,
     _superflux_kernel,
 )
-from audio_engine.dsp.peaks import _pick_peaks_range_kernel
+from audio_engine.dsp.peaks import _pick_range_kernel, _refine_range_kernel
 from audio_engine.dsp.signal import (
     _decimate_range_kernel,
     check_sr,
@@ -478,7 +478,7 @@ class StreamAnalyzer:
         upto = min(upto, self._n_held) if self.params.onset.hold_ratio > 0 else upto
         if upto <= self._n_peaked:
             return
-        peaks, self._last_peak = _pick_peaks_range_kernel(
+        frames, self._last_peak = _pick_range_kernel(
             self._odf.data,
             self._odf.start,
             self._n_frames,
@@ -492,6 +492,7 @@ class StreamAnalyzer:
             self._combine,
             self._last_peak,
         )
+        peaks = _refine_range_kernel(self._odf.data, self._odf.start, self._n_frames, frames)
         self._n_peaked = upto
         o = self.params.onset
         fps = self._geom.fps

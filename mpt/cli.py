@@ -735,11 +735,16 @@ def _number(text: str) -> float:
     return value
 
 
+def _within(value: float, bounds: tuple[float, float], outside: str) -> None:
+    """Raise ``outside`` (formatted with ``low`` and ``high``) unless ``value`` is in bounds."""
+    low, high = bounds
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(outside.format(low=low, high=high))
+
+
 def _target_bpm(text: str) -> float:
     value = _number(text)
-    low, high = TARGET_BPM_RANGE
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text} BPM is outside {low:g}..{high:g} BPM")
+    _within(value, TARGET_BPM_RANGE, f"{text} BPM is outside {{low:g}}..{{high:g}} BPM")
     return value
 
 
@@ -777,9 +782,7 @@ def _metrics_port(text: str) -> int | str:
 
 def _workers(text: str) -> int:
     value = _integer(text)
-    low, high = WORKERS_RANGE
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text} workers is outside {low}..{high}")
+    _within(value, WORKERS_RANGE, f"{text} workers is outside {{low}}..{{high}}")
     return value
 
 
@@ -792,9 +795,7 @@ def _speed(text: str) -> float:
 
 def _chunk_ms(text: str) -> int:
     value = _integer(text)
-    low, high = CHUNK_MS_RANGE
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{text} ms is outside {low}..{high} ms")
+    _within(value, CHUNK_MS_RANGE, f"{text} ms is outside {{low}}..{{high}} ms")
     return value
 
 

@@ -39,7 +39,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self
 
 from mpt.errors import QueueError
 
@@ -116,6 +117,24 @@ class DurableQueue(Protocol):
     def close(self) -> None:
         """Release the connection; the queue must not be used afterwards."""
         ...
+
+
+class ClosingQueue:
+    """Context-manager support shared by the back ends: ``with`` closes the queue."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def open_queue(settings: Settings) -> DurableQueue:

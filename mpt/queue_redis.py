@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +31,7 @@ import redis
 
 from mpt.errors import QueueError
 from mpt.queue import (
+    ClosingQueue,
     Message,
     check_claim_args,
     check_event_id,
@@ -58,7 +58,7 @@ return 1
 """
 
 
-class RedisQueue:
+class RedisQueue(ClosingQueue):
     """A :class:`~mpt.queue.DurableQueue` on Redis Streams.
 
     Parameters
@@ -101,17 +101,6 @@ class RedisQueue:
 
     def __repr__(self) -> str:
         return f"RedisQueue({self._where!r}, prefix={self._prefix!r})"
-
-    def __enter__(self) -> RedisQueue:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def stream_key(self, topic: str) -> str:
         """The stream holding ``topic``'s messages."""

@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 
 from mpt.errors import QueueError
 from mpt.queue import (
+    ClosingQueue,
     Message,
     check_claim_args,
     check_event_id,
@@ -66,7 +66,7 @@ _SCHEMA: Final = (
 )
 
 
-class SqliteQueue:
+class SqliteQueue(ClosingQueue):
     """A :class:`~mpt.queue.DurableQueue` on a SQLite file, safe across processes.
 
     Parameters
@@ -110,17 +110,6 @@ class SqliteQueue:
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self._path)!r})"
-
-    def __enter__(self) -> SqliteQueue:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def publish(self, topic: str, event_id: str, payload: dict[str, Any]) -> bool:
         """See :meth:`mpt.queue.DurableQueue.publish`."""

@@ -8,52 +8,7 @@ from numpy.typing import NDArray
 
 
 @njit(cache=True, nogil=True)
-def _pick_peaks_kernel(
-    odf: NDArray[np.float64],
-    pre_max: int,
-    post_max: int,
-    pre_avg: int,
-    post_avg: int,
-    delta: float,
-    combine: int,
-) -> NDArray[np.int64]:
-    """Frames that are the maximum of ``odf[i-pre_max : i+post_max+1]`` and exceed the mean of
-    ``odf[i-pre_avg : i+post_avg+1]`` by ``delta``; peaks within ``combine`` frames of an
-    earlier one are dropped. Windows are clipped at the ends of the array."""
-    n = odf.shape[0]
-    out = np.empty(n, dtype=np.int64)
-    count = 0
-    last = -(10**9)
-    for i in range(n):
-        v = odf[i]
-        if v <= 0.0:
-            continue
-        lo = max(0, i - pre_max)
-        hi = min(n, i + post_max + 1)
-        is_max = True
-        for j in range(lo, hi):
-            if odf[j] > v or (odf[j] == v and j < i):
-                is_max = False
-                break
-        if not is_max:
-            continue
-        lo = max(0, i - pre_avg)
-        hi = min(n, i + post_avg + 1)
-        acc = 0.0
-        for j in range(lo, hi):
-            acc += odf[j]
-        if v < acc / (hi - lo) + delta:
-            continue
-        if i - last <= combine:
-            continue
-        out[count] = i
-        count += 1
-        last = i
-    return out[:count]
-
-
-@njit(cache=True, nogil=True)
-def _pick_peaks_range_kernel(
+def _pick_range_kernel(
     odf: NDArray[np.float64],
     buf_start: int,
     n_total: int,
@@ -66,12 +21,16 @@ def _pick_peaks_range_kernel(
     delta: float,
     combine: int,
     last: int,
-) -> tuple[NDArray[np.float64], int]:
-    """:func:`_pick_peaks_kernel` + refinement for frames ``f0 .. f1-1`` of a stream whose
-    frames ``buf_start ..`` are in ``odf`` and of which ``n_total`` exist so far (windows are
-    clipped there, as at the end of a whole signal). ``last`` is the previous peak; returns
-    the refined peak positions (absolute frames) and the new ``last``."""
-    out = np.empty(max(0, f1 - f0), dtype=np.float64)
+) -> tuple[NDArray[np.int64], int]:
+    """Peak frames among ``f0 .. f1-1`` of a curve whose frames ``buf_start ..`` are in
+    ``odf`` and of which ``n_total`` exist (a whole signal: 0, n, 0, n; a stream: the
+    frames decided so far).
+
+    A peak is the maximum of ``odf[i-pre_max : i+post_max+1]`` that exceeds the mean of
+    ``odf[i-pre_avg : i+post_avg+1]`` by ``delta``, more than ``combine`` frames after the
+    previous peak ``last``; windows are clipped at 0 and ``n_total``. Returns the peak
+    frames and the new ``last``."""
+    out = np.empty(max(0, f1 - f0), dtype=np.int64)
     count = 0
     for i in range(f0, f1):
         v = odf[i - buf_start]
@@ -96,34 +55,55 @@ def _pick_peaks_range_kernel(
             continue
         if i - last <= combine:
             continue
-        last = i
-        if 0 < i < n_total - 1:
-            a = odf[i - 1 - buf_start]
-            c = odf[i + 1 - buf_start]
-            den = a - 2.0 * v + c
-            off = 0.5 * (a - c) / den if den < 0.0 else 0.0
-            out[count] = i + min(0.5, max(-0.5, off))
-        else:
-            out[count] = float(i)
+        out[count] = i
         count += 1
+        last = i
     return out[:count], last
 
 
 @njit(cache=True, nogil=True)
-def _refine_kernel(odf: NDArray[np.float64], peaks: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Sub-frame peak positions by parabolic interpolation over three frames."""
+def _refine_range_kernel(
+    odf: NDArray[np.float64], buf_start: int, n_total: int, peaks: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Sub-frame peak positions by parabolic interpolation over three frames (frames
+    ``buf_start ..`` in ``odf``, ``n_total`` in all; the first and last stay put)."""
     out = np.empty(peaks.shape[0], dtype=np.float64)
-    n = odf.shape[0]
     for k in range(peaks.shape[0]):
         i = peaks[k]
-        if 0 < i < n - 1:
-            a, b, c = odf[i - 1], odf[i], odf[i + 1]
+        if 0 < i < n_total - 1:
+            a = odf[i - 1 - buf_start]
+            b = odf[i - buf_start]
+            c = odf[i + 1 - buf_start]
             den = a - 2.0 * b + c
             off = 0.5 * (a - c) / den if den < 0.0 else 0.0
             out[k] = i + min(0.5, max(-0.5, off))
         else:
             out[k] = float(i)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _pick_peaks_kernel(
+    odf: NDArray[np.float64],
+    pre_max: int,
+    post_max: int,
+    pre_avg: int,
+    post_avg: int,
+    delta: float,
+    combine: int,
+) -> NDArray[np.int64]:
+    """Peak frames of a whole curve (see :func:`_pick_range_kernel`)."""
+    n = odf.shape[0]
+    peaks, _ = _pick_range_kernel(
+        odf, 0, n, 0, n, pre_max, post_max, pre_avg, post_avg, delta, combine, -(10**9)
+    )
+    return peaks
+
+
+@njit(cache=True, nogil=True)
+def _refine_kernel(odf: NDArray[np.float64], peaks: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Sub-frame positions of peaks of a whole curve (see :func:`_refine_range_kernel`)."""
+    return _refine_range_kernel(odf, 0, odf.shape[0], peaks)
 
 
 def pick_peaks(
