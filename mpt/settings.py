@@ -2,8 +2,9 @@
 
 Nested groups use ``__``: ``MPT_ENGINE__PORT=50052`` sets ``settings.engine.port``,
 ``MPT_SECURITY__ACCESS_TTL_S=900`` sets ``settings.security.access_ttl_s`` and
-``MPT_REDIS__URL=redis://127.0.0.1:6379/0`` switches the durable queue to Redis. Groups for
-the database, object storage and Ray are added by the parts that need them.
+``MPT_REDIS__URL=redis://127.0.0.1:6379/0`` switches the durable queue and the API's rate limits
+to Redis, ``MPT_DATABASE__URL=postgresql+asyncpg://...`` switches the API from the embedded SQLite
+file to PostgreSQL. Groups for object storage and Ray are added by the parts that need them.
 Settings are built on first use (:func:`get_settings`) and passed down, never read at import.
 """
 
@@ -18,7 +19,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mpt.errors import ConfigError
 
 __all__ = [
+    "ApiSettings",
+    "DatabaseSettings",
     "EngineSettings",
+    "RateLimitSettings",
     "RedisSettings",
     "SecuritySettings",
     "Settings",
@@ -93,6 +97,94 @@ class SecuritySettings(BaseModel):
     private_key_path: Path | None = None
     public_key_path: Path | None = None
     access_ttl_s: float = Field(default=1800.0, gt=0)
+    refresh_ttl_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    reset_ttl_s: float = Field(default=3600.0, gt=0)
+
+
+class DatabaseSettings(BaseModel):
+    """The API's database (``MPT_DATABASE__URL``, ``__POOL_SIZE``, ``__AUTO_MIGRATE``).
+
+    Attributes
+    ----------
+    url : str or None
+        A SQLAlchemy async URL: ``postgresql+asyncpg://user@host:5432/db`` in production, or
+        ``sqlite+aiosqlite:///path``; None uses ``<data_dir>/api.sqlite3`` (embedded default).
+    pool_size, max_overflow : int
+        Connections kept open, and how many more may open under load (PostgreSQL only).
+    pool_timeout_s : float
+        How long a request waits for a free connection before failing with 503.
+    auto_migrate : bool
+        Upgrade the schema to the newest Alembic revision when the API starts.
+    echo : bool
+        Log every SQL statement (debugging only).
+    """
+
+    url: str | None = None
+    pool_size: int = Field(default=10, ge=1, le=500)
+    max_overflow: int = Field(default=10, ge=0, le=500)
+    pool_timeout_s: float = Field(default=10.0, gt=0)
+    auto_migrate: bool = True
+    echo: bool = False
+
+
+class RateLimitSettings(BaseModel):
+    """Request limits per client (``MPT_API__RATE_LIMITS__ENABLED``, ``__LOGIN_PER_MIN`` ...).
+
+    Each limit is a number of requests per window; exceeding it answers 429 with
+    ``RateLimit``/``Retry-After`` headers. Counters live in Redis when it is configured
+    (shared by every API worker), else in the process.
+
+    Attributes
+    ----------
+    enabled : bool
+        Turn every limit off (load tests that measure the server, not the limiter).
+    login_per_min : int
+        Logins per client address and per e-mail address per minute.
+    register_per_hour : int
+        Registrations per client address per hour.
+    reset_per_hour : int
+        Password reset requests per client address and per e-mail address per hour.
+    user_per_min : int
+        Requests of one authenticated user per minute, on every route.
+    """
+
+    enabled: bool = True
+    login_per_min: int = Field(default=10, ge=1)
+    register_per_hour: int = Field(default=20, ge=1)
+    reset_per_hour: int = Field(default=5, ge=1)
+    user_per_min: int = Field(default=600, ge=1)
+
+
+class ApiSettings(BaseModel):
+    """The REST API (``MPT_API__HOST``, ``__PORT``, ``__CORS_ORIGINS`` ...).
+
+    Attributes
+    ----------
+    host, port : str, int
+        Where the HTTP server listens (port 0 picks a free port).
+    workers : int
+        uvicorn worker processes.
+    cors_origins : list of str
+        Origins allowed to call the API from a browser (``["*"]`` allows any, without
+        credentials); empty disables CORS.
+    max_body_bytes : int
+        Largest request body; a larger one is refused with 413 before it is read whole.
+    public_url : str
+        The API's address as clients see it (links in reset e-mails).
+    docs : bool
+        Serve ``/docs`` and ``/openapi.json``.
+    rate_limits : RateLimitSettings
+        Per-client request limits.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    public_url: str = "http://127.0.0.1:8000"
+    docs: bool = True
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
 
 class RedisSettings(BaseModel):
@@ -126,6 +218,10 @@ class Settings(BaseSettings):
         Token signing and verification keys, token lifetime.
     redis : RedisSettings
         Redis (the durable queue's back end when its URL is set).
+    database : DatabaseSettings
+        The API's database.
+    api : ApiSettings
+        The REST API.
     """
 
     model_config = SettingsConfigDict(
@@ -141,6 +237,8 @@ class Settings(BaseSettings):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 def load_settings() -> Settings:

@@ -75,3 +75,35 @@ def redis_namespace() -> Iterator[RedisNamespace]:
                 client.delete(*keys[start : start + 500])
         finally:
             client.close()
+
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def postgres_url() -> str:
+    """The PostgreSQL server tests use (``TEST_POSTGRES_URL``, an SQLAlchemy asyncpg URL,
+    default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``)."""
+    return os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+
+
+def require_postgres() -> str:
+    """Return the PostgreSQL URL after a successful ``SELECT 1``; skip (or fail under CI)."""
+    import asyncio
+
+    import asyncpg  # the API's driver (dev extra)
+
+    url = postgres_url()
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def ping() -> None:
+        conn = await asyncpg.connect(dsn, timeout=3.0)
+        try:
+            await conn.execute("SELECT 1")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(ping())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        unavailable(f"PostgreSQL at {url}", str(exc))
+    return url

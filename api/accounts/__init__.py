@@ -1,0 +1,1 @@
+"""accounts domain (see models, schemas, service, router)."""

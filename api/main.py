@@ -1,0 +1,115 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+The lifespan builds everything long-lived (database engine, Redis client, rate limiter,
+keys, password hasher) into :class:`~api.state.AppState` and disposes of it at shutdown;
+the schema is upgraded first when ``MPT_DATABASE__AUTO_MIGRATE`` is on (the default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from pwdlib import PasswordHash
+
+from api.accounts.router import router as accounts_router
+from api.db import make_engine, make_sessionmaker
+from api.errors import install_handlers
+from api.health import router as health_router
+from api.migrate import upgrade_async
+from api.notify import LogNotifier, Notifier
+from api.observability import ApiMetrics, BodyLimitMiddleware, RequestMiddleware
+from api.practice.router import router as practice_router
+from api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from api.state import AppState
+from api.sync.router import router as sync_router
+from api.teaching.router import router as teaching_router
+from mpt.settings import Settings, get_settings
+from mpt.tokens import signing_key, verification_key
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+The Music Practice Tracker's REST API: accounts and tokens, teachers and their students,
+practice sessions and offline sync.
+
+Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
+Authenticate with `Authorization: Bearer <access token>` from `POST /api/v1/auth/login`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, notifier: Notifier | None = None) -> FastAPI:
+    """Build the application (nothing connects until the lifespan starts).
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Defaults to :func:`mpt.settings.get_settings`.
+    notifier : Notifier, optional
+        Where password reset messages go; defaults to the log.
+    """
+    settings = settings or get_settings()
+    metrics = ApiMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database.auto_migrate:
+            await upgrade_async(settings)
+        engine = make_engine(settings)
+        redis_client = (aioredis.Redis.from_url(settings.redis.url, socket_timeout=5.0)
+                        if settings.redis.url else None)
+        limiter: RateLimiter = (
+            RedisRateLimiter(redis_client, prefix=settings.redis.key_prefix)
+            if redis_client is not None else MemoryRateLimiter()
+        )
+        app.state.mpt = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            limiter=limiter,
+            redis=redis_client,
+            notifier=notifier or LogNotifier(),
+            hasher=PasswordHash.recommended(),
+            private_key=signing_key(settings),
+            public_key=verification_key(settings),
+            metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            await limiter.aclose()
+            if redis_client is not None:
+                await redis_client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Music Practice Tracker API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.api.docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api.docs else None,
+    )
+    install_handlers(app)
+    app.include_router(health_router)
+    for router in (accounts_router, teaching_router, practice_router, sync_router):
+        app.include_router(router, prefix=API_PREFIX)
+    if settings.api.cors_origins:
+        any_origin = settings.api.cors_origins == ["*"]
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_credentials=not any_origin,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,1 @@
+"""practice domain (see models, schemas, service, router)."""

@@ -1,0 +1,1 @@
+"""sync domain (see models, schemas, service, router)."""

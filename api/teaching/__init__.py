@@ -1,0 +1,1 @@
+"""teaching domain (see models, schemas, service, router)."""
