@@ -38,6 +38,7 @@ class PracticeSession(Base):
     self_rating: Mapped[int | None] = mapped_column()
     note: Mapped[str | None] = mapped_column(Text)
     target_bpm: Mapped[float | None] = mapped_column(Float)
+    accuracy_pct: Mapped[float | None] = mapped_column(Float)
     mode: Mapped[str] = mapped_column(String(16), default="normal")
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -119,6 +119,7 @@ def upgrade() -> None:
         sa.Column("self_rating", sa.Integer(), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("target_bpm", sa.Float(), nullable=True),
+        sa.Column("accuracy_pct", sa.Float(), nullable=True),
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
