@@ -19,6 +19,7 @@ from api.accounts.router import router as accounts_router
 from api.db import make_engine, make_sessionmaker
 from api.errors import install_handlers
 from api.health import router as health_router
+from api.library.router import router as library_router
 from api.migrate import upgrade_async
 from api.notify import LogNotifier, Notifier
 from api.observability import ApiMetrics, BodyLimitMiddleware, RequestMiddleware
@@ -98,7 +99,8 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
     )
     install_handlers(app)
     app.include_router(health_router)
-    for router in (accounts_router, teaching_router, practice_router, sync_router):
+    for router in (accounts_router, teaching_router, practice_router, library_router,
+                   sync_router):
         app.include_router(router, prefix=API_PREFIX)
     if settings.api.cors_origins:
         any_origin = settings.api.cors_origins == ["*"]
