@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
@@ -65,6 +66,7 @@ class Principal:
     id: uuid.UUID
     role: Role
     jti: str
+    issued_at: datetime
 
     @property
     def is_admin(self) -> bool:
@@ -91,7 +93,7 @@ def _principal(token: str | None, state: AppState) -> Principal:
     except ValueError:
         raise UnauthenticatedError("token rejected: its subject is not a user id",
                               code="token_invalid") from None
-    return Principal(id=user_id, role=claims.role, jti=claims.jti)
+    return Principal(id=user_id, role=claims.role, jti=claims.jti, issued_at=claims.issued_at)
 
 
 async def get_current_user(
@@ -101,6 +103,7 @@ async def get_current_user(
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     principal = _principal(token, state)
+    await state.user_gate.check(principal.id, role=principal.role, issued_at=principal.issued_at)
     request.scope.setdefault("state", {})["user_id"] = str(principal.id)
     limits = state.settings.api.rate_limits
     if limits.enabled:

@@ -7,6 +7,7 @@ the schema is upgraded first when ``MPT_DATABASE__AUTO_MIGRATE`` is on (the defa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,10 +17,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from pwdlib import PasswordHash
 
 from api.accounts.router import router as accounts_router
-from api.db import make_engine, make_sessionmaker
+from api.db import make_engine, make_sessionmaker, utcnow
 from api.errors import install_handlers
 from api.health import router as health_router
 from api.library.router import router as library_router
+from api.metrics.consumer import run_consumer
+from api.metrics.partitions import ensure_month_partitions
+from api.metrics.timescale import apply_timescale
 from api.migrate import upgrade_async
 from api.notify import LogNotifier, Notifier
 from api.observability import ApiMetrics, BodyLimitMiddleware, RequestMiddleware
@@ -28,6 +32,7 @@ from api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from api.state import AppState
 from api.sync.router import router as sync_router
 from api.teaching.router import router as teaching_router
+from api.usergate import UserGate
 from mpt.settings import Settings, get_settings
 from mpt.tokens import signing_key, verification_key
 
@@ -68,10 +73,11 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             RedisRateLimiter(redis_client, prefix=settings.redis.key_prefix)
             if redis_client is not None else MemoryRateLimiter()
         )
+        sessions = make_sessionmaker(engine)
         app.state.mpt = AppState(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
+            sessions=sessions,
             limiter=limiter,
             redis=redis_client,
             notifier=notifier or LogNotifier(),
@@ -79,10 +85,28 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             private_key=signing_key(settings),
             public_key=verification_key(settings),
             metrics=metrics,
+            user_gate=UserGate(sessions),
+        )
+        await ensure_month_partitions(engine, now=utcnow())
+        await apply_timescale(engine)
+        stop = asyncio.Event()
+        consumer = (
+            asyncio.create_task(
+                run_consumer(settings, app.state.mpt.sessions, stop=stop,
+                             sweep_every_s=settings.api.consumer_sweep_s),
+                name="stream-summary-consumer",
+            )
+            if settings.api.consume_events else None
         )
         try:
             yield
         finally:
+            stop.set()
+            if consumer is not None:
+                try:
+                    await asyncio.wait_for(consumer, timeout=5.0)
+                except TimeoutError:
+                    consumer.cancel()
             await limiter.aclose()
             if redis_client is not None:
                 await redis_client.aclose()

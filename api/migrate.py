@@ -9,7 +9,9 @@ an event loop is running (:func:`upgrade_async`).
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,9 +19,16 @@ from alembic.config import Config
 from api.db import database_url
 from mpt.settings import Settings
 
-__all__ = ["alembic_config", "downgrade", "upgrade", "upgrade_async"]
+__all__ = ["alembic_config", "downgrade", "include_name", "upgrade", "upgrade_async"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+#: Partitions of ``practice_metrics`` on PostgreSQL (made at run time, not by the models).
+_PARTITION_RE = re.compile(r"practice_metrics_(default|y\d{4}m\d{2})")
+
+
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic's filter: leave the metric table's monthly partitions out of comparisons."""
+    return not (type_ == "table" and name is not None and _PARTITION_RE.fullmatch(name))
 
 
 def alembic_config(settings: Settings, *, url: str | None = None) -> Config:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from api.notify import Notifier
 from api.observability import ApiMetrics
 from api.ratelimit import RateLimiter
+from api.usergate import UserGate
 from mpt.settings import Settings
 
 __all__ = ["AppState"]
@@ -32,3 +33,4 @@ class AppState:
     private_key: Ed25519PrivateKey
     public_key: Ed25519PublicKey
     metrics: ApiMetrics
+    user_gate: UserGate

@@ -173,6 +173,11 @@ class ApiSettings(BaseModel):
         The API's address as clients see it (links in reset e-mails).
     docs : bool
         Serve ``/docs`` and ``/openapi.json``.
+    consume_events : bool
+        Run the consumer of the engine's stream summaries (durable queue -> practice
+        metrics) inside the API process.
+    consumer_sweep_s : float
+        How often the consumer retries events whose practice session arrived late.
     rate_limits : RateLimitSettings
         Per-client request limits.
     """
@@ -184,6 +189,8 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     public_url: str = "http://127.0.0.1:8000"
     docs: bool = True
+    consume_events: bool = True
+    consumer_sweep_s: float = Field(default=30.0, gt=0)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.pool import NullPool
 
 import api.models  # noqa: F401  (registers every table on the metadata)
 from api.db import Base
+from api.migrate import include_name
 
 MIGRATION_LOCK_ID = 7_406_311_202  # pg_advisory_lock key for schema changes
 
@@ -27,6 +28,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=is_sqlite,
         compare_type=True,
+        include_name=include_name,
     )
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})

@@ -61,7 +61,7 @@ def settings(tmp_path: Path, db_url: str, rate_limits: RateLimitSettings) -> Set
     return Settings(
         data_dir=tmp_path / "data",
         database=DatabaseSettings(url=db_url, auto_migrate=False),
-        api=ApiSettings(rate_limits=rate_limits),
+        api=ApiSettings(rate_limits=rate_limits, consume_events=False),
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import api.models  # noqa: F401
 from api.db import Base
-from api.migrate import downgrade, upgrade
+from api.migrate import downgrade, include_name, upgrade
 from mpt.settings import Settings
 from tests._support.services import require_postgres
 from tests.api._support.db import postgres_database
@@ -27,7 +27,10 @@ def _inspect(url: str) -> tuple[list[Any], set[str]]:
         try:
             async with engine.connect() as conn:
                 diff = await conn.run_sync(
-                    lambda sc: compare_metadata(MigrationContext.configure(sc), Base.metadata)
+                    lambda sc: compare_metadata(
+                        MigrationContext.configure(sc, opts={"include_name": include_name}),
+                        Base.metadata,
+                    )
                 )
                 tables = await conn.run_sync(lambda sc: set(inspect(sc).get_table_names()))
         finally:

@@ -14,6 +14,14 @@ from api.deps import API_AUDIENCE
 from mpt.tokens import Role, sign_token
 
 PASSWORD = "correct horse battery staple"
+_password_hash: dict[str, str] = {}  # argon2 is slow on purpose: hash PASSWORD once per process
+
+
+def password_hash(app: FastAPI) -> str:
+    """The app hasher's hash of :data:`PASSWORD`, computed once per process."""
+    if "hash" not in _password_hash:
+        _password_hash["hash"] = app.state.mpt.hasher.hash(PASSWORD)
+    return _password_hash["hash"]
 
 
 @dataclass
@@ -42,12 +50,12 @@ async def make_user(
     """Insert a user (with its role profile) and sign an access token for it."""
     state = app.state.mpt
     user_id = new_id()
-    email = email or f"{role}-{user_id.hex[:10]}@example.com"
+    email = email or f"{role}-{user_id.hex}@example.com"
     async with state.sessions() as session, session.begin():
         session.add(User(
             id=user_id, email=email, role=role, timezone=timezone,
             display_name=display_name or f"{role} {user_id.hex[:6]}",
-            password_hash=state.hasher.hash(PASSWORD),
+            password_hash=password_hash(app),
         ))
         await session.flush()
         if role == "student":

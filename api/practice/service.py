@@ -1,0 +1,467 @@
+"""Practice sessions: create, read, list, update, soft-delete; shared by offline sync.
+
+Every write locks the owner's row first (:func:`~api.practice.changes.next_change_seq`, the
+first statement of the transaction: writers of one user queue there, and on SQLite the write
+lock is taken before any read) and stores the new counter on the session. Tags and segments
+are loaded for a whole page at once (:func:`session_views`: three queries, whatever the page
+size); there are no ORM relationships, so nothing can lazy-load.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Select, delete, exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import new_id, utcnow
+from api.deps import Principal
+from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from api.pagination import (
+    decode_time_id_cursor,
+    encode_time_id_cursor,
+    keyset_before,
+    split_page,
+)
+from api.practice.changes import next_change_seq
+from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
+from api.practice.rules import (
+    EARLIEST,
+    LATEST,
+    SegmentContent,
+    SessionContent,
+    duration_s,
+    time_window_problem,
+)
+from api.practice.schemas import (
+    Mode,
+    SegmentRequest,
+    SegmentResponse,
+    SessionCreateRequest,
+    SessionFields,
+    SessionListResponse,
+    SessionResponse,
+    SessionUpdateRequest,
+    Status,
+    TagKind,
+    TagRef,
+)
+from api.teaching.access import ensure_can_view_student
+from api.teaching.models import SessionFeedback
+
+__all__ = [
+    "CURSOR_KIND",
+    "SCALAR_FIELDS",
+    "ListFilters",
+    "check_references",
+    "content_of_fields",
+    "create_session",
+    "delete_session",
+    "get_session",
+    "list_sessions",
+    "replace_children",
+    "session_contents",
+    "session_views",
+    "update_session",
+]
+
+CURSOR_KIND = "sessions"
+_IN_CHUNK = 5000
+SCALAR_FIELDS = ("focus", "started_at", "ended_at", "self_rating", "note", "target_bpm",
+                 "accuracy_pct", "mode")
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """Filters of ``GET /sessions`` (all optional; ``started_to`` is exclusive)."""
+
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    tag_id: uuid.UUID | None = None
+    piece_id: uuid.UUID | None = None
+    mode: str | None = None
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+async def session_views(
+    db: AsyncSession, rows: Sequence[PracticeSession]
+) -> list[SessionResponse]:
+    """Responses for ``rows`` with their tags, segments and feedback counts (3 queries)."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    tags: dict[uuid.UUID, list[TagRef]] = defaultdict(list)
+    for session_id, tag in (
+        await db.execute(
+            select(SessionTag.session_id, Tag)
+            .join(Tag, Tag.id == SessionTag.tag_id)
+            .where(SessionTag.session_id.in_(ids))
+            .order_by(SessionTag.session_id, Tag.kind, Tag.name_key, Tag.id)
+        )
+    ):
+        tags[session_id].append(TagRef(id=tag.id, name=tag.name, kind=cast(TagKind, tag.kind)))
+    segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
+    for seg in (
+        await db.execute(
+            select(PracticeSegment)
+            .where(PracticeSegment.session_id.in_(ids))
+            .order_by(PracticeSegment.session_id, PracticeSegment.id)
+        )
+    ).scalars():
+        segments[seg.session_id].append(SegmentResponse(
+            id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
+            end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
+            tempo_bpm=seg.tempo_bpm,
+        ))
+    feedback: dict[uuid.UUID, int] = {
+        session_id: int(count)
+        for session_id, count in (
+            await db.execute(
+                select(SessionFeedback.session_id, func.count())
+                .where(SessionFeedback.session_id.in_(ids), SessionFeedback.status == "active")
+                .group_by(SessionFeedback.session_id)
+            )
+        )
+    }
+    return [
+        SessionResponse(
+            id=row.id, student_id=row.student_id, focus=row.focus, started_at=row.started_at,
+            ended_at=row.ended_at, duration_s=duration_s(row.started_at, row.ended_at),
+            self_rating=row.self_rating, note=row.note, target_bpm=row.target_bpm,
+            accuracy_pct=row.accuracy_pct, mode=cast(Mode, row.mode),
+            status=cast(Status, row.status),
+            tag_ids=[tag.id for tag in tags[row.id]], tags=tags[row.id],
+            segments=segments[row.id], feedback_count=feedback.get(row.id, 0),
+            created_at=row.created_at, updated_at=row.updated_at,
+            client_updated_at=row.client_updated_at, deleted_at=row.deleted_at,
+            change_seq=row.change_seq,
+        )
+        for row in rows
+    ]
+
+
+async def session_contents(
+    db: AsyncSession, rows: Sequence[PracticeSession]
+) -> dict[uuid.UUID, SessionContent]:
+    """The comparable content of ``rows`` (2 queries), for sync's decisions."""
+    if not rows:
+        return {}
+    ids = [row.id for row in rows]
+    tag_ids: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for session_id, tag_id in (
+        await db.execute(
+            select(SessionTag.session_id, SessionTag.tag_id).where(SessionTag.session_id.in_(ids))
+        )
+    ):
+        tag_ids[session_id].add(tag_id)
+    segments: dict[uuid.UUID, list[SegmentContent]] = defaultdict(list)
+    for seg in (
+        await db.execute(
+            select(PracticeSegment)
+            .where(PracticeSegment.session_id.in_(ids))
+            .order_by(PracticeSegment.session_id, PracticeSegment.id)
+        )
+    ).scalars():
+        segments[seg.session_id].append(SegmentContent(
+            piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
+            end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
+            tempo_bpm=seg.tempo_bpm,
+        ))
+    return {
+        row.id: SessionContent(
+            focus=row.focus, started_at=row.started_at, ended_at=row.ended_at,
+            self_rating=row.self_rating, note=row.note, target_bpm=row.target_bpm,
+            accuracy_pct=row.accuracy_pct, mode=row.mode,
+            tag_ids=frozenset(tag_ids[row.id]), segments=tuple(segments[row.id]),
+        )
+        for row in rows
+    }
+
+
+def content_of_fields(fields: SessionFields) -> SessionContent:
+    """The comparable content of a request's fields."""
+    return SessionContent(
+        focus=fields.focus, started_at=fields.started_at, ended_at=fields.ended_at,
+        self_rating=fields.self_rating, note=fields.note, target_bpm=fields.target_bpm,
+        accuracy_pct=fields.accuracy_pct, mode=fields.mode, tag_ids=frozenset(fields.tag_ids),
+        segments=tuple(_segment_content(seg) for seg in fields.segments),
+    )
+
+
+def _segment_content(seg: SegmentRequest) -> SegmentContent:
+    return SegmentContent(
+        piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar, end_bar=seg.end_bar,
+        click_count=seg.click_count, duration_s=seg.duration_s, tempo_bpm=seg.tempo_bpm,
+    )
+
+
+async def _visible_session(
+    db: AsyncSession, viewer: Principal, session_id: uuid.UUID
+) -> PracticeSession:
+    row = await db.get(PracticeSession, session_id)
+    if row is None or row.status == "deleted":
+        raise NotFoundError(f"practice session {session_id} does not exist")
+    if row.student_id != viewer.id:
+        await ensure_can_view_student(db, viewer, row.student_id)
+    return row
+
+
+async def get_session(
+    db: AsyncSession, viewer: Principal, session_id: uuid.UUID
+) -> SessionResponse:
+    """One session, for its owner, a teacher who may see the owner, or an admin."""
+    row = await _visible_session(db, viewer, session_id)
+    return (await session_views(db, [row]))[0]
+
+
+def _filtered(stmt: Select[PracticeSession], filters: ListFilters) -> Select[PracticeSession]:
+    if filters.started_from is not None:
+        stmt = stmt.where(PracticeSession.started_at >= filters.started_from)
+    if filters.started_to is not None:
+        stmt = stmt.where(PracticeSession.started_at < filters.started_to)
+    if filters.mode is not None:
+        stmt = stmt.where(PracticeSession.mode == filters.mode)
+    if filters.tag_id is not None:
+        stmt = stmt.where(exists().where(SessionTag.session_id == PracticeSession.id,
+                                         SessionTag.tag_id == filters.tag_id))
+    if filters.piece_id is not None:
+        stmt = stmt.where(or_(
+            exists().where(SessionTag.session_id == PracticeSession.id,
+                           SessionTag.tag_id == filters.piece_id),
+            exists().where(PracticeSegment.session_id == PracticeSession.id,
+                           PracticeSegment.piece_id == filters.piece_id),
+        ))
+    return stmt
+
+
+async def list_sessions(
+    db: AsyncSession,
+    viewer: Principal,
+    *,
+    student_id: uuid.UUID | None,
+    filters: ListFilters,
+    limit: int,
+    cursor: str | None,
+) -> SessionListResponse:
+    """A page of a student's live sessions, newest first by ``(started_at, id)``."""
+    owner = student_id or viewer.id
+    for name, value in (("started_from", filters.started_from),
+                        ("started_to", filters.started_to)):
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise UnprocessableError(
+                f"{name} {value.isoformat()} is outside {EARLIEST.year}..{LATEST.year}"
+            )
+    if filters.started_from and filters.started_to and filters.started_to < filters.started_from:
+        raise UnprocessableError(
+            f"started_to {filters.started_to.isoformat()} is before started_from "
+            f"{filters.started_from.isoformat()}"
+        )
+    after = decode_time_id_cursor(cursor, kind=CURSOR_KIND) if cursor else None
+    if owner != viewer.id:
+        await ensure_can_view_student(db, viewer, owner)
+    stmt = select(PracticeSession).where(
+        PracticeSession.student_id == owner, PracticeSession.status == "active"
+    )
+    stmt = _filtered(stmt, filters)
+    if after is not None:
+        stmt = stmt.where(keyset_before(PracticeSession.started_at, PracticeSession.id, after))
+    stmt = stmt.order_by(PracticeSession.started_at.desc(), PracticeSession.id.desc())
+    rows = (await db.execute(stmt.limit(limit + 1))).scalars().all()
+    page, next_cursor = split_page(
+        rows, limit, lambda r: encode_time_id_cursor(CURSOR_KIND, r.started_at, r.id)
+    )
+    return SessionListResponse(items=await session_views(db, page), next_cursor=next_cursor)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+async def check_references(
+    db: AsyncSession,
+    owner_id: uuid.UUID,
+    wanted: Iterable[tuple[str, Sequence[uuid.UUID], Sequence[uuid.UUID | None], set[uuid.UUID]]],
+) -> None:
+    """Refuse (422, naming the id) tags or pieces the owner may not use.
+
+    ``wanted`` holds, per session being written, ``(where, tag_ids, piece_ids, attached)``:
+    a tag or piece is usable when it is global or the owner's and active — or already on
+    that session (a tag deleted since keeps its place). Segment pieces must be pieces.
+    One query for all of them.
+    """
+    items = list(wanted)
+    all_ids = {i for _w, tags, pieces, _a in items for i in (*tags, *pieces) if i is not None}
+    if not all_ids:
+        return
+    found: dict[uuid.UUID, Tag] = {}
+    ordered = sorted(all_ids)
+    for start in range(0, len(ordered), _IN_CHUNK):  # stay under the drivers' bind limits
+        chunk = ordered[start:start + _IN_CHUNK]
+        for row in (await db.execute(select(Tag).where(Tag.id.in_(chunk)))).scalars():
+            found[row.id] = row
+
+    def usable(tag_id: uuid.UUID, attached: set[uuid.UUID]) -> Tag | None:
+        tag = found.get(tag_id)
+        if tag is None or tag.owner_id not in (None, owner_id):
+            return None
+        if tag.status != "active" and tag_id not in attached:
+            return None
+        return tag
+
+    for where, tag_ids, piece_ids, attached in items:
+        for tag_id in tag_ids:
+            if usable(tag_id, attached) is None:
+                raise UnprocessableError(
+                    f"{where}tag_ids: tag {tag_id} does not exist or is not yours to use",
+                    code="unknown_tag",
+                )
+        for index, piece_id in enumerate(piece_ids):
+            if piece_id is None:
+                continue
+            piece = usable(piece_id, attached)
+            if piece is None or piece.kind != "piece":
+                raise UnprocessableError(
+                    f"{where}segments.{index}.piece_id: piece {piece_id} does not exist or "
+                    "is not yours to use",
+                    code="unknown_piece",
+                )
+
+
+async def replace_children(
+    db: AsyncSession,
+    *,
+    tags: Mapping[uuid.UUID, Sequence[uuid.UUID]],
+    segments: Mapping[uuid.UUID, Sequence[SegmentRequest]],
+    fresh: set[uuid.UUID] | None = None,
+) -> None:
+    """Replace the tags (of the sessions in ``tags``) and the segments (of those in
+    ``segments``) of several sessions at once: at most 2 deletes and 2 bulk inserts.
+
+    ``fresh`` names sessions just created (nothing to delete for them).
+    """
+    fresh = fresh or set()
+    old_tags = [sid for sid in tags if sid not in fresh]
+    old_segments = [sid for sid in segments if sid not in fresh]
+    if old_tags:
+        await db.execute(delete(SessionTag).where(SessionTag.session_id.in_(old_tags)))
+    if old_segments:
+        await db.execute(
+            delete(PracticeSegment).where(PracticeSegment.session_id.in_(old_segments))
+        )
+    tag_rows = [{"session_id": sid, "tag_id": tid}
+                for sid, tag_ids in tags.items() for tid in tag_ids]
+    # new_id() is time-ordered, so segments read back (ordered by id) in the order given
+    seg_rows: list[dict[str, Any]] = [
+        {"id": new_id(), "session_id": sid, **seg.model_dump()}
+        for sid, segs in segments.items() for seg in segs
+    ]
+    if tag_rows:
+        await db.execute(insert(SessionTag), tag_rows)
+    if seg_rows:
+        await db.execute(insert(PracticeSegment), seg_rows)
+
+
+def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
+    for name in SCALAR_FIELDS:
+        if name in values:
+            setattr(row, name, values[name])
+
+
+async def create_session(
+    db: AsyncSession, user: Principal, request: SessionCreateRequest
+) -> SessionResponse:
+    """Create a session of the caller (409 if the client's id is taken)."""
+    session_id = request.id
+    try:
+        async with db.begin():
+            seq = await next_change_seq(db, user.id)
+            if session_id is not None and await db.get(PracticeSession, session_id) is not None:
+                raise ConflictError(f"practice session {session_id} already exists")
+            await check_references(db, user.id, [
+                ("", request.tag_ids, [s.piece_id for s in request.segments], set())
+            ])
+            now = utcnow()
+            row = PracticeSession(
+                student_id=user.id, status="active", client_updated_at=now, change_seq=seq,
+                created_at=now, updated_at=now,
+            )
+            if session_id is not None:
+                row.id = session_id
+            _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS)))
+            db.add(row)
+            await db.flush()
+            await replace_children(db, tags={row.id: request.tag_ids},
+                                   segments={row.id: request.segments}, fresh={row.id})
+    except IntegrityError:
+        raise ConflictError(
+            f"practice session {session_id} already exists, or a tag it names was just "
+            "deleted; retry"
+        ) from None
+    return (await session_views(db, [row]))[0]
+
+
+async def _own_live_session(
+    db: AsyncSession, user: Principal, session_id: uuid.UUID
+) -> PracticeSession:
+    row = await db.get(PracticeSession, session_id, populate_existing=True)
+    if row is None or row.status == "deleted":
+        raise NotFoundError(f"practice session {session_id} does not exist")
+    if row.student_id != user.id:
+        raise ForbiddenError(f"only the student who owns practice session {session_id} "
+                             "may change it")
+    return row
+
+
+async def update_session(
+    db: AsyncSession, user: Principal, session_id: uuid.UUID, request: SessionUpdateRequest
+) -> SessionResponse:
+    """Change the fields given; ``tag_ids`` and ``segments`` replace the lists."""
+    given = request.model_fields_set
+    async with db.begin():
+        seq = await next_change_seq(db, user.id)
+        row = await _own_live_session(db, user, session_id)
+        started_at = request.started_at if "started_at" in given else row.started_at
+        ended_at = request.ended_at if "ended_at" in given else row.ended_at
+        assert started_at is not None
+        problem = time_window_problem(started_at, ended_at)
+        if problem:
+            raise UnprocessableError(problem)
+        if request.tag_ids is not None or request.segments is not None:
+            current = (await session_contents(db, [row]))[row.id]
+            attached = set(current.tag_ids) | {s.piece_id for s in current.segments
+                                               if s.piece_id is not None}
+            await check_references(db, user.id, [(
+                "", request.tag_ids or [], [s.piece_id for s in request.segments or []],
+                attached,
+            )])
+            await replace_children(
+                db,
+                tags={} if request.tag_ids is None else {row.id: request.tag_ids},
+                segments={} if request.segments is None else {row.id: request.segments},
+            )
+        _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS) & given))
+        now = utcnow()
+        row.client_updated_at = now
+        row.updated_at = now
+        row.change_seq = seq
+    return (await session_views(db, [row]))[0]
+
+
+async def delete_session(db: AsyncSession, user: Principal, session_id: uuid.UUID) -> None:
+    """Soft-delete: the row stays as a tombstone that sync delivers."""
+    async with db.begin():
+        seq = await next_change_seq(db, user.id)
+        row = await _own_live_session(db, user, session_id)
+        now = utcnow()
+        row.status = "deleted"
+        row.deleted_at = now
+        row.client_updated_at = now
+        row.updated_at = now
+        row.change_seq = seq

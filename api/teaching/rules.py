@@ -1,0 +1,181 @@
+"""Pure rules of the teaching domain: invite codes and the dashboard's weekly numbers.
+
+Nothing here touches the database or the clock; callers pass ``now`` / ``today``.
+
+Weeks are ISO weeks (Monday to Sunday) in the *student's* time zone: a session belongs to
+the week of the local date on which it started, whole (a session over midnight on Sunday
+counts in the week it began). Minutes come from ``ended_at - started_at`` (real elapsed
+time, so a session across a DST change counts what was really played); open sessions count
+0 minutes but their accuracy still counts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+__all__ = [
+    "CODE_ALPHABET",
+    "CODE_LENGTH",
+    "InviteState",
+    "SessionPoint",
+    "WeekStat",
+    "WeeklySummary",
+    "invite_state",
+    "least_squares_slope",
+    "local_today",
+    "make_invite_code",
+    "normalize_code",
+    "resolve_zone",
+    "week_start",
+    "weekly_summary",
+    "window_start_utc",
+]
+
+# No 0/O, 1/I/L: a code read aloud or typed from paper survives.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+
+InviteState = Literal["usable", "revoked", "expired", "used_up"]
+
+SessionPoint = tuple[datetime, datetime | None, float | None]
+"""``(started_at, ended_at, accuracy_pct)`` of one session; times aware."""
+
+
+def make_invite_code(length: int = CODE_LENGTH) -> str:
+    """A random code of ``length`` characters from :data:`CODE_ALPHABET` (``secrets``)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
+
+
+def normalize_code(raw: str) -> str:
+    """The stored form of a typed code: upper case, without spaces and dashes."""
+    return "".join(ch for ch in raw.upper() if ch not in " -\t")
+
+
+def invite_state(
+    *, status: str, used_count: int, max_uses: int, expires_at: datetime, now: datetime
+) -> InviteState:
+    """Whether an invite can be redeemed at ``now``, and if not, why (revoked first)."""
+    if status != "active":
+        return "revoked"
+    if expires_at <= now:
+        return "expired"
+    if used_count >= max_uses:
+        return "used_up"
+    return "usable"
+
+
+def resolve_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; UTC when it is unknown (stored zones are validated on write,
+    so this only guards against a zone database that lost a name)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def local_today(now: datetime, tz: str) -> date:
+    """The calendar date in zone ``tz`` at the instant ``now`` (aware)."""
+    return now.astimezone(resolve_zone(tz)).date()
+
+
+def week_start(day: date) -> date:
+    """The Monday of the ISO week containing ``day``."""
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True, slots=True)
+class WeekStat:
+    """One week of a student's practice.
+
+    ``minutes``: practised minutes (rounded to 0.01); ``mean_accuracy_pct``: mean over the
+    week's sessions that carry an accuracy (rounded to 0.01), None when none does.
+    """
+
+    week_start: date
+    minutes: float
+    sessions: int
+    mean_accuracy_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklySummary:
+    """The last ``len(weeks)`` weeks, oldest first, and the accuracy slope (percentage
+    points per week, least squares over the weeks that have a mean; None if fewer than 2)."""
+
+    weeks: list[WeekStat]
+    accuracy_slope_pct_per_week: float | None
+
+
+def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:
+    """The slope of the least-squares line through ``(x, y)`` points (None if < 2 or if all
+    x are equal)."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    sxx = sum((x - mean_x) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    sxy = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    return sxy / sxx
+
+
+def weekly_summary(
+    sessions: Iterable[SessionPoint], *, tz: str, weeks: int, today: date
+) -> WeeklySummary:
+    """Minutes and accuracy per ISO week of the ``weeks`` weeks ending with ``today``'s.
+
+    Parameters
+    ----------
+    sessions : iterable of (started_at, ended_at, accuracy_pct)
+        The student's (active) sessions; those outside the window are ignored.
+    tz : str
+        The student's IANA time zone: week boundaries are local midnights on Mondays.
+    weeks : int
+        How many weeks, >= 1; the last one is the (partial) current week.
+    today : date
+        The current date in ``tz``.
+    """
+    if weeks < 1:
+        raise ValueError(f"weeks must be at least 1, not {weeks}")
+    zone = resolve_zone(tz)
+    current = week_start(today)
+    starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    index = {start: i for i, start in enumerate(starts)}
+    seconds = [0.0] * weeks
+    counts = [0] * weeks
+    accuracies: list[list[float]] = [[] for _ in range(weeks)]
+    for started_at, ended_at, accuracy_pct in sessions:
+        i = index.get(week_start(started_at.astimezone(zone).date()))
+        if i is None:
+            continue
+        counts[i] += 1
+        if ended_at is not None:
+            seconds[i] += max(0.0, (ended_at - started_at).total_seconds())
+        if accuracy_pct is not None:
+            accuracies[i].append(accuracy_pct)
+    means = [sum(acc) / len(acc) if acc else None for acc in accuracies]
+    slope = least_squares_slope([(float(i), m) for i, m in enumerate(means) if m is not None])
+    return WeeklySummary(
+        weeks=[
+            WeekStat(week_start=start, minutes=round(seconds[i] / 60, 2), sessions=counts[i],
+                     mean_accuracy_pct=None if mean is None else round(mean, 2))
+            for i, (start, mean) in enumerate(zip(starts, means, strict=True))
+        ],
+        accuracy_slope_pct_per_week=None if slope is None else round(slope, 3),
+    )
+
+
+def window_start_utc(*, weeks: int, now: datetime) -> datetime:
+    """A UTC instant no later than the start of the oldest week in *any* time zone (zones
+    run from UTC-12 to UTC+14), to bound the query for all students at once. It is early by
+    at most a week and a day; :func:`weekly_summary` drops what falls outside."""
+    earliest_today = now.astimezone(UTC).date() - timedelta(days=1)
+    first_monday = week_start(earliest_today) - timedelta(weeks=weeks - 1)
+    return datetime.combine(first_monday, datetime.min.time(), UTC) - timedelta(hours=14)

@@ -1,0 +1,1 @@
+"""Tests of the library domain: tags, pieces, the heatmap."""

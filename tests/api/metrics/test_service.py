@@ -1,0 +1,129 @@
+"""Applying the engine's stream summaries: exactly once by event id, only to the owner's
+session, pending until a session that is not synced yet arrives; rollups kept current."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
+from api.metrics.service import (
+    apply_pending_for_session,
+    apply_stream_summary,
+    record_manual_metrics,
+)
+from api.practice.models import PracticeSession
+from tests.api._support.users import make_user
+from tests.api._support.world import add_session
+from tests.api.metrics._events import summary_event
+
+pytestmark = pytest.mark.anyio
+
+
+async def _metrics(app: FastAPI, session_id: uuid.UUID, source: str = "stream") -> dict[str, float]:
+    async with app.state.mpt.sessions() as db:
+        rows = (await db.execute(select(PracticeMetric).where(
+            PracticeMetric.session_id == session_id, PracticeMetric.source == source
+        ))).scalars().all()
+    return {r.metric + (f":{r.meta['beat']}" if r.meta and "beat" in r.meta else ""): r.value
+            for r in rows}
+
+
+async def _status(app: FastAPI, event_id: str) -> str | None:
+    async with app.state.mpt.sessions() as db:
+        row = await db.get(ProcessedEvent, event_id)
+    return None if row is None else row.status
+
+
+async def test_summary_lands_once_as_metrics(app: FastAPI, client: httpx.AsyncClient) -> None:
+    student = await make_user(app)
+    session_id = await add_session(app, student.id)
+    event_id, payload = summary_event(user_id=student.id, session_id=session_id)
+    async with app.state.mpt.sessions() as db:
+        assert await apply_stream_summary(db, payload, event_id=event_id) == "applied"
+    async with app.state.mpt.sessions() as db:
+        assert await apply_stream_summary(db, payload, event_id=event_id) == "duplicate"
+    metrics = await _metrics(app, session_id)
+    assert metrics["minutes"] == 2.5
+    assert metrics["accuracy_pct"] == 92.0
+    assert metrics["points"] == 12
+    assert metrics["notes"] == 16
+    # beat k of the bar is k-1 ms late in the synthetic report
+    assert [metrics[f"beat_deviation_ms:{b}"] for b in (1, 2, 3, 4)] == [0.0, 1.0, 2.0, 3.0]
+    async with app.state.mpt.sessions() as db:
+        n_rows = (await db.execute(select(func.count()).select_from(PracticeMetric))).scalar()
+        rollup = (await db.execute(select(MetricRollup).where(
+            MetricRollup.bucket == "day", MetricRollup.metric == "minutes",
+            MetricRollup.student_id == student.id,
+        ))).scalar_one()
+    assert n_rows == len(metrics)
+    assert (rollup.n, rollup.total, rollup.source) == (1, 2.5, "stream")
+
+
+async def test_event_for_another_users_session_is_rejected(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    owner, intruder = await make_user(app), await make_user(app)
+    session_id = await add_session(app, owner.id)
+    event_id, payload = summary_event(user_id=intruder.id, session_id=session_id)
+    async with app.state.mpt.sessions() as db:
+        assert await apply_stream_summary(db, payload, event_id=event_id) == "rejected"
+    assert await _metrics(app, session_id) == {}
+    assert await _status(app, event_id) == "rejected"
+
+
+async def test_event_before_its_session_waits_then_applies(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    student = await make_user(app)
+    session_id = uuid.uuid4()
+    event_id, payload = summary_event(user_id=student.id, session_id=session_id)
+    async with app.state.mpt.sessions() as db:
+        assert await apply_stream_summary(db, payload, event_id=event_id) == "pending"
+    assert await _status(app, event_id) == "pending"
+    await add_session(app, student.id, id=session_id)
+    async with app.state.mpt.sessions() as db, db.begin():
+        assert await apply_pending_for_session(db, session_id) == 1
+    assert await _status(app, event_id) == "applied"
+    assert (await _metrics(app, session_id))["minutes"] == 2.5
+    async with app.state.mpt.sessions() as db, db.begin():
+        assert await apply_pending_for_session(db, session_id) == 0
+
+
+async def test_malformed_summary_is_rejected_with_a_reason(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    student = await make_user(app)
+    session_id = await add_session(app, student.id)
+    event_id, payload = summary_event(user_id=student.id, session_id=session_id)
+    payload["summary"]["duration_s"] = "long"
+    async with app.state.mpt.sessions() as db:
+        assert await apply_stream_summary(db, payload, event_id=event_id) == "rejected"
+    async with app.state.mpt.sessions() as db:
+        row = await db.get(ProcessedEvent, event_id)
+    assert row is not None and "summary.duration_s is 'long'" in (row.reason or "")
+
+
+async def test_manual_metrics_are_replaced_on_edit(app: FastAPI, client: httpx.AsyncClient) -> None:
+    student = await make_user(app)
+    session_id = await add_session(app, student.id, accuracy_pct=70.0)
+    async with app.state.mpt.sessions() as db, db.begin():
+        session = await db.get(PracticeSession, session_id)
+        assert session is not None
+        await record_manual_metrics(db, session)
+    async with app.state.mpt.sessions() as db, db.begin():
+        session = await db.get(PracticeSession, session_id)
+        assert session is not None
+        session.accuracy_pct = 80.0
+        await record_manual_metrics(db, session)
+    metrics = await _metrics(app, session_id, "manual")
+    assert metrics["accuracy_pct"] == 80.0
+    async with app.state.mpt.sessions() as db:
+        rollup = (await db.execute(select(MetricRollup).where(
+            MetricRollup.bucket == "day", MetricRollup.metric == "accuracy_pct",
+        ))).scalar_one()
+    assert (rollup.n, rollup.total) == (1, 80.0)
