@@ -8,8 +8,12 @@ the schema is upgraded first when ``MPT_DATABASE__AUTO_MIGRATE`` is on (the defa
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -19,15 +23,19 @@ from pwdlib import PasswordHash
 from api.accounts.router import router as accounts_router
 from api.db import make_engine, make_sessionmaker, utcnow
 from api.errors import install_handlers
+from api.gamification.router import router as gamification_router
 from api.health import router as health_router
 from api.library.router import router as library_router
 from api.metrics.consumer import run_consumer
+from api.metrics.hooks import refresh_leaderboard
 from api.metrics.partitions import ensure_month_partitions
 from api.metrics.timescale import apply_timescale
 from api.migrate import upgrade_async
 from api.notify import LogNotifier, Notifier
 from api.observability import ApiMetrics, BodyLimitMiddleware, RequestMiddleware
+from api.openapi import install_openapi
 from api.practice.router import router as practice_router
+from api.progress.router import router as progress_router
 from api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from api.state import AppState
 from api.sync.router import router as sync_router
@@ -47,6 +55,12 @@ practice sessions and offline sync.
 Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
 Authenticate with `Authorization: Bearer <access token>` from `POST /api/v1/auth/login`.
 """
+
+
+async def _summary_applied(state: AppState, payload: dict[str, Any]) -> None:
+    """A stream summary landed: recompute the student's leaderboard totals."""
+    started_at = datetime.fromisoformat(str(payload["started_at"]))
+    await refresh_leaderboard(state, uuid.UUID(str(payload["user_id"])), [started_at])
 
 
 def create_app(settings: Settings | None = None, *, notifier: Notifier | None = None) -> FastAPI:
@@ -93,7 +107,8 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
         consumer = (
             asyncio.create_task(
                 run_consumer(settings, app.state.mpt.sessions, stop=stop,
-                             sweep_every_s=settings.api.consumer_sweep_s),
+                             sweep_every_s=settings.api.consumer_sweep_s,
+                             after_applied=partial(_summary_applied, app.state.mpt)),
                 name="stream-summary-consumer",
             )
             if settings.api.consume_events else None
@@ -122,9 +137,10 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
         openapi_url="/openapi.json" if settings.api.docs else None,
     )
     install_handlers(app)
+    install_openapi(app)
     app.include_router(health_router)
     for router in (accounts_router, teaching_router, practice_router, library_router,
-                   sync_router):
+                   sync_router, progress_router, gamification_router):
         app.include_router(router, prefix=API_PREFIX)
     if settings.api.cors_origins:
         any_origin = settings.api.cors_origins == ["*"]

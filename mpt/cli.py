@@ -6,7 +6,11 @@ Commands::
                      [--latency-ms MS] [--json]
     mpt demo [--json]
     mpt up [--host HOST] [--port PORT] [--workers N] [--metrics-port PORT|off]
-           [--allow-remote]
+           [--api-port PORT] [--api-workers N] [--no-api] [--no-engine] [--allow-remote]
+    mpt api [--host HOST] [--port PORT] [--workers N] [--allow-remote]
+    mpt db upgrade [REVISION] | mpt db downgrade REVISION | mpt db current
+    mpt admin create --email EMAIL --display-name NAME [--timezone TZ] [--password-stdin]
+    mpt seed
     mpt stream (PATH | --mic) [--target-bpm BPM] [--grid-start S] [--subdivision N]
                [--latency-ms MS] [--server ADDR] [--speed F] [--chunk-ms MS]
                [--encoding {pcm16,opus}] [--session-id ID] [--token TOKEN] [--json]
@@ -16,16 +20,19 @@ Global options (also accepted after the command): ``--data-dir DIR``, ``--debug`
 
 Every failure prints one line ``mpt: error: <reason>`` on stderr and exits non-zero:
 2 for usage and configuration errors, 1 for input errors (a missing, unreadable, corrupt or
-empty file, or audio the engine rejects), 130 when interrupted. ``--debug`` adds the
-traceback. The engine is imported only inside the commands, after the numba cache directory
-has been configured; ``mpt up`` runs the engine's server in child processes under
-:mod:`mpt.supervisor`, ``mpt stream`` talks to it with :mod:`mpt.stream_client`.
+empty file, or audio the engine rejects; a database that does not answer), 130 when
+interrupted. ``--debug`` adds the traceback. The engine and the API are imported only inside
+the commands, after the numba cache directory has been configured; ``mpt up`` runs the
+engine's gRPC server and the REST API in child processes under :mod:`mpt.supervisor`,
+``mpt api`` runs the API alone in the foreground, ``mpt db``/``admin``/``seed`` call
+:mod:`api.cli`, ``mpt stream`` talks to the engine with :mod:`mpt.stream_client`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -35,7 +42,7 @@ import socket
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -68,7 +75,12 @@ DEMO_FILENAME = "demo_performance.wav"
 CHUNK_MS_RANGE = (10, 1000)
 WORKERS_RANGE = (1, 64)
 ENGINE_READY_TIMEOUT_S = 120.0  # a first start may compile the kernels
+API_READY_TIMEOUT_S = 120.0  # the first start migrates the schema
+API_SHUTDOWN_GRACE_S = 10.0  # api.serve.GRACEFUL_SHUTDOWN_S (not imported: mpt loads no service)
 STOP_MARGIN_S = 5.0  # beyond the engine's own shutdown grace, before SIGKILL
+# What the `api` extra brings.
+_API_MODULES = ("fastapi", "uvicorn", "uvloop", "httptools", "sqlalchemy", "alembic",
+                "asyncpg", "aiosqlite", "pwdlib", "prometheus_client")
 # What the `server` extra brings (the engine's own dependencies included).
 _SERVER_MODULES = (
     "grpc",
@@ -123,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = bool(args.debug)
         if args.command is None:
             raise UsageError(
-                "no command given; choose one of: analyze, demo, up, stream (see 'mpt --help')"
+                "no command given; choose one of: analyze, demo, up, stream, api, db, admin, "
+                "seed (see 'mpt --help')"
             )
         settings = get_settings()
         if args.data_dir is not None:
@@ -211,22 +224,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
     _add_up_parser(commands)
     _add_stream_parser(commands)
+    _add_api_parsers(commands)
     return parser
 
 
 def _add_up_parser(commands: Any) -> None:
     up = commands.add_parser(
         "up",
-        help="run the services on this machine (today: the audio engine)",
+        help="run the services on this machine (the audio engine and the REST API)",
         description="Run the services on the embedded defaults, each in its own process, "
-        "until Ctrl-C: today the audio engine's gRPC server. Prints where each listens; a "
-        "crashed service is reported and restarted.",
+        "until Ctrl-C: the audio engine's gRPC server and the REST API. Prints where each "
+        "listens; a crashed service is reported and restarted.",
     )
     up.add_argument(
         "--host",
         metavar="HOST",
-        help="listen address (default: $MPT_ENGINE__HOST or 127.0.0.1); a non-loopback "
-        "address needs --allow-remote",
+        help="listen address of every service (default: $MPT_ENGINE__HOST for the engine, "
+        "$MPT_API__HOST for the API, both 127.0.0.1); a non-loopback address needs "
+        "--allow-remote",
     )
     up.add_argument(
         "--port",
@@ -248,6 +263,20 @@ def _add_up_parser(commands: Any) -> None:
         "(default: $MPT_ENGINE__METRICS_PORT or 9464)",
     )
     up.add_argument(
+        "--api-port",
+        type=_port,
+        metavar="PORT",
+        help="REST API port (default: $MPT_API__PORT or 8000; 0 picks a free one)",
+    )
+    up.add_argument(
+        "--api-workers",
+        type=_workers,
+        metavar="N",
+        help="API processes sharing its port (default: $MPT_API__WORKERS or 1)",
+    )
+    up.add_argument("--no-api", action="store_true", help="do not start the REST API")
+    up.add_argument("--no-engine", action="store_true", help="do not start the audio engine")
+    up.add_argument(
         "--allow-remote",
         action="store_true",
         help="allow listening on a non-loopback address (calls still need a token; "
@@ -255,6 +284,91 @@ def _add_up_parser(commands: Any) -> None:
     )
     _add_common_options(up, suppress=True)
     up.set_defaults(func=_cmd_up)
+
+
+def _add_api_parsers(commands: Any) -> None:
+    api = commands.add_parser(
+        "api",
+        help="run the REST API alone in the foreground",
+        description="Serve the REST API (uvicorn) until Ctrl-C; JSON logs on stderr. The "
+        "schema is migrated first unless MPT_DATABASE__AUTO_MIGRATE=false.",
+    )
+    api.add_argument(
+        "--host", metavar="HOST",
+        help="listen address (default: $MPT_API__HOST or 127.0.0.1); a non-loopback address "
+        "needs --allow-remote",
+    )
+    api.add_argument(
+        "--port", type=_port, metavar="PORT",
+        help="HTTP port (default: $MPT_API__PORT or 8000; 0 picks a free one)",
+    )
+    api.add_argument(
+        "--workers", type=_workers, metavar="N",
+        help="processes sharing the port (default: $MPT_API__WORKERS or 1); without Redis "
+        "($MPT_REDIS__URL) every worker keeps its own rate-limit counters",
+    )
+    api.add_argument(
+        "--allow-remote", action="store_true",
+        help="allow listening on a non-loopback address (traffic is plain HTTP: put TLS in "
+        "front of it)",
+    )
+    _add_common_options(api, suppress=True)
+    api.set_defaults(func=_cmd_api)
+
+    db = commands.add_parser(
+        "db",
+        help="migrate the API's database (upgrade, downgrade, current)",
+        description="Schema migrations of the API's database ($MPT_DATABASE__URL, default "
+        "the SQLite file in the data directory).",
+    )
+    _add_common_options(db, suppress=True)
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db.set_defaults(func=_cmd_db_missing)
+    upgrade = db_commands.add_parser(
+        "upgrade", help="migrate up to REVISION (default: the newest, head)"
+    )
+    upgrade.add_argument("revision", nargs="?", default="head", metavar="REVISION")
+    _add_common_options(upgrade, suppress=True)
+    upgrade.set_defaults(func=_cmd_db_upgrade)
+    downgrade = db_commands.add_parser(
+        "downgrade", help="migrate down to REVISION ('base' drops every table)"
+    )
+    downgrade.add_argument("revision", metavar="REVISION")
+    _add_common_options(downgrade, suppress=True)
+    downgrade.set_defaults(func=_cmd_db_downgrade)
+    current = db_commands.add_parser(
+        "current", help="show the revision the database is at, and the newest"
+    )
+    _add_common_options(current, suppress=True)
+    current.set_defaults(func=_cmd_db_current)
+
+    admin = commands.add_parser("admin", help="manage administrator accounts")
+    _add_common_options(admin, suppress=True)
+    admin_commands = admin.add_subparsers(dest="admin_command", metavar="ACTION")
+    admin.set_defaults(func=_cmd_admin_missing)
+    create = admin_commands.add_parser(
+        "create",
+        help="create an administrator account",
+        description="Create an administrator (the only way to make one). The password is "
+        "read from stdin with --password-stdin, else prompted for twice.",
+    )
+    create.add_argument("--email", required=True, metavar="EMAIL")
+    create.add_argument("--display-name", required=True, metavar="NAME")
+    create.add_argument("--timezone", default="UTC", metavar="TZ",
+                        help="IANA time zone (default UTC)")
+    create.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of stdin")
+    _add_common_options(create, suppress=True)
+    create.set_defaults(func=_cmd_admin_create)
+
+    seed = commands.add_parser(
+        "seed",
+        help="create the global tags (idempotent)",
+        description="Create the global tags every user sees (Scales, Etudes ...); a rerun "
+        "creates only what never existed.",
+    )
+    _add_common_options(seed, suppress=True)
+    seed.set_defaults(func=_cmd_seed)
 
 
 def _add_stream_parser(commands: Any) -> None:
@@ -401,62 +515,117 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    _require_server()
+    if args.no_engine and args.no_api:
+        raise UsageError("--no-engine with --no-api leaves nothing to run")
+    with_engine, with_api = not args.no_engine, not args.no_api
+    if with_engine:
+        _require_server()
+    api_root = _require_api() if with_api else None
     from mpt.supervisor import ChildSpec, ReadyFile, Supervisor
     from mpt.tokens import ensure_keypair
 
     engine = settings.engine
     host = args.host or engine.host
+    api_host = args.host or settings.api.host
     port = engine.port if args.port is None else args.port
     workers = engine.workers if args.workers is None else args.workers
     metrics_port = engine.metrics_port if args.metrics_port is None else args.metrics_port
     if args.metrics_port == "off":
         metrics_port = None
-    if not _is_loopback(host):
-        if not args.allow_remote:
-            raise UsageError(
-                f"--host {host} is not a loopback address: other machines could reach the "
-                "engine; pass --allow-remote to listen there anyway (every call still needs "
-                "a token signed by this data directory's key, and traffic is not encrypted)"
-            )
-        print(
-            f"mpt up: listening on {host} (--allow-remote): other machines can connect; every "
-            "call needs a token, and traffic is plain, unencrypted gRPC",
-            file=sys.stderr,
-        )
-    _check_free(host, port, "--port")
-    if metrics_port is not None:
-        _check_free(host, metrics_port, "--metrics-port")
+    api_port = settings.api.port if args.api_port is None else args.api_port
+    api_workers = settings.api.workers if args.api_workers is None else args.api_workers
+    if with_engine:
+        _check_remote(host, args.allow_remote, "the engine")
+    if with_api:
+        _check_remote(api_host, args.allow_remote, "the API")
+    ports = [(option, p) for option, p, on in (
+        ("--port", port, with_engine), ("--metrics-port", metrics_port, with_engine),
+        ("--api-port", api_port, with_api)) if on and p]
+    for i, (option, number) in enumerate(ports):
+        for other, other_number in ports[i + 1:]:
+            if number == other_number:
+                raise UsageError(f"{option} and {other} are both {number}; give each its own")
+    if with_engine:
+        _check_free(host, port, "--port")
+        if metrics_port is not None:
+            _check_free(host, metrics_port, "--metrics-port")
+    if with_api:
+        _check_free(api_host, api_port, "--api-port")
     data_dir = ensure_data_dir(settings.data_dir)
     if settings.security.public_key_path is None:
         ensure_keypair(data_dir)  # the engine verifies with it, `mpt stream` signs with it
     with tempfile.TemporaryDirectory(prefix="mpt-up-") as run_dir:
-        ready = Path(run_dir) / "engine.json"
-        argv = [
-            sys.executable, "-m", "audio_engine.server",
-            "--host", host,
-            "--port", str(port),
-            "--workers", str(workers),
-            "--metrics-port", "off" if metrics_port is None else str(metrics_port),
-            "--data-dir", str(data_dir),
-            "--ready-file", str(ready),
-        ]  # fmt: skip
-        spec = ChildSpec(
-            name="engine",
-            argv=argv,
-            ready=ReadyFile(ready),
-            ready_timeout_s=ENGINE_READY_TIMEOUT_S,
-            describe=_describe_engine,
-        )
+        specs = []
+        if with_engine:
+            ready = Path(run_dir) / "engine.json"
+            argv = [
+                sys.executable, "-m", "audio_engine.server",
+                "--host", host,
+                "--port", str(port),
+                "--workers", str(workers),
+                "--metrics-port", "off" if metrics_port is None else str(metrics_port),
+                "--data-dir", str(data_dir),
+                "--ready-file", str(ready),
+            ]  # fmt: skip
+            specs.append(ChildSpec(
+                name="engine",
+                argv=argv,
+                ready=ReadyFile(ready),
+                ready_timeout_s=ENGINE_READY_TIMEOUT_S,
+                describe=_describe_engine,
+            ))
+        if with_api:
+            api_ready = Path(run_dir) / "api.json"
+            specs.append(ChildSpec(
+                name="api",
+                argv=[
+                    sys.executable, "-m", "api",
+                    "--host", api_host,
+                    "--port", str(api_port),
+                    "--workers", str(api_workers),
+                    "--data-dir", str(data_dir),
+                    "--ready-file", str(api_ready),
+                ],
+                env=_api_child_env(api_root),
+                ready=ReadyFile(api_ready),
+                ready_timeout_s=API_READY_TIMEOUT_S,
+                describe=functools.partial(_describe_api, docs=settings.api.docs),
+            ))
 
         def banner(infos: dict[str, ReadyInfo]) -> None:
-            _print_up_banner(infos["engine"], settings=settings, data_dir=data_dir)
+            _print_up_banner(infos, settings=settings, data_dir=data_dir)
 
-        print(f"mpt up: starting the engine (data directory {data_dir})", flush=True)
-        supervisor = Supervisor(
-            [spec], grace_s=engine.shutdown_grace_s + STOP_MARGIN_S, on_ready=banner
+        names = " and ".join(
+            name for name, on in (("the engine", with_engine), ("the API", with_api)) if on
         )
+        print(f"mpt up: starting {names} (data directory {data_dir})", flush=True)
+        grace_s = max(engine.shutdown_grace_s if with_engine else 0.0,
+                      API_SHUTDOWN_GRACE_S if with_api else 0.0)
+        supervisor = Supervisor(specs, grace_s=grace_s + STOP_MARGIN_S, on_ready=banner)
         return supervisor.run()
+
+
+def _check_remote(host: str, allow_remote: bool, service: str, *, label: str = "mpt up") -> None:
+    """Refuse a non-loopback listen address without ``--allow-remote``; warn with it."""
+    if _is_loopback(host):
+        return
+    if service == "the engine":
+        refusal = ("every call still needs a token signed by this data directory's key, and "
+                   "traffic is not encrypted")
+        warning = "every call needs a token, and traffic is plain, unencrypted gRPC"
+    else:
+        refusal = warning = ("every route but registration and login needs a token, and "
+                             "traffic is plain, unencrypted HTTP")
+    if not allow_remote:
+        raise UsageError(
+            f"--host {host} is not a loopback address: other machines could reach "
+            f"{service}; pass --allow-remote to listen there anyway ({refusal})"
+        )
+    print(
+        f"{label}: listening on {host} (--allow-remote): other machines can connect to "
+        f"{service}; {warning}",
+        file=sys.stderr,
+    )
 
 
 def _check_free(host: str, port: int, option: str) -> None:
@@ -483,21 +652,155 @@ def _describe_engine(info: ReadyInfo) -> str:
     return where
 
 
-def _print_up_banner(info: ReadyInfo, *, settings: Settings, data_dir: Path) -> None:
-    server = _address(_client_host(str(info["host"])), int(info["port"]))
-    command = "mpt stream FILE --target-bpm BPM"
-    if server != _default_server(settings):
-        command += f" --server {server}"
-    if settings.data_dir.expanduser().absolute() != Path(".mpt").absolute():
-        command += f" --data-dir {data_dir}"
-    lines = [
-        "",
-        "Ready. Stream a recording to the engine (live tempo, deviations and mood):",
-        f"  {command}",
-        "Every call needs a token signed with the key in the data directory; `mpt stream`",
-        "signs one itself. Ctrl-C stops everything.",
-    ]
+def _describe_api(info: ReadyInfo, *, docs: bool = True) -> str:
+    url = str(info.get("url") or f"http://{_address(str(info['host']), int(info['port']))}")
+    where = url
+    if docs:
+        where += f", docs {url}/docs"
+    workers = int(info.get("workers") or 1)
+    if workers > 1:
+        where += f", {workers} workers"
+    return where
+
+
+def _print_up_banner(
+    infos: Mapping[str, ReadyInfo], *, settings: Settings, data_dir: Path
+) -> None:
+    lines = [""]
+    if "engine" in infos:
+        info = infos["engine"]
+        server = _address(_client_host(str(info["host"])), int(info["port"]))
+        command = "mpt stream FILE --target-bpm BPM"
+        if server != _default_server(settings):
+            command += f" --server {server}"
+        if settings.data_dir.expanduser().absolute() != Path(".mpt").absolute():
+            command += f" --data-dir {data_dir}"
+        lines += [
+            "Ready. Stream a recording to the engine (live tempo, deviations and mood):",
+            f"  {command}",
+            "Every call needs a token signed with the key in the data directory; `mpt stream`",
+            "signs one itself.",
+        ]
+    else:
+        lines.append("Ready.")
+    if "api" in infos:
+        url = str(infos["api"].get("url", ""))
+        where = f"{url}/docs" if settings.api.docs else url
+        lines += [
+            f"The REST API: {where} (register with POST /api/v1/auth/register;",
+            "an administrator with `mpt admin create --email E --display-name N`).",
+        ]
+    lines.append("Ctrl-C stops everything.")
     print("\n".join(lines), flush=True)
+
+
+def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.serve import ServeAddress, serve
+
+    host = args.host or settings.api.host
+    _check_remote(host, args.allow_remote, "the API", label="mpt api")
+    port = settings.api.port if args.port is None else args.port
+    _check_free(host, port, "--port")
+    ensure_data_dir(settings.data_dir)
+
+    def ready(address: ServeAddress) -> None:
+        docs = f" (docs {address.url()}/docs)" if settings.api.docs else ""
+        print(f"mpt api: listening on {address.url()}{docs}; Ctrl-C stops", flush=True)
+
+    try:
+        serve(settings, host=host, port=port, workers=args.workers, on_ready=ready)
+    except OSError as exc:
+        raise MptError(str(exc)) from None
+    except RuntimeError as exc:  # a worker that could not start
+        raise MptError(str(exc)) from None
+    return EXIT_OK
+
+
+def _cmd_db_missing(args: argparse.Namespace, settings: Settings) -> int:
+    raise UsageError("mpt db needs an action: upgrade, downgrade or current")
+
+
+def _cmd_admin_missing(args: argparse.Namespace, settings: Settings) -> int:
+    raise UsageError("mpt admin needs an action: create")
+
+
+def _print_revisions(revisions: Any, verb: str) -> None:
+    current = ", ".join(revisions.current) or "none (no schema)"
+    state = "the newest" if revisions.up_to_date else (
+        f"the newest is {', '.join(revisions.heads)}: run `mpt db upgrade`"
+    )
+    print(f"{verb}{revisions.url}: revision {current} ({state})", flush=True)
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.cli import db_upgrade
+
+    _print_revisions(db_upgrade(settings, args.revision), "upgraded ")
+    return EXIT_OK
+
+
+def _cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.cli import db_downgrade
+
+    _print_revisions(db_downgrade(settings, args.revision), "downgraded ")
+    return EXIT_OK
+
+
+def _cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.cli import db_current
+
+    _print_revisions(db_current(settings), "")
+    return EXIT_OK
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new account's password: stdin's first line, or typed twice at a prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        password = password[:-1] if password.endswith("\r") else password
+        if not password:
+            raise UsageError("--password-stdin: stdin gave an empty password")
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password on; pass --password-stdin "
+                         "and write it to stdin")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if password != getpass.getpass("Password (again): "):
+        raise UsageError("the two passwords differ")
+    return password
+
+
+def _cmd_admin_create(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.cli import checked_url, create_admin
+
+    checked_url(settings)  # a configuration error before the password prompt
+    password = _read_password(args.password_stdin)
+
+    user = create_admin(settings, email=args.email, password=password,
+                        display_name=args.display_name, timezone=args.timezone)
+    print(f"created administrator {user.email} (id {user.id})", flush=True)
+    return EXIT_OK
+
+
+def _cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    _import_api()
+    from api.cli import seed
+
+    created = seed(settings)
+    if created:
+        print(f"created {len(created)} global tags: {', '.join(created)}", flush=True)
+    else:
+        print("nothing to create: every global tag exists (or was deleted on purpose)",
+              flush=True)
+    return EXIT_OK
 
 
 def _cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
@@ -620,6 +923,51 @@ def _require_server() -> None:
                 f"the engine service is not installed (no module {module!r}); install it "
                 "with: pip install 'mpt[server]'"
             )
+
+
+def _require_api() -> Path | None:
+    """Fail clearly when the REST API (the `api` package or its extra) is not installed.
+
+    Returns the directory to put on the import path first when ``api`` does not import as
+    is: an editable install made before ``api/`` existed maps only the older packages, while
+    the source checkout beside ``mpt/`` has it (``pip install -e .`` again fixes that).
+    """
+    root: Path | None = None
+    if importlib.util.find_spec("api") is None:
+        checkout = Path(__file__).resolve().parent.parent
+        if not (checkout / "api" / "__init__.py").is_file():
+            raise MptError(
+                "the REST API is not installed (no module 'api'); install it with: "
+                "pip install 'mpt[api]'"
+            )
+        root = checkout
+    for module in _API_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise MptError(
+                f"the REST API is not installed (no module {module!r}); install it with: "
+                "pip install 'mpt[api]'"
+            )
+    return root
+
+
+def _import_api() -> None:
+    """Make ``api`` importable in this process (see :func:`_require_api`)."""
+    root = _require_api()
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
+def _api_child_env(root: Path | None) -> dict[str, str] | None:
+    """The API child's environment: inherited, with ``root`` first on its import path."""
+    if root is None:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _default_server(settings: Settings) -> str:

@@ -29,7 +29,8 @@ _say "rendering the demo practice take (mpt demo)"
 "$MPT" demo --data-dir "$DATA_DIR" --json >/dev/null
 
 _say "starting mpt up"
-"$MPT" up --port 0 --metrics-port 0 --data-dir "$DATA_DIR" >"$RUN_DIR/up.out" 2>"$RUN_DIR/up.err" &
+# The engine only (--no-api): the demo does not use the REST API, which needs the `api` extra.
+"$MPT" up --no-api --port 0 --metrics-port 0 --data-dir "$DATA_DIR" >"$RUN_DIR/up.out" 2>"$RUN_DIR/up.err" &
 UP_PID=$!
 address=""
 deadline=$((SECONDS + READY_TIMEOUT_S))

@@ -42,6 +42,8 @@ from api.accounts.passwords import verify_password
 from api.accounts.rules import deleted_email
 from api.db import Base, utcnow
 from api.errors import UnauthenticatedError
+from api.gamification.models import ReputationGrant, UserAchievement, UserChallenge
+from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.state import AppState
 from api.sync.models import IdempotencyRecord
@@ -139,6 +141,22 @@ async def export_account(db: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]
             select(IdempotencyRecord).where(IdempotencyRecord.user_id == user_id)
             .order_by(IdempotencyRecord.created_at, IdempotencyRecord.id)
         )).scalars()]
+        metrics = [_row(m, exclude=("student_id",)) for m in (await db.execute(
+            select(PracticeMetric).where(PracticeMetric.student_id == user_id)
+            .order_by(PracticeMetric.time, PracticeMetric.id)
+        )).scalars()]
+        achievements = [_row(a, exclude=("user_id",)) for a in (await db.execute(
+            select(UserAchievement).where(UserAchievement.user_id == user_id)
+            .order_by(UserAchievement.achieved_at)
+        )).scalars()]
+        challenges = [_row(c, exclude=("user_id",)) for c in (await db.execute(
+            select(UserChallenge).where(UserChallenge.user_id == user_id)
+            .order_by(UserChallenge.started_at, UserChallenge.id)
+        )).scalars()]
+        reputation = [_row(g, exclude=("user_id",)) for g in (await db.execute(
+            select(ReputationGrant).where(ReputationGrant.user_id == user_id)
+            .order_by(ReputationGrant.granted_at)
+        )).scalars()]
 
     practice = []
     for session in sessions:
@@ -162,6 +180,10 @@ async def export_account(db: AsyncSession, user_id: uuid.UUID) -> dict[str, Any]
         "invite_codes": invites,
         "sign_ins": sign_ins,
         "sync_requests": sync_requests,
+        "practice_metrics": metrics,
+        "achievements": achievements,
+        "challenges": challenges,
+        "reputation_grants": reputation,
     }
 
 
@@ -199,6 +221,12 @@ async def erase_user(db: AsyncSession, user_id: uuid.UUID, *, now: datetime) -> 
     )
     statements = [
         # practice data (explicitly, not only by the foreign keys' cascades)
+        delete(PracticeMetric).where(PracticeMetric.student_id == user_id),
+        delete(MetricRollup).where(MetricRollup.student_id == user_id),
+        delete(ProcessedEvent).where(ProcessedEvent.user_id == str(user_id)),
+        delete(UserAchievement).where(UserAchievement.user_id == user_id),
+        delete(UserChallenge).where(UserChallenge.user_id == user_id),
+        delete(ReputationGrant).where(ReputationGrant.user_id == user_id),
         delete(SessionFeedback).where(SessionFeedback.session_id.in_(own_sessions)),
         delete(SessionTag).where(SessionTag.session_id.in_(own_sessions)),
         delete(PracticeSegment).where(PracticeSegment.session_id.in_(own_sessions)),

@@ -301,3 +301,7 @@ class AccountExportResponse(BaseModel):
     invite_codes: list[dict[str, Any]]
     sign_ins: list[dict[str, Any]]
     sync_requests: list[dict[str, Any]]
+    practice_metrics: list[dict[str, Any]]
+    achievements: list[dict[str, Any]]
+    challenges: list[dict[str, Any]]
+    reputation_grants: list[dict[str, Any]]

@@ -59,6 +59,7 @@ from api.errors import (
     UnauthenticatedError,
     UnprocessableError,
 )
+from api.gamification.service import activate_default_challenges
 from api.notify import Notice
 from api.pagination import decode_cursor, encode_cursor
 from api.state import AppState
@@ -196,6 +197,8 @@ async def register(
         view = await _insert_user(db, email=email, password_hash=password_hash, role=role,
                                   display_name=display_name, timezone=timezone,
                                   profile=profile)
+        if role == "student":
+            await activate_default_challenges(db, view.user.id, utcnow())
         tokens = await _issue_tokens(db, state, view.user, family_id=new_id())
     return view, tokens
 

@@ -20,7 +20,9 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,6 +38,8 @@ from mpt.settings import Settings
 __all__ = ["CONSUMER_GROUP", "ConsumerStats", "consume_once", "run_consumer"]
 
 log = logging.getLogger("api.metrics.consumer")
+#: Called with an event's payload after it was applied and acknowledged.
+AfterApplied = Callable[[dict[str, Any]], Awaitable[None]]
 CONSUMER_GROUP = "api-metrics"
 
 
@@ -64,6 +68,7 @@ async def consume_once(
     max_items: int = 50,
     block_s: float = 1.0,
     lease_s: float = 30.0,
+    after_applied: AfterApplied | None = None,
 ) -> int:
     """Claim one batch, apply and acknowledge each event; return how many were handled."""
     messages = await asyncio.to_thread(
@@ -76,6 +81,11 @@ async def consume_once(
                                                  topic=message.topic)
         stats.count(outcome)
         await asyncio.to_thread(queue.ack, message)
+        if outcome == "applied" and after_applied is not None:
+            try:
+                await after_applied(message.payload)
+            except Exception:  # a derived view (the leaderboard); the event is applied
+                log.exception("after-apply hook failed for event %s", message.event_id)
     return len(messages)
 
 
@@ -100,6 +110,7 @@ async def run_consumer(
     block_s: float = 1.0,
     lease_s: float = 30.0,
     max_items: int = 50,
+    after_applied: AfterApplied | None = None,
 ) -> ConsumerStats:
     """Consume until ``stop`` is set. Errors of one round are logged and retried after a
     pause (the queue or database may be briefly unavailable); nothing is acknowledged
@@ -112,7 +123,8 @@ async def run_consumer(
         while not stop.is_set():
             try:
                 await consume_once(queue, sessions, consumer=name, stats=stats,
-                                   block_s=block_s, lease_s=lease_s, max_items=max_items)
+                                   block_s=block_s, lease_s=lease_s, max_items=max_items,
+                                   after_applied=after_applied)
                 if time.monotonic() - last_sweep >= sweep_every_s:
                     last_sweep = time.monotonic()
                     stats.swept += await sweep_pending(sessions)

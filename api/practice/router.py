@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
-from api.deps import CurrentUser, Principal, SessionDep, require_role
+from api.deps import CurrentUser, Principal, SessionDep, StateDep, require_role
+from api.metrics.hooks import refresh_leaderboard
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.practice import service
 from api.practice.schemas import (
@@ -46,9 +47,11 @@ _422: Responses = {422: _problem("Invalid times, ranges, tags, pieces or cursor.
                409: _problem("A session with this id already exists."), **_422},
 )
 async def create_session(
-    body: SessionCreateRequest, user: Student, db: SessionDep
+    body: SessionCreateRequest, user: Student, db: SessionDep, state: StateDep
 ) -> SessionResponse:
-    return await service.create_session(db, user, body)
+    created = await service.create_session(db, user, body)
+    await refresh_leaderboard(state, user.id, [created.started_at])
+    return created
 
 
 @router.get(
@@ -98,9 +101,12 @@ async def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep
     responses={**_401, **_403, **_404, **_422},
 )
 async def update_session(
-    session_id: uuid.UUID, body: SessionUpdateRequest, user: CurrentUser, db: SessionDep
+    session_id: uuid.UUID, body: SessionUpdateRequest, user: CurrentUser, db: SessionDep,
+    state: StateDep,
 ) -> SessionResponse:
-    return await service.update_session(db, user, session_id, body)
+    updated = await service.update_session(db, user, session_id, body)
+    await refresh_leaderboard(state, user.id, [updated.started_at])
+    return updated
 
 
 @router.delete(
@@ -109,6 +115,8 @@ async def update_session(
     summary="Delete a practice session (owner only; kept as a tombstone for sync)",
     responses={**_401, **_403, **_404},
 )
-async def delete_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+async def delete_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+                         state: StateDep) -> Response:
     await service.delete_session(db, user, session_id)
+    await refresh_leaderboard(state, user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import new_id, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from api.metrics.hooks import sessions_written
 from api.pagination import (
     decode_time_id_cursor,
     encode_time_id_cursor,
@@ -399,6 +400,7 @@ async def create_session(
             await db.flush()
             await replace_children(db, tags={row.id: request.tag_ids},
                                    segments={row.id: request.segments}, fresh={row.id})
+            await sessions_written(db, [row])
     except IntegrityError:
         raise ConflictError(
             f"practice session {session_id} already exists, or a tag it names was just "
@@ -451,6 +453,7 @@ async def update_session(
         row.client_updated_at = now
         row.updated_at = now
         row.change_seq = seq
+        await sessions_written(db, [row])
     return (await session_views(db, [row]))[0]
 
 
@@ -465,3 +468,4 @@ async def delete_session(db: AsyncSession, user: Principal, session_id: uuid.UUI
         row.client_updated_at = now
         row.updated_at = now
         row.change_seq = seq
+        await sessions_written(db, [row])

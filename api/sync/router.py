@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import Principal, SessionDep, StateDep, require_role
+from api.metrics.hooks import refresh_leaderboard
 from api.sync import service
 from api.sync.schemas import MAX_PULL, SyncBatchRequest, SyncBatchResponse, SyncChangesResponse
 
@@ -58,6 +59,8 @@ async def sync_batch(
 ) -> JSONResponse:
     key = service.check_idempotency_key(idempotency_key)
     outcome = await service.apply_batch(state.sessions, user, key, body)
+    if not outcome.replayed:
+        await refresh_leaderboard(state, user.id, [item.started_at for item in body.sessions])
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.db import utcnow
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError, UnavailableError, UnprocessableError
+from api.metrics.hooks import sessions_written
 from api.practice.changes import advance_change_seq, next_change_seq
 from api.practice.models import PracticeSession
 from api.practice.rules import ServerVersion, SessionContent, decide_sync
@@ -299,6 +300,8 @@ async def _apply(
         results.append(SyncResult(id=item.id, status=status))
     await db.flush()
     await replace_children(db, tags=tags, segments=segments, fresh=fresh)
+    written = {r.id for r in results if r.status in ("created", "updated", "deleted")}
+    await sessions_written(db, [rows[i] for i in written])
     last_seq = max(base_seq, seq - 1)
     await advance_change_seq(db, user.id, last_seq)
     if conflicts:

@@ -307,7 +307,7 @@ def up(tmp_path: Path) -> Iterator[tuple[Child, Path]]:
     data_dir = tmp_path / "data"
     child = Child(
         ["-m", "mpt.cli", "up", "--port", "0", "--metrics-port", "0", "--workers", "2",
-         "--data-dir", str(data_dir)],
+         "--api-port", "0", "--data-dir", str(data_dir)],
         env=child_env({"MPT_ENGINE__SHUTDOWN_GRACE_S": "3"}),
         cwd=tmp_path,
     )  # fmt: skip
@@ -366,7 +366,7 @@ def test_mpt_up_reports_a_taken_port(capsys: pytest.CaptureFixture[str], tmp_pat
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = main(["up", "--port", str(port), "--data-dir", str(tmp_path / "d")])
+        code = main(["up", "--port", str(port), "--no-api", "--data-dir", str(tmp_path / "d")])
     _, err = capsys.readouterr()
     assert code == 1
     assert f"mpt: error: cannot listen on 127.0.0.1:{port}" in err

@@ -60,14 +60,20 @@ async def test_consumes_from_the_sqlite_queue(
     ids = await _publish_for_new_sessions(app, settings, 3)
     queue = open_queue(settings)
     stats = ConsumerStats()
+    hooked: list[str] = []
+
+    async def after_applied(payload: dict[str, object]) -> None:
+        hooked.append(str(payload["event_id"]))
+
     try:
         handled = await consume_once(queue, app.state.mpt.sessions, consumer="t1", stats=stats,
-                                     block_s=0.0)
+                                     block_s=0.0, after_applied=after_applied)
         again = await consume_once(queue, app.state.mpt.sessions, consumer="t1", stats=stats,
                                    block_s=0.0)
     finally:
         queue.close()
     assert (handled, again, stats.outcomes) == (3, 0, {"applied": 3})
+    assert sorted(hooked) == sorted(ids)
     assert await _count(app, ProcessedEvent, status="applied") == len(ids)
 
 

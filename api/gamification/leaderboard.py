@@ -1,0 +1,372 @@
+"""The weekly leaderboard: global or per studio, by points or by accuracy gained.
+
+Weeks are ISO weeks from Monday 00:00 UTC (:func:`~api.gamification.rules.week_start`).
+Scores come from each session's best source, so nothing counts twice; entries show a display
+name and a score only; deleted users and non-students never appear.
+
+Two back ends give the same board:
+
+* **Database** (always for ``by=accuracy_gain``; for points without Redis): the week's
+  sessions are read page by page (:func:`api.gamification.service.iter_facts`) and summed
+  per student.
+* **Redis** (points, when ``state.redis`` is set): the sorted set
+  ``<prefix>:lb:<YYYY-MM-DD>:points`` holds each student's weekly total. It is *set*
+  (``ZADD``), never incremented, by :func:`refresh_user_week` from the database, so a
+  recomputation is idempotent. The set is rebuilt from the database when its marker
+  ``<prefix>:lb:<YYYY-MM-DD>:built`` is missing (first use, or every
+  :data:`REBUILD_EVERY_S`), which heals anything a missed refresh left stale. The top is
+  read with ``ZREVRANGE`` plus every member tied with the last one, then ranked by the same
+  rule as the database board (competition ranking, ties by user id); a studio board reads its
+  members' scores with ``ZMSCORE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Final, Literal, cast
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.accounts.models import User
+from api.deps import Principal
+from api.errors import ForbiddenError, NotFoundError, UnprocessableError
+from api.gamification.rules import RankedEntry, accuracy_gain, rank, session_points, week_start
+from api.gamification.schemas import (
+    LeaderboardBy,
+    LeaderboardEntry,
+    LeaderboardResponse,
+    LeaderboardScope,
+)
+from api.gamification.service import iter_facts
+from api.progress.facts import load_facts
+from api.state import AppState
+from api.teaching.models import TeacherStudentLink
+
+__all__ = [
+    "REBUILD_EVERY_S",
+    "WEEK_KEY_TTL_S",
+    "leaderboard",
+    "refresh_user_week",
+    "week_key",
+]
+
+log = logging.getLogger("api.gamification")
+
+REBUILD_EVERY_S: Final = 3600
+"""How long a week's sorted set is trusted before it is rebuilt from the database."""
+WEEK_KEY_TTL_S: Final = 60 * 86_400
+"""A week's sorted set lives this long after its last write."""
+MIN_WEEK: Final = date(1970, 1, 5)
+MAX_WEEK: Final = date(9998, 12, 28)
+_CHUNK = 500
+_WEEK = timedelta(days=7)
+
+
+def week_key(prefix: str, week: date) -> str:
+    """The sorted set of the week starting on Monday ``week``."""
+    return f"{prefix}:lb:{week.isoformat()}:points"
+
+
+def _built_key(prefix: str, week: date) -> str:
+    return f"{prefix}:lb:{week.isoformat()}:built"
+
+
+def _monday(value: date | datetime) -> datetime:
+    """Monday 00:00 UTC of the week containing ``value`` (a date is taken as UTC)."""
+    if isinstance(value, datetime):
+        return week_start(value)
+    return week_start(datetime(value.year, value.month, value.day, tzinfo=UTC))
+
+
+# --------------------------------------------------------------------------- the scores
+
+
+async def _db_points(db: AsyncSession, start: datetime,
+                     members: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, float]:
+    scores: dict[uuid.UUID, float] = defaultdict(float)
+    async for page in iter_facts(db, since=start, until=start + _WEEK, student_ids=members):
+        for f in page:
+            scores[f.student_id] += session_points(f)
+    return dict(scores)
+
+
+async def _db_accuracy_gain(db: AsyncSession, start: datetime,
+                            members: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, float]:
+    this: dict[uuid.UUID, list[float]] = defaultdict(list)
+    last: dict[uuid.UUID, list[float]] = defaultdict(list)
+    async for page in iter_facts(db, since=start - _WEEK, until=start + _WEEK,
+                                 student_ids=members):
+        for f in page:
+            if f.accuracy_pct is not None:
+                (this if f.started_at >= start else last)[f.student_id].append(f.accuracy_pct)
+    out: dict[uuid.UUID, float] = {}
+    for user_id, values in this.items():
+        gain = accuracy_gain(values, last.get(user_id, []))
+        if gain is not None:
+            out[user_id] = gain
+    return out
+
+
+async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
+                            start: datetime) -> float | None:
+    user = await db.get(User, user_id)
+    if user is None or user.status != "active" or user.role != "student":
+        return None
+    facts = await load_facts(db, user_id, since=start, until=start + _WEEK)
+    return float(sum(session_points(f) for f in facts)) if facts else None
+
+
+async def refresh_user_week(
+    state: AppState, db: AsyncSession, user_id: uuid.UUID, week: date | datetime
+) -> float | None:
+    """Set the user's total of the week containing ``week`` in the Redis sorted set.
+
+    Call it after a write to the user's sessions or metrics has committed (for an edit that
+    moves a session to another week, for both weeks). The total is recomputed from the
+    database and ``ZADD``-ed (or the member removed when the user has no session that week,
+    or is no longer an active student), so calling it twice changes nothing. A no-op
+    without Redis; a Redis failure is logged, not raised (the periodic rebuild heals it).
+
+    Parameters
+    ----------
+    state : AppState
+        For ``state.redis`` and the key prefix.
+    db : AsyncSession
+        Read in the caller's open transaction, else in a short one of its own.
+    user_id : UUID
+        The student.
+    week : date or datetime
+        Any day (taken as UTC) or aware instant of the week.
+
+    Returns
+    -------
+    float or None
+        The total written; None when removed, or without Redis.
+    """
+    if state.redis is None:
+        return None
+    start = _monday(week)
+    if db.in_transaction():
+        score = await _user_week_points(db, user_id, start)
+    else:
+        async with db.begin():
+            score = await _user_week_points(db, user_id, start)
+    key = week_key(state.settings.redis.key_prefix, start.date())
+    try:
+        if score is None:
+            await state.redis.zrem(key, str(user_id))
+        else:
+            async with state.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {str(user_id): score})
+                pipe.expire(key, WEEK_KEY_TTL_S)
+                await pipe.execute()
+    except RedisError as exc:
+        log.warning("leaderboard: could not refresh %s for week %s: %s", user_id,
+                    start.date(), exc)
+        return None
+    return score
+
+
+async def _ensure_built(state: AppState, db: AsyncSession, start: datetime) -> None:
+    """Rebuild the week's sorted set from the database unless its marker is present."""
+    assert state.redis is not None
+    prefix = state.settings.redis.key_prefix
+    week = start.date()
+    if await state.redis.exists(_built_key(prefix, week)):
+        return
+    scores = await _db_points(db, start, None)
+    key = week_key(prefix, week)
+    tmp = f"{key}:rebuild:{uuid.uuid4().hex}"
+    items = [(str(uid), score) for uid, score in scores.items()]
+    async with state.redis.pipeline(transaction=True) as pipe:
+        for i in range(0, len(items), 1000):
+            pipe.zadd(tmp, dict(items[i:i + 1000]))
+        if items:
+            pipe.rename(tmp, key)
+            pipe.expire(key, WEEK_KEY_TTL_S)
+        else:
+            pipe.delete(key)
+        pipe.set(_built_key(prefix, week), "1", ex=REBUILD_EVERY_S)
+        await pipe.execute()
+
+
+async def _valid_students(db: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    ids = list(ids)
+    out: set[uuid.UUID] = set()
+    for i in range(0, len(ids), _CHUNK):
+        out.update((await db.execute(
+            select(User.id).where(User.id.in_(ids[i:i + _CHUNK]), User.status == "active",
+                                  User.role == "student")
+        )).scalars())
+    return out
+
+
+def _member_id(raw: bytes | str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw.decode() if isinstance(raw, bytes) else raw)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Board:
+    top: list[RankedEntry]
+    me: RankedEntry | None
+    total: int
+
+
+def _board(scores: dict[uuid.UUID, float], viewer_id: uuid.UUID, limit: int) -> _Board:
+    ranked = rank(list(scores.items()))
+    me = next((e for e in ranked if e.user_id == viewer_id), None)
+    return _Board(top=ranked[:limit], me=me, total=len(ranked))
+
+
+async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
+                        viewer_id: uuid.UUID, limit: int) -> _Board:
+    assert state.redis is not None
+    r = state.redis
+    key = week_key(state.settings.redis.key_prefix, start.date())
+    candidates: list[tuple[uuid.UUID, float]] = []
+    for _attempt in range(3):
+        top = cast(list[tuple[bytes, float]],
+                   await r.zrevrange(key, 0, limit - 1, withscores=True))
+        if len(top) == limit:  # every member tied with the last one, so ties rank right
+            top = cast(list[tuple[bytes, float]],
+                       await r.zrevrangebyscore(key, "+inf", top[-1][1], withscores=True))
+        parsed = {raw: _member_id(raw) for raw, _score in top}
+        valid = await _valid_students(db, (uid for uid in parsed.values() if uid is not None))
+        stale = [raw for raw, uid in parsed.items() if uid is None or uid not in valid]
+        candidates = [(uid, float(score)) for raw, score in top
+                      if (uid := parsed[raw]) is not None and uid in valid]
+        if not stale:
+            break
+        await r.zrem(key, *stale)  # deleted (or demoted) users leave the board for good
+    ranked = rank(candidates)[:limit]
+    me = next((e for e in ranked if e.user_id == viewer_id), None)
+    if me is None:
+        score = await r.zscore(key, str(viewer_id))
+        if score is not None and viewer_id in await _valid_students(db, [viewer_id]):
+            higher = await r.zcount(key, f"({float(score)!r}", "+inf")
+            me = RankedEntry(rank=int(higher) + 1, user_id=viewer_id, score=float(score))
+    return _Board(top=ranked, me=me, total=int(await r.zcard(key)))
+
+
+async def _redis_members(state: AppState, start: datetime,
+                         members: Sequence[uuid.UUID]) -> dict[uuid.UUID, float]:
+    assert state.redis is not None
+    key = week_key(state.settings.redis.key_prefix, start.date())
+    scores: dict[uuid.UUID, float] = {}
+    for i in range(0, len(members), _CHUNK):
+        chunk = members[i:i + _CHUNK]
+        values = await state.redis.zmscore(key, [str(m) for m in chunk])
+        scores.update({m: float(v) for m, v in zip(chunk, values, strict=True) if v is not None})
+    return scores
+
+
+# ---------------------------------------------------------------------------- the route
+
+
+async def _studio(db: AsyncSession, viewer: Principal,
+                  teacher_id: uuid.UUID | None) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """The studio's teacher and its active students, after checking the viewer may see it."""
+    if teacher_id is None:
+        if viewer.role != "teacher":
+            raise UnprocessableError("teacher_id is required for scope=studio",
+                                     code="teacher_id_required")
+        teacher_id = viewer.id
+    if viewer.role == "teacher" and teacher_id != viewer.id:
+        raise ForbiddenError(f"you may not see the studio of teacher {teacher_id}")
+    if viewer.role == "student":
+        linked = (await db.execute(
+            select(TeacherStudentLink.id).where(
+                TeacherStudentLink.teacher_id == teacher_id,
+                TeacherStudentLink.student_id == viewer.id,
+                TeacherStudentLink.status == "active",
+            ).limit(1)
+        )).scalar_one_or_none()
+        if linked is None:
+            raise ForbiddenError(f"you are not a student of teacher {teacher_id}")
+    teacher = await db.get(User, teacher_id)
+    if teacher is None or teacher.role != "teacher" or teacher.status != "active":
+        raise NotFoundError(f"no teacher {teacher_id}")
+    members = list((await db.execute(
+        select(TeacherStudentLink.student_id)
+        .join(User, User.id == TeacherStudentLink.student_id)
+        .where(TeacherStudentLink.teacher_id == teacher_id,
+               TeacherStudentLink.status == "active", User.status == "active",
+               User.role == "student")
+        .distinct()
+    )).scalars())
+    return teacher_id, members
+
+
+def _check_week(week: date | None, now: datetime) -> datetime:
+    if week is None:
+        return week_start(now)
+    if week.weekday() != 0:
+        raise UnprocessableError(f"week {week.isoformat()} is not a Monday",
+                                 code="week_not_monday")
+    if not MIN_WEEK <= week <= MAX_WEEK:
+        raise UnprocessableError(
+            f"week {week.isoformat()} is out of range ({MIN_WEEK}..{MAX_WEEK})"
+        )
+    return datetime(week.year, week.month, week.day, tzinfo=UTC)
+
+
+async def leaderboard(
+    state: AppState, db: AsyncSession, viewer: Principal, *, scope: LeaderboardScope,
+    by: LeaderboardBy, week: date | None, teacher_id: uuid.UUID | None, limit: int,
+    now: datetime,
+) -> LeaderboardResponse:
+    """The weekly board (see the module docstring); call with no transaction open.
+
+    Raises 422 for a week that is not a Monday, ``teacher_id`` with ``scope=global``, or
+    ``scope=studio`` without ``teacher_id`` from a non-teacher; 403 for a studio the viewer
+    does not belong to; 404 for an unknown teacher.
+    """
+    start = _check_week(week, now)
+    if scope == "global" and teacher_id is not None:
+        raise UnprocessableError("teacher_id applies only to scope=studio")
+    source: Literal["redis", "database"] = "database"
+    async with db.begin():
+        members: list[uuid.UUID] | None = None
+        if scope == "studio":
+            teacher_id, members = await _studio(db, viewer, teacher_id)
+        board: _Board | None = None
+        if by == "points" and state.redis is not None:
+            try:
+                await _ensure_built(state, db, start)
+                if members is None:
+                    board = await _redis_global(state, db, start, viewer.id, limit)
+                else:
+                    board = _board(await _redis_members(state, start, members), viewer.id,
+                                   limit)
+                source = "redis"
+            except RedisError as exc:
+                log.warning("leaderboard: Redis failed (%s); reading the database", exc)
+        if board is None:
+            scores = (await _db_points(db, start, members) if by == "points"
+                      else await _db_accuracy_gain(db, start, members))
+            board = _board(scores, viewer.id, limit)
+        shown = [*board.top, *([board.me] if board.me is not None else [])]
+        names = dict((await db.execute(
+            select(User.id, User.display_name).where(User.id.in_({e.user_id for e in shown}))
+        )).all()) if shown else {}
+
+    def entry(e: RankedEntry) -> LeaderboardEntry:
+        return LeaderboardEntry(rank=e.rank, user_id=e.user_id,
+                                display_name=names.get(e.user_id, ""), score=e.score)
+
+    return LeaderboardResponse(
+        scope=scope, by=by, week=start.date(), teacher_id=teacher_id,
+        items=[entry(e) for e in board.top],
+        me=entry(board.me) if board.me is not None else None,
+        total_entries=board.total, source=source,
+    )

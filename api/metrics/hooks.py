@@ -1,0 +1,45 @@
+"""What the practice domain calls when it writes sessions (by hand or through sync), in the
+same transaction: the session's ``manual`` metrics are replaced by its current numbers, and
+stream summaries that arrived before the session (``pending``) are applied now; after the
+commit, the student's totals on the Redis leaderboard are recomputed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import utcnow
+from api.gamification.leaderboard import refresh_user_week
+from api.gamification.rules import week_start
+from api.metrics.service import apply_pending_for_session, record_manual_metrics
+from api.practice.models import PracticeSession
+from api.state import AppState
+
+__all__ = ["refresh_leaderboard", "sessions_written"]
+
+
+async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession]) -> None:
+    """Keep the metrics of ``rows`` current (inside the caller's transaction)."""
+    for row in rows:
+        await record_manual_metrics(db, row)
+        if row.status == "active":
+            await apply_pending_for_session(db, row.id)
+
+
+async def refresh_leaderboard(
+    state: AppState, user_id: uuid.UUID, instants: Iterable[datetime] = ()
+) -> None:
+    """After a commit that changed a student's practice data: recompute their totals on the
+    Redis weekly boards (a no-op without Redis) for the weeks of ``instants`` and for this
+    week and last week. An edit of a session of an older week moves a stale total there
+    until the board's hourly rebuild from the database (api/gamification/leaderboard.py)."""
+    if state.redis is None:
+        return
+    now = utcnow()
+    weeks = {week_start(t) for t in (*instants, now, now - timedelta(days=7))}
+    async with state.sessions() as db:
+        for week in sorted(weeks):
+            await refresh_user_week(state, db, user_id, week)

@@ -1,0 +1,190 @@
+"""Load a student's sessions as :class:`~api.progress.rules.SessionFacts`, each reduced to
+its best source (recording over stream over manual), for every progress, points, streak,
+achievement and recommendation rule. The only place that reads metrics for those rules.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.gamification.rules import best_source
+from api.metrics.models import PracticeMetric
+from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
+from api.progress.rules import Cell, SessionFacts, Source
+
+__all__ = ["PLAIN_METRICS", "facts_for_rows", "load_facts", "load_timing_cells"]
+
+#: The per-session numbers the rules use (metric rows without metadata).
+PLAIN_METRICS = (
+    "minutes", "accuracy_pct", "tempo_bpm_played", "steadiness_ms", "drift_bpm_per_min",
+    "points", "target_bpm",
+)
+_WEIGHTED = ("accuracy_pct", "tempo_bpm_played", "steadiness_ms", "drift_bpm_per_min")
+_CHUNK = 500
+
+
+@dataclass
+class _Numbers:
+    minutes: float = 0.0
+    weighted: dict[str, tuple[float, float]] | None = None  # metric -> (sum w*x, sum w)
+    points: float | None = None
+    target_bpm: float | None = None
+
+
+def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+    return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
+
+
+async def _sessions(db: AsyncSession, student_id: uuid.UUID, since: datetime | None,
+                    until: datetime | None) -> list[PracticeSession]:
+    stmt = select(PracticeSession).where(
+        PracticeSession.student_id == student_id, PracticeSession.status == "active"
+    )
+    if since is not None:
+        stmt = stmt.where(PracticeSession.started_at >= since)
+    if until is not None:
+        stmt = stmt.where(PracticeSession.started_at < until)
+    return list((await db.execute(stmt.order_by(PracticeSession.started_at))).scalars())
+
+
+async def _numbers(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[
+    uuid.UUID, dict[str, _Numbers]
+]:
+    """Per session and source; several takes of one source (two streams) are combined:
+    minutes and points add up, the other numbers are averaged weighted by minutes."""
+    per_take: dict[tuple[uuid.UUID, str, str | None], dict[str, float]] = defaultdict(dict)
+    for chunk in _chunks(ids):
+        rows = await db.execute(
+            select(PracticeMetric.session_id, PracticeMetric.source, PracticeMetric.event_id,
+                   PracticeMetric.metric, PracticeMetric.value)
+            .where(PracticeMetric.session_id.in_(chunk),
+                   PracticeMetric.metric.in_(PLAIN_METRICS))
+        )
+        for session_id, source, event_id, metric, value in rows:
+            per_take[(session_id, source, event_id)][metric] = value
+    out: dict[uuid.UUID, dict[str, _Numbers]] = defaultdict(dict)
+    for (session_id, source, _event), values in per_take.items():
+        numbers = out[session_id].setdefault(source, _Numbers(weighted={}))
+        minutes = max(0.0, values.get("minutes", 0.0))
+        numbers.minutes += minutes
+        if "points" in values:
+            numbers.points = (numbers.points or 0.0) + values["points"]
+        if "target_bpm" in values:
+            numbers.target_bpm = values["target_bpm"]
+        weight = minutes if minutes > 0 else 1e-9
+        assert numbers.weighted is not None
+        for metric in _WEIGHTED:
+            if metric in values and math.isfinite(values[metric]):
+                total, weights = numbers.weighted.get(metric, (0.0, 0.0))
+                numbers.weighted[metric] = (total + weight * values[metric], weights + weight)
+    return out
+
+
+async def _pieces(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    pieces: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for chunk in _chunks(ids):
+        tagged = await db.execute(
+            select(SessionTag.session_id, Tag.id).join(Tag, Tag.id == SessionTag.tag_id)
+            .where(SessionTag.session_id.in_(chunk), Tag.kind == "piece")
+        )
+        for session_id, piece_id in tagged:
+            pieces[session_id].add(piece_id)
+        segments = await db.execute(
+            select(PracticeSegment.session_id, PracticeSegment.piece_id)
+            .where(PracticeSegment.session_id.in_(chunk), PracticeSegment.piece_id.is_not(None))
+        )
+        for session_id, segment_piece in segments:
+            if segment_piece is not None:
+                pieces[session_id].add(segment_piece)
+    return pieces
+
+
+def _in_range(value: float | None, low: float, high: float = math.inf, *,
+              open_low: bool = False) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    if value < low or value > high or (open_low and value == low):
+        return None
+    return value
+
+
+def _facts(row: PracticeSession, numbers: dict[str, _Numbers],
+           pieces: set[uuid.UUID]) -> SessionFacts:
+    source = best_source(numbers)
+    if source is None:  # no metrics yet: the row's own numbers (a session logged by hand)
+        minutes = 0.0
+        if row.ended_at is not None:
+            minutes = max(0.0, (row.ended_at - row.started_at).total_seconds() / 60.0)
+        chosen = _Numbers(minutes=minutes, weighted={})
+        if row.accuracy_pct is not None:
+            chosen.weighted = {"accuracy_pct": (row.accuracy_pct, 1.0)}
+        source = "manual"
+    else:
+        chosen = numbers[source]
+    weighted = chosen.weighted or {}
+
+    def mean(metric: str) -> float | None:
+        total, weights = weighted.get(metric, (0.0, 0.0))
+        return total / weights if weights > 0 else None
+
+    target = row.target_bpm if row.target_bpm is not None else chosen.target_bpm
+    points = chosen.points if source != "manual" else None
+    return SessionFacts(
+        session_id=row.id,
+        student_id=row.student_id,
+        started_at=row.started_at,
+        duration_s=chosen.minutes * 60.0,
+        mode=cast(Any, row.mode),
+        target_bpm=_in_range(target, 0.0, open_low=True),
+        accuracy_pct=_in_range(mean("accuracy_pct"), 0.0, 100.0),
+        tempo_bpm_played=_in_range(mean("tempo_bpm_played"), 0.0, open_low=True),
+        steadiness_ms=_in_range(mean("steadiness_ms"), 0.0),
+        drift_bpm_per_min=_in_range(mean("drift_bpm_per_min"), -math.inf),
+        source=cast(Source, source),
+        engine_points=None if points is None or points < 0 else int(points),
+        piece_ids=tuple(sorted(pieces)),
+    )
+
+
+async def load_facts(
+    db: AsyncSession, student_id: uuid.UUID, *, since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[SessionFacts]:
+    """The student's active sessions started in ``[since, until)``, oldest first."""
+    return await facts_for_rows(db, await _sessions(db, student_id, since, until))
+
+
+async def facts_for_rows(db: AsyncSession, rows: Sequence[PracticeSession]) -> list[
+    SessionFacts
+]:
+    """Facts of already loaded session rows (any students), in the order given."""
+    ids = [row.id for row in rows]
+    numbers = await _numbers(db, ids)
+    pieces = await _pieces(db, ids)
+    return [_facts(row, numbers.get(row.id, {}), pieces.get(row.id, set())) for row in rows]
+
+
+async def load_timing_cells(db: AsyncSession, session_ids: Sequence[uuid.UUID]) -> list[
+    list[Cell]
+]:
+    """The bar x beat timing cells of each stream or recording of the given sessions."""
+    out: list[list[Cell]] = []
+    for chunk in _chunks(list(session_ids)):
+        rows = await db.execute(
+            select(PracticeMetric.meta).where(PracticeMetric.session_id.in_(chunk),
+                                              PracticeMetric.metric == "timing_cells")
+        )
+        for (meta,) in rows:
+            cells = (meta or {}).get("cells") or []
+            out.append([Cell(int(c[0]), int(c[1]), int(c[2]), float(c[3]), float(c[4]),
+                             float(c[5])) for c in cells])
+    return out

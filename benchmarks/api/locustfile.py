@@ -1,0 +1,193 @@
+"""Load mix for the REST API (``locust -f benchmarks/api/locustfile.py``; run by
+``python -m benchmarks.api.run_api_load``, which seeds the accounts and starts the server).
+
+Students (9 in 10 simulated users) log in rarely: one user in ten logs in when it starts
+(``POST /api/v1/auth/login``; ``MPT_BENCH_LOGIN_SHARE``), the others reuse the access token
+the warm-up's login issued to their account, and each logs in again only when its token
+expires or is refused (argon2 makes a login cost ~100 ms of CPU on purpose). Then they
+record sessions (``POST /sessions``), read their recent sessions (``GET /sessions?limit=20``)
+and single sessions (``GET /sessions/{id}``), and push offline sync batches of a few sessions
+with a fresh ``Idempotency-Key`` (``POST /sync/batch``). Teachers (1 in 10) read their
+dashboard (``GET /teachers/me/dashboard``) and their students' session lists.
+
+The accounts come from the JSON file named by ``MPT_BENCH_ACCOUNTS``
+(``{"password", "students": [email...], "teachers": [email...], "tokens": {email: token}}``);
+each simulated user takes the next account of its role, round robin. ``MPT_BENCH_RATE`` sets
+the requests per second of each simulated user (``constant_throughput``; default 5).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from locust import FastHttpUser, constant_throughput, task
+
+API = "/api/v1"
+TOKEN_REFRESH_S = 25 * 60.0  # log in again before the default 30-min access token expires
+RATE = float(os.environ.get("MPT_BENCH_RATE", "5"))
+# Share of simulated users that log in when they start; the others reuse the token the
+# warm-up's login issued to their account (a real client keeps its token for 30 minutes).
+LOGIN_SHARE = float(os.environ.get("MPT_BENCH_LOGIN_SHARE", "0.1"))
+
+
+def _accounts() -> dict[str, Any]:
+    path = os.environ.get("MPT_BENCH_ACCOUNTS")
+    if not path:
+        raise RuntimeError("MPT_BENCH_ACCOUNTS must name the accounts file (see run_api_load)")
+    with open(path, encoding="utf-8") as handle:
+        data: dict[str, Any] = json.load(handle)
+    return data
+
+
+ACCOUNTS = _accounts()
+_NEXT = {role: itertools.cycle(ACCOUNTS[role]) for role in ("students", "teachers")}
+
+
+def _session_body(*, session_id: str | None = None) -> dict[str, Any]:
+    started = datetime.now(UTC) - timedelta(minutes=random.randint(30, 60 * 24 * 30))
+    body: dict[str, Any] = {
+        "focus": random.choice(["Scales in thirds", "Etude no. 3", "Sight-reading", "Bach"]),
+        "started_at": started.isoformat(),
+        "ended_at": (started + timedelta(minutes=random.randint(5, 60))).isoformat(),
+        "self_rating": random.randint(1, 5),
+        "target_bpm": random.choice([60, 72, 88, 96, 120]),
+        "mode": random.choice(["normal", "slow", "performance"]),
+        "tag_ids": [],
+        "segments": [{"label": "A", "start_bar": 1, "end_bar": random.randint(2, 32),
+                      "click_count": random.randint(0, 9)}],
+    }
+    if session_id is not None:
+        body["id"] = session_id
+    return body
+
+
+class _ApiUser(FastHttpUser):
+    abstract = True
+    role = "students"
+    wait_time = constant_throughput(RATE)
+
+    def on_start(self) -> None:
+        self.email = next(_NEXT[self.role])
+        self.token_at = 0.0
+        self.auth: dict[str, str] = {}
+        token = ACCOUNTS.get("tokens", {}).get(self.email)
+        if token and random.random() >= LOGIN_SHARE:
+            self.auth = {"Authorization": f"Bearer {token}"}  # issued by the warm-up's login
+            self.token_at = time.monotonic()
+        else:
+            self.login()
+
+    def login(self) -> None:
+        with self.client.post(f"{API}/auth/login", name="POST /auth/login",
+                              json={"email": self.email, "password": ACCOUNTS["password"]},
+                              catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"login of {self.email}: {response.status_code}")
+                return
+            token = response.json()["access_token"]
+        self.auth = {"Authorization": f"Bearer {token}"}
+        self.token_at = time.monotonic()
+
+    def fresh_auth(self) -> dict[str, str]:
+        if not self.auth or time.monotonic() - self.token_at > TOKEN_REFRESH_S:
+            self.login()
+        return self.auth
+
+    def _checked(self, response: Any, expected: int) -> Any:
+        if response.status_code == 401:
+            self.auth = {}  # log in again on the next request
+        if response.status_code != expected:
+            response.failure(f"{response.status_code}: {response.text[:200]}")
+            return None
+        return response.json() if response.text else {}
+
+
+class StudentUser(_ApiUser):
+    """A student recording and reviewing practice."""
+
+    weight = 9
+    role = "students"
+
+    def on_start(self) -> None:
+        self.session_ids: list[str] = []
+        super().on_start()
+
+    @task(3)
+    def create_session(self) -> None:
+        with self.client.post(f"{API}/sessions", name="POST /sessions", json=_session_body(),
+                              headers=self.fresh_auth(), catch_response=True) as response:
+            body = self._checked(response, 201)
+        if body:
+            self.session_ids.append(body["id"])
+            del self.session_ids[:-50]
+
+    @task(5)
+    def list_sessions(self) -> None:
+        with self.client.get(f"{API}/sessions?limit=20", name="GET /sessions?limit=20",
+                             headers=self.fresh_auth(), catch_response=True) as response:
+            self._checked(response, 200)
+
+    @task(4)
+    def get_session(self) -> None:
+        if not self.session_ids:
+            self.create_session()
+            return
+        session_id = random.choice(self.session_ids)
+        with self.client.get(f"{API}/sessions/{session_id}", name="GET /sessions/{id}",
+                             headers=self.fresh_auth(), catch_response=True) as response:
+            self._checked(response, 200)
+
+    @task(1)
+    def sync_batch(self) -> None:
+        now = datetime.now(UTC)
+        sessions = [
+            {**_session_body(session_id=str(uuid.uuid4())), "updated_at": now.isoformat()}
+            for _ in range(random.randint(2, 4))
+        ]
+        headers = {**self.fresh_auth(), "Idempotency-Key": uuid.uuid4().hex}
+        with self.client.post(f"{API}/sync/batch", name="POST /sync/batch",
+                              json={"sessions": sessions}, headers=headers,
+                              catch_response=True) as response:
+            body = self._checked(response, 200)
+        if body:
+            bad = [r for r in body["results"] if r["status"] != "created"]
+            if bad:
+                response.failure(f"sync results: {bad[:2]}")
+
+
+class TeacherUser(_ApiUser):
+    """A teacher looking at their students."""
+
+    weight = 1
+    role = "teachers"
+
+    def on_start(self) -> None:
+        self.student_ids: list[str] = []
+        super().on_start()
+
+    @task(3)
+    def dashboard(self) -> None:
+        with self.client.get(f"{API}/teachers/me/dashboard", name="GET /teachers/me/dashboard",
+                             headers=self.fresh_auth(), catch_response=True) as response:
+            body = self._checked(response, 200)
+        if body and not self.student_ids:
+            self.student_ids = [str(s.get("student_id") or s.get("id"))
+                                for s in body.get("students", []) if isinstance(s, dict)]
+
+    @task(1)
+    def student_sessions(self) -> None:
+        if not self.student_ids:
+            self.dashboard()
+            return
+        student = random.choice(self.student_ids)
+        with self.client.get(f"{API}/sessions?student_id={student}&limit=20",
+                             name="GET /sessions?student_id=&limit=20",
+                             headers=self.fresh_auth(), catch_response=True) as response:
+            self._checked(response, 200)

@@ -1,0 +1,679 @@
+"""Load benchmark of the REST API: requests per second per server core, and latency.
+
+``python -m benchmarks.api.run_api_load [--users N] [--duration-s S] [--workers W]``:
+
+1. creates a fresh PostgreSQL database (``--postgres-url``, default
+   ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``) and migrates it;
+2. seeds the accounts straight into it: students, teachers with linked students (one
+   password hash for all, so seeding is quick);
+3. starts ``python -m api --port 0 --workers W`` on it with rate limits off
+   (``MPT_API__RATE_LIMITS__ENABLED=false``), pinned to CPU 0 when the machine has 2 or more
+   (``--no-pin`` leaves the scheduler free); access logs stay on (JSON to a file);
+4. warms it up: every account logs in (locust users mostly reuse these tokens: see the
+   locustfile) and every student records ``--seed-sessions`` sessions over HTTP;
+5. runs locust headless (``benchmarks/api/locustfile.py``, ``FastHttpUser``) as a separate
+   process pinned to the other CPUs, while reading the CPU seconds of the server's process
+   tree, of the PostgreSQL server's processes and of locust from ``/proc``; with
+   ``--profile-s`` > 0, py-spy samples the server in the middle of the run and the report
+   names where its time goes;
+6. writes the result into ``benchmarks/RESULTS.md`` between ``<!-- api-load:start -->`` and
+   ``<!-- api-load:end -->`` (appended when absent; the rest of the file is untouched), stops
+   the server (SIGTERM, expecting exit 0) and drops the database.
+
+Requests per server core = requests completed / CPU seconds the server's processes used over
+the same window (so it does not depend on how busy the server was); the target is >= 1,000
+per core with p99 <= 100 ms and no failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.load.serverproc import pin_tree, process_tree, tree_cpu_s
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+START = "<!-- api-load:start -->"
+END = "<!-- api-load:end -->"
+_BLOCK_RE = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+PASSWORD = "benchmark password 123"
+TARGET_PER_CORE = 1000.0
+TARGET_P99_MS = 100.0
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass
+class RequestStats:
+    """One row of locust's ``_stats.csv``."""
+
+    name: str
+    count: int
+    failures: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class LoadResult:
+    """Everything the report shows."""
+
+    command: str
+    started: str
+    users: int
+    duration_s: float
+    workers: int
+    rate_per_user: float
+    pinned: str
+    rows: list[RequestStats]
+    total: RequestStats
+    server_cpu_s: float
+    postgres_cpu_s: float
+    locust_cpu_s: float
+    wall_s: float
+    server_exit: int | None
+    failures_sample: list[str] = field(default_factory=list)
+    profile: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    machine: str = ""
+    versions: str = ""
+    bottleneck: str = ""
+    loadavg: tuple[str, str] = ("?", "?")
+
+    @property
+    def rps(self) -> float:
+        return self.total.count / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def per_core(self) -> float:
+        return self.total.count / self.server_cpu_s if self.server_cpu_s else 0.0
+
+    @property
+    def per_core_with_db(self) -> float:
+        cpu = self.server_cpu_s + self.postgres_cpu_s
+        return self.total.count / cpu if cpu else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# The database
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    return f"{url.rpartition('/')[0]}/{name}"
+
+
+async def _admin(server_url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_dsn(server_url), timeout=10.0)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on the server of ``server_url``; dropped afterwards."""
+    from api.migrate import upgrade
+    from mpt.settings import Settings
+
+    name = f"mpt_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    url = _with_database(server_url, name)
+    try:
+        upgrade(Settings(), url=url)
+        yield url
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def seed_accounts(url: str, *, students: int, teachers: int) -> dict[str, Any]:
+    """Insert the accounts (teachers get the students round robin, actively linked)."""
+    from pwdlib import PasswordHash
+
+    from api.accounts.models import StudentProfile, TeacherProfile, User
+    from api.db import make_sessionmaker, new_id
+    from api.teaching.models import TeacherStudentLink
+    from mpt.settings import DatabaseSettings, Settings
+
+    settings = Settings(database=DatabaseSettings(url=url))
+    from api.db import make_engine
+
+    engine = make_engine(settings)
+    password_hash = PasswordHash.recommended().hash(PASSWORD)
+    run = uuid.uuid4().hex[:6]
+    student_ids, teacher_ids = [new_id() for _ in range(students)], [
+        new_id() for _ in range(teachers)
+    ]
+    accounts: dict[str, Any] = {"password": PASSWORD, "students": [], "teachers": []}
+    try:
+        async with make_sessionmaker(engine)() as db, db.begin():
+            for i, uid in enumerate(student_ids):
+                email = f"student{i}-{run}@bench.example"
+                accounts["students"].append(email)
+                db.add(User(id=uid, email=email, role="student", timezone="Europe/Vienna",
+                            display_name=f"Student {i}", password_hash=password_hash))
+            for i, uid in enumerate(teacher_ids):
+                email = f"teacher{i}-{run}@bench.example"
+                accounts["teachers"].append(email)
+                db.add(User(id=uid, email=email, role="teacher", timezone="UTC",
+                            display_name=f"Teacher {i}", password_hash=password_hash))
+            await db.flush()
+            db.add_all([StudentProfile(user_id=uid, is_minor=False) for uid in student_ids])
+            db.add_all([TeacherProfile(user_id=uid) for uid in teacher_ids])
+            await db.flush()
+            if teacher_ids:
+                db.add_all([
+                    TeacherStudentLink(teacher_id=teacher_ids[i % len(teacher_ids)],
+                                       student_id=uid, status="active")
+                    for i, uid in enumerate(student_ids)
+                ])
+    finally:
+        await engine.dispose()
+    return accounts
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+
+def start_server(url: str, run_dir: Path, *, workers: int, log_level: str,
+                 cpus: set[int] | None) -> Server:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPT_")}
+    env.update({
+        "MPT_DATABASE__URL": url,
+        "MPT_DATABASE__AUTO_MIGRATE": "false",
+        "MPT_API__RATE_LIMITS__ENABLED": "false",
+        "MPT_DATA_DIR": str(run_dir / "data"),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
+    })
+    ready = run_dir / "api.json"
+    log_path = run_dir / "api.log"
+
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api", "--port", "0", "--workers", str(workers),
+             "--ready-file", str(ready), "--log-level", log_level],
+            env=env, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            preexec_fn=pin if cpus else None,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the API did not start: {log_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+    if cpus:
+        pin_tree(proc.pid, cpus)  # the workers (spawned) and every thread
+    info = json.loads(ready.read_text())
+    return Server(proc=proc, url=str(info["url"]), log_path=log_path)
+
+
+def stop_server(server: Server) -> int | None:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+    return server.proc.returncode
+
+
+async def warm_up(base_url: str, accounts: dict[str, Any], *, sessions_each: int) -> int:
+    """Every account logs in (its token goes into ``accounts["tokens"]``) and every student
+    records ``sessions_each`` sessions; the requests made."""
+    import httpx
+
+    sem = asyncio.Semaphore(8)
+    done = 0
+    tokens: dict[str, str] = {}
+
+    async def one(http: httpx.AsyncClient, email: str, sessions: int) -> None:
+        nonlocal done
+        async with sem:
+            login = await http.post("/api/v1/auth/login",
+                                    json={"email": email, "password": PASSWORD})
+            login.raise_for_status()
+            tokens[email] = login.json()["access_token"]
+            auth = {"Authorization": f"Bearer {tokens[email]}"}
+            now = datetime.now(UTC)
+            for i in range(sessions):
+                started = now - timedelta(days=i, hours=1)
+                made = await http.post("/api/v1/sessions", headers=auth, json={
+                    "focus": "warm-up", "started_at": started.isoformat(),
+                    "ended_at": (started + timedelta(minutes=30)).isoformat(),
+                    "mode": "normal", "tag_ids": [], "segments": [],
+                })
+                made.raise_for_status()
+            done += 1 + sessions
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0) as http:
+        await asyncio.gather(
+            *(one(http, email, sessions_each) for email in accounts["students"]),
+            *(one(http, email, 0) for email in accounts["teachers"]),
+        )
+    accounts["tokens"] = tokens
+    return done
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (every backend and helper)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+    return pids
+
+
+def cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds of each process (vanished ones are left out)."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            out[pid] = tree_cpu_s([pid]) if Path(f"/proc/{pid}").exists() else 0.0
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two snapshots; a process born in between counts whole."""
+    return sum(max(0.0, cpu - before.get(pid, 0.0)) for pid, cpu in after.items())
+
+
+def read_stats(prefix: Path) -> tuple[list[RequestStats], RequestStats]:
+    """Rows of locust's ``<prefix>_stats.csv`` and its ``Aggregated`` row."""
+    rows: list[RequestStats] = []
+    total: RequestStats | None = None
+    with open(f"{prefix}_stats.csv", newline="", encoding="utf-8") as handle:
+        for rec in csv.DictReader(handle):
+            stats = RequestStats(
+                name=rec["Name"],
+                count=int(rec["Request Count"]),
+                failures=int(rec["Failure Count"]),
+                rps=float(rec["Requests/s"]),
+                p50_ms=_num(rec["50%"]),
+                p99_ms=_num(rec["99%"]),
+                max_ms=_num(rec["Max Response Time"]),
+            )
+            if rec["Name"] == "Aggregated":
+                total = stats
+            else:
+                rows.append(stats)
+    if total is None:
+        raise RuntimeError(f"no Aggregated row in {prefix}_stats.csv")
+    return rows, total
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def read_failures(prefix: Path, limit: int = 5) -> list[str]:
+    path = Path(f"{prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [f"{r['Method']} {r['Name']}: {r['Error'][:160]} (x{r['Occurrences']})"
+                for r in list(csv.DictReader(handle))[:limit]]
+
+
+def profile_server(pid: int, seconds: float, out: Path) -> Path | None:
+    """``py-spy record`` of the server (and its workers) in collapsed-stack form."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        print("py-spy is not installed: no profile", file=sys.stderr)
+        return None
+    cmd = [py_spy, "record", "--pid", str(pid), "--subprocesses", "--duration",
+           str(max(1, round(seconds))), "--rate", "200", "--format", "raw", "--output", str(out),
+           "--nonblocking"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          timeout=seconds + 60)
+    if proc.returncode != 0 or not out.exists():
+        print(f"py-spy failed ({proc.returncode}): {proc.stderr[-500:]}", file=sys.stderr)
+        return None
+    return out
+
+
+_FRAME_RE = re.compile(r"\(([^()]*?):\d+\)\s*$")
+
+
+def _component(frame: str) -> str:
+    """The top-level package of a ``function (path/to/file.py:line)`` frame (py-spy prints
+    paths relative to their ``sys.path`` entry), ``api``/``mpt`` for ours."""
+    match = _FRAME_RE.search(frame)
+    if not match:
+        return "other"
+    path = match.group(1)
+    if "site-packages/" in path:
+        path = path.rsplit("site-packages/", 1)[1]
+    head = path.lstrip("/").split("/", 1)[0]
+    return head.removesuffix(".py") or "other"
+
+
+def summarize_profile(path: Path, top: int = 10) -> dict[str, list[tuple[str, float]]]:
+    """Shares of py-spy's samples: ``self`` by the leaf frame's package, ``inclusive`` by
+    every package on the stack, ``functions`` by leaf function."""
+    self_pkg: Counter[str] = Counter()
+    incl_pkg: Counter[str] = Counter()
+    by_fn: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += count
+        leaf = frames[-1]
+        self_pkg[_component(leaf)] += count
+        for component in {_component(f) for f in frames}:
+            incl_pkg[component] += count
+        by_fn[f"{leaf.split(' (')[0]} [{_component(leaf)}]"] += count
+    if not total:
+        return {}
+    return {
+        "self": [(k, v / total) for k, v in self_pkg.most_common(top)],
+        "inclusive": [(k, v / total) for k, v in incl_pkg.most_common(top + 4)],
+        "functions": [(k, v / total) for k, v in by_fn.most_common(top)],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+def render_block(r: LoadResult) -> str:
+    ok_rate = r.per_core >= TARGET_PER_CORE
+    ok_p99 = r.total.p99_ms <= TARGET_P99_MS
+    ok_err = r.total.failures == 0
+    verdict = "**met**" if ok_rate and ok_p99 and ok_err else "**not met**"
+    lines = [
+        START,
+        "<!-- Written by `python -m benchmarks.api.run_api_load`; rewritten on each run. -->",
+        "## API load: requests per second per server core",
+        "",
+        f"- Command: `{r.command}`",
+        f"- Date: {r.started}; machine: {r.machine}; {r.versions}",
+        f"- {r.users} locust users ({r.rate_per_user:g} requests/s each at most, 9 students : "
+        f"1 teacher), {r.duration_s:g} s, server `python -m api --workers {r.workers}` on "
+        "PostgreSQL (fresh database, accounts seeded, every student warmed up with a login "
+        "and sessions), rate limits off, JSON access logs on",
+        f"- CPU placement: {r.pinned}. The machine has {os.cpu_count()} cores: locust, "
+        "PostgreSQL and the server share them, so the load generator and the database take "
+        "CPU the server could otherwise use.",
+        f"- 1-min load average {r.loadavg[0]} before the run, {r.loadavg[1]} after it (above "
+        "the server's and locust's share, other processes on the machine competed for the "
+        "cores and stretch the latencies)",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| requests (failures) | {r.total.count} ({r.total.failures}) |",
+        f"| requests/s | {r.rps:.0f} |",
+        f"| server CPU, cores (s) | {r.server_cpu_s / r.wall_s:.2f} ({r.server_cpu_s:.1f}) |",
+        f"| **requests/s per server core** | **{r.per_core:.0f}** |",
+        f"| PostgreSQL CPU, cores | {r.postgres_cpu_s / r.wall_s:.2f} |",
+        f"| requests/s per core, server + PostgreSQL | {r.per_core_with_db:.0f} |",
+        f"| locust CPU, cores | {r.locust_cpu_s / r.wall_s:.2f} |",
+        f"| latency p50 / p99 / max, ms (all requests) | {r.total.p50_ms:.0f} / "
+        f"{r.total.p99_ms:.0f} / {r.total.max_ms:.0f} |",
+        f"| server exit code after SIGTERM | {r.server_exit} |",
+        "",
+        "| request | count | failures | req/s | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in sorted(r.rows, key=lambda s: -s.count):
+        lines.append(f"| `{s.name}` | {s.count} | {s.failures} | {s.rps:.1f} | {s.p50_ms:.0f} "
+                     f"| {s.p99_ms:.0f} | {s.max_ms:.0f} |")
+    lines += [
+        "",
+        f"Target: >= {TARGET_PER_CORE:,.0f} requests/s per server core at p99 <= "
+        f"{TARGET_P99_MS:g} ms with no failures: {verdict} "
+        f"({r.per_core:.0f} per core {'>=' if ok_rate else '<'} {TARGET_PER_CORE:,.0f}; p99 "
+        f"{r.total.p99_ms:.0f} ms {'<=' if ok_p99 else '>'} {TARGET_P99_MS:g} ms; "
+        f"{r.total.failures} failures).",
+    ]
+    if r.failures_sample:
+        lines += ["", "Failures (first kinds):", ""]
+        lines += [f"- {f}" for f in r.failures_sample]
+    if r.profile:
+        lines += [
+            "",
+            "Where the server's CPU goes (py-spy on the server process, samples from the middle "
+            "of the run): by package, the share of samples with that package's frame as the "
+            "leaf (self) and anywhere on the stack (inclusive); then the hottest leaf "
+            "functions.",
+            "",
+            "| package | self | inclusive |",
+            "|---|---|---|",
+        ]
+        self_share = dict(r.profile.get("self", []))
+        for name, share in r.profile.get("inclusive", []):
+            lines.append(f"| {name} | {self_share.get(name, 0.0):.0%} | {share:.0%} |")
+        lines += ["", "| leaf function | share |", "|---|---|"]
+        lines += [f"| `{n}` | {share:.1%} |" for n, share in r.profile.get("functions", [])]
+        if r.bottleneck:
+            lines += ["", f"Bottleneck: {r.bottleneck}"]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with its api-load block replaced by ``block``, or ``block`` appended."""
+    if _BLOCK_RE.search(text):
+        return _BLOCK_RE.sub(lambda _m: block, text, count=1)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    names = ("fastapi", "uvicorn", "sqlalchemy", "asyncpg", "pydantic", "locust")
+    parts = []
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            parts.append(f"{name} {metadata.version(name)}")
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                         capture_output=True, check=False).stdout.strip()
+    return f"git {git or '?'} (plus uncommitted changes), " + ", ".join(parts)
+
+
+def _loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _machine() -> str:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, Python " \
+        f"{platform.python_version()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.api.run_api_load",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=50, help="locust users (default 50)")
+    p.add_argument("--duration-s", type=float, default=60.0, help="measured run (default 60)")
+    p.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    p.add_argument("--rate", type=float, default=2.0,
+                   help="requests/s of each locust user at most (default 2)")
+    p.add_argument("--login-share", type=float, default=0.1,
+                   help="share of locust users that log in at start (default 0.1; the "
+                   "others reuse the warm-up's token)")
+    p.add_argument("--students", type=int, default=200, help="student accounts (default 200)")
+    p.add_argument("--teachers", type=int, default=10, help="teacher accounts (default 10)")
+    p.add_argument("--seed-sessions", type=int, default=5,
+                   help="sessions each student records in the warm-up (default 5)")
+    p.add_argument("--postgres-url", default=DEFAULT_PG,
+                   help="a database on the PostgreSQL server to use (a new one is created)")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the server to CPU 0 and locust to the others")
+    p.add_argument("--profile-s", type=float, default=0.0,
+                   help="py-spy the server for this long in the middle of the run (0 = off)")
+    p.add_argument("--log-level", default="info", help="the server's log level (default info)")
+    p.add_argument("--bottleneck", default="",
+                   help="a sentence naming the bottleneck, written under the profile")
+    p.add_argument("--out", type=Path, default=RESULTS, help="the results file to update")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if "--bottleneck" in given:  # the sentence is printed under the profile, not here
+        i = given.index("--bottleneck")
+        given[i:i + 2] = ["--bottleneck", "..."]
+    command = "python -m benchmarks.api.run_api_load " + shlex.join(given)
+    locust = shutil.which("locust") or str(Path(sys.executable).with_name("locust"))
+    if not Path(locust).exists():
+        print("error: locust is not installed (pip install 'mpt[bench]')", file=sys.stderr)
+        return 1
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cpus) >= 2
+    server_cpus = {cpus[0]} if pin else None
+    load_cpus = set(cpus[1:]) if pin else None
+    pinned = (f"server on CPU {cpus[0]}, locust on CPU {','.join(map(str, cpus[1:]))}, "
+              "PostgreSQL unpinned" if pin else "no pinning")
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"api-load: {args.users} users, {args.duration_s:g} s, {args.workers} worker(s); "
+          f"{pinned}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mpt-api-load-") as tmp, \
+            fresh_database(args.postgres_url) as url:
+        run_dir = Path(tmp)
+        accounts = asyncio.run(seed_accounts(url, students=args.students,
+                                             teachers=args.teachers))
+        accounts_path = run_dir / "accounts.json"
+        server = start_server(url, run_dir, workers=args.workers, log_level=args.log_level,
+                              cpus=server_cpus)
+        server_exit: int | None = None
+        try:
+            print(f"api-load: server at {server.url}; warming up", flush=True)
+            warmed = asyncio.run(warm_up(server.url, accounts,
+                                         sessions_each=args.seed_sessions))
+            accounts_path.write_text(json.dumps(accounts))
+            print(f"api-load: warm-up made {warmed} requests; running locust", flush=True)
+            prefix = run_dir / "locust"
+            env = {**os.environ, "MPT_BENCH_ACCOUNTS": str(accounts_path),
+                   "MPT_BENCH_RATE": str(args.rate),
+                   "MPT_BENCH_LOGIN_SHARE": str(args.login_share)}
+            locust_cmd = [
+                locust, "-f", str(LOCUSTFILE), "--headless", "--host", server.url,
+                "-u", str(args.users), "-r", str(args.users),
+                "-t", f"{round(args.duration_s)}s", "--csv", str(prefix), "--only-summary",
+                "--stop-timeout", "5", "--loglevel", "WARNING",
+            ]  # fmt: skip
+
+            def pin_load() -> None:
+                if load_cpus:
+                    os.sched_setaffinity(0, load_cpus)
+
+            server_pids = process_tree(server.proc.pid)
+            load_before = _loadavg()
+            cpu0 = tree_cpu_s(server_pids)
+            pg0 = cpu_by_pid(postgres_pids())
+            t0 = time.monotonic()
+            load = subprocess.Popen(locust_cmd, env=env, cwd=run_dir,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=(run_dir / "locust.log").open("wb"),
+                                    preexec_fn=pin_load if load_cpus else None)
+            profile: dict[str, list[tuple[str, float]]] = {}
+            if args.profile_s > 0:
+                time.sleep(max(0.0, (args.duration_s - args.profile_s) / 2))
+                raw = profile_server(server.proc.pid, args.profile_s, run_dir / "profile.txt")
+                if raw is not None:
+                    profile = summarize_profile(raw)
+            locust_pids = process_tree(load.pid)
+            locust_cpu = 0.0
+            while load.poll() is None:
+                locust_pids = sorted(set(locust_pids) | set(process_tree(load.pid)))
+                locust_cpu = max(locust_cpu, tree_cpu_s(locust_pids))
+                time.sleep(0.5)
+                if time.monotonic() - t0 > args.duration_s + 120:
+                    load.kill()
+            wall = time.monotonic() - t0
+            cpu1 = tree_cpu_s(server_pids)
+            pg1 = cpu_by_pid(postgres_pids())
+            if load.returncode not in (0, 1):  # 1: some requests failed (reported below)
+                print((run_dir / "locust.log").read_text()[-3000:], file=sys.stderr)
+                print(f"error: locust exited with {load.returncode}", file=sys.stderr)
+                return 1
+            rows, total = read_stats(prefix)
+            failures = read_failures(prefix)
+        finally:
+            server_exit = stop_server(server)
+        result = LoadResult(
+            command=command, started=started, users=args.users, duration_s=args.duration_s,
+            workers=args.workers, rate_per_user=args.rate, pinned=pinned, rows=rows,
+            total=total, server_cpu_s=cpu1 - cpu0, postgres_cpu_s=cpu_delta(pg0, pg1),
+            locust_cpu_s=locust_cpu, wall_s=wall, server_exit=server_exit,
+            failures_sample=failures, profile=profile, bottleneck=args.bottleneck,
+            machine=_machine(), versions=_versions(), loadavg=(load_before, _loadavg()),
+        )
+    block = render_block(result)
+    text = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    args.out.write_text(replace_block(text, block), encoding="utf-8")
+    print(block)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
