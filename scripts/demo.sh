@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Quick start: create .venv (Python 3.11), install the engine and its server, then run the main
-# job end to end and stop: start `mpt up` in the background (on free ports), render the demo
-# practice take (`mpt demo`), stream it to the engine with `mpt stream --speed 4` (live view on
-# a terminal, then the summary), and stop `mpt up`. It needs no terminal and finishes by itself.
-# Arguments are passed to `mpt stream` (for example --json, or --speed 1).
+# Quick start: create .venv (Python 3.11), install the engine, its server and the API, then run
+# the main job end to end on the embedded defaults and stop: render the demo practice take
+# (`mpt demo`), start `mpt up` (engine + API) in the background on free ports, log in as a demo
+# student and create a practice session through the API, stream the take to the engine with
+# `mpt stream --speed 4 --session-id ... --token ...` (live view on a terminal, then the
+# summary), wait for the engine's summary to reach the API through the durable queue and print
+# what the API now holds (points, streak, timing per beat, recommendations), and stop `mpt up`.
+# It needs no terminal and finishes by itself. Arguments are passed to `mpt stream` (e.g. --json).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/_venv.sh
 . scripts/_venv.sh
-ensure_venv server
+ensure_venv "server,api"
 
 MPT="$VENV_DIR/bin/mpt"
 DATA_DIR="${MPT_DATA_DIR:-.mpt}"
@@ -29,12 +32,13 @@ _say "rendering the demo practice take (mpt demo)"
 "$MPT" demo --data-dir "$DATA_DIR" --json >/dev/null
 
 _say "starting mpt up"
-# The engine only (--no-api): the demo does not use the REST API, which needs the `api` extra.
-"$MPT" up --no-api --port 0 --metrics-port 0 --data-dir "$DATA_DIR" >"$RUN_DIR/up.out" 2>"$RUN_DIR/up.err" &
+"$MPT" up --port 0 --metrics-port 0 --api-port 0 --data-dir "$DATA_DIR" \
+    >"$RUN_DIR/up.out" 2>"$RUN_DIR/up.err" &
 UP_PID=$!
 address=""
+api_url=""
 deadline=$((SECONDS + READY_TIMEOUT_S))
-while [ -z "$address" ]; do
+while [ -z "$address" ] || [ -z "$api_url" ]; do
     if ! kill -0 "$UP_PID" 2>/dev/null; then
         cat "$RUN_DIR/up.out" "$RUN_DIR/up.err" >&2
         echo "error: mpt up exited before the engine was ready" >&2
@@ -47,13 +51,13 @@ while [ -z "$address" ]; do
     fi
     sleep 0.2
     address="$(sed -n 's/^engine *gRPC \([^ ,(]*\).*/\1/p' "$RUN_DIR/up.out" | head -n 1)"
+    api_url="$(sed -n 's/^api *\(http:[^ ,(]*\).*/\1/p' "$RUN_DIR/up.out" | head -n 1)"
 done
-sed -n '/^engine/p' "$RUN_DIR/up.out" >&2
+sed -n '/^engine/p; /^api/p' "$RUN_DIR/up.out" >&2
 
-_say "streaming the take to the engine at $address, 4x real time (mpt stream)"
-"$MPT" stream "$DATA_DIR/demo/demo_performance.wav" \
-    --target-bpm 96 --grid-start 0.5 --subdivision 2 \
-    --speed 4 --server "$address" --data-dir "$DATA_DIR" "$@"
+_say "practising through the API: a session, the take streamed to the engine at 4x, the summary back in the API"
+"$VENV_DIR/bin/python" scripts/demo_practice.py --api "$api_url" --engine "$address" \
+    --mpt "$MPT" --data-dir "$DATA_DIR" "$DATA_DIR/demo/demo_performance.wav" -- "$@"
 
 _say "stopping mpt up"
 stop_up
