@@ -7,13 +7,18 @@ the warm-up's login issued to their account, and each logs in again only when it
 expires or is refused (argon2 makes a login cost ~100 ms of CPU on purpose). Then they
 record sessions (``POST /sessions``), read their recent sessions (``GET /sessions?limit=20``)
 and single sessions (``GET /sessions/{id}``), and push offline sync batches of a few sessions
-with a fresh ``Idempotency-Key`` (``POST /sync/batch``). Teachers (1 in 10) read their
-dashboard (``GET /teachers/me/dashboard``) and their students' session lists.
+with a fresh ``Idempotency-Key`` (``POST /sync/batch``), and look at their progress
+(``GET /students/{id}/progress``), its SVG charts (``charts/minutes.svg``,
+``charts/accuracy.svg``), their points and streak and the weekly leaderboard
+(``GET /leaderboard``). Teachers (1 in 10) read their dashboard
+(``GET /teachers/me/dashboard``), their students' session lists, progress and charts.
 
 The accounts come from the JSON file named by ``MPT_BENCH_ACCOUNTS``
-(``{"password", "students": [email...], "teachers": [email...], "tokens": {email: token}}``);
-each simulated user takes the next account of its role, round robin. ``MPT_BENCH_RATE`` sets
-the requests per second of each simulated user (``constant_throughput``; default 5).
+(``{"password", "students": [email...], "teachers": [email...], "tokens": {email: token},
+"ids": {email: user id}}``); each simulated user takes the next account of its role, round
+robin. ``MPT_BENCH_RATE`` sets the requests per second of each simulated user
+(``constant_throughput``; default 5); ``0`` means no wait at all (a closed loop: each user
+sends its next request as soon as the previous one is answered).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from locust import FastHttpUser, constant_throughput, task
+from locust import FastHttpUser, constant, constant_throughput, task
 
 API = "/api/v1"
 TOKEN_REFRESH_S = 25 * 60.0  # log in again before the default 30-min access token expires
@@ -71,10 +76,11 @@ def _session_body(*, session_id: str | None = None) -> dict[str, Any]:
 class _ApiUser(FastHttpUser):
     abstract = True
     role = "students"
-    wait_time = constant_throughput(RATE)
+    wait_time = constant_throughput(RATE) if RATE > 0 else constant(0)
 
     def on_start(self) -> None:
         self.email = next(_NEXT[self.role])
+        self.user_id = str(ACCOUNTS.get("ids", {}).get(self.email, ""))
         self.token_at = 0.0
         self.auth: dict[str, str] = {}
         token = ACCOUNTS.get("tokens", {}).get(self.email)
@@ -106,7 +112,25 @@ class _ApiUser(FastHttpUser):
         if response.status_code != expected:
             response.failure(f"{response.status_code}: {response.text[:200]}")
             return None
+        if not response.headers.get("content-type", "").startswith("application/json"):
+            return {"_text": response.text}
         return response.json() if response.text else {}
+
+    def _read(self, path: str, name: str) -> Any:
+        with self.client.get(path, name=name, headers=self.fresh_auth(),
+                             catch_response=True) as response:
+            return self._checked(response, 200)
+
+    def progress(self, student_id: str) -> None:
+        self._read(f"{API}/students/{student_id}/progress", "GET /students/{id}/progress")
+
+    def chart(self, student_id: str, kind: str) -> None:
+        with self.client.get(f"{API}/students/{student_id}/charts/{kind}.svg",
+                             name=f"GET /students/{{id}}/charts/{kind}.svg",
+                             headers=self.fresh_auth(), catch_response=True) as response:
+            body = self._checked(response, 200)
+            if body is not None and "<svg" not in str(body.get("_text", ""))[:400]:
+                response.failure(f"chart {kind} of {student_id} is not an SVG")
 
 
 class StudentUser(_ApiUser):
@@ -161,6 +185,30 @@ class StudentUser(_ApiUser):
             if bad:
                 response.failure(f"sync results: {bad[:2]}")
 
+    @task(2)
+    def read_progress(self) -> None:
+        self.progress(self.user_id)
+
+    @task(1)
+    def minutes_chart(self) -> None:
+        self.chart(self.user_id, "minutes")
+
+    @task(1)
+    def accuracy_chart(self) -> None:
+        self.chart(self.user_id, "accuracy")
+
+    @task(2)
+    def leaderboard(self) -> None:
+        self._read(f"{API}/leaderboard?limit=20", "GET /leaderboard")
+
+    @task(1)
+    def points(self) -> None:
+        self._read(f"{API}/students/{self.user_id}/points", "GET /students/{id}/points")
+
+    @task(1)
+    def streak(self) -> None:
+        self._read(f"{API}/students/{self.user_id}/streak", "GET /students/{id}/streak")
+
 
 class TeacherUser(_ApiUser):
     """A teacher looking at their students."""
@@ -191,3 +239,17 @@ class TeacherUser(_ApiUser):
                              name="GET /sessions?student_id=&limit=20",
                              headers=self.fresh_auth(), catch_response=True) as response:
             self._checked(response, 200)
+
+    @task(1)
+    def student_progress(self) -> None:
+        if not self.student_ids:
+            self.dashboard()
+            return
+        self.progress(random.choice(self.student_ids))
+
+    @task(1)
+    def student_chart(self) -> None:
+        if not self.student_ids:
+            self.dashboard()
+            return
+        self.chart(random.choice(self.student_ids), "minutes")

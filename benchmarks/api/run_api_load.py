@@ -34,6 +34,7 @@ import csv
 import json
 import os
 import platform
+import random
 import re
 import shlex
 import shutil
@@ -78,28 +79,20 @@ class RequestStats:
 
 
 @dataclass
-class LoadResult:
-    """Everything the report shows."""
+class Phase:
+    """One locust run against the server: closed loop (``rate_per_user`` 0) or paced."""
 
-    command: str
-    started: str
+    name: str
     users: int
-    duration_s: float
-    workers: int
     rate_per_user: float
-    pinned: str
     rows: list[RequestStats]
     total: RequestStats
     server_cpu_s: float
     postgres_cpu_s: float
     locust_cpu_s: float
     wall_s: float
-    server_exit: int | None
     failures_sample: list[str] = field(default_factory=list)
     profile: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
-    machine: str = ""
-    versions: str = ""
-    bottleneck: str = ""
     loadavg: tuple[str, str] = ("?", "?")
 
     @property
@@ -114,6 +107,30 @@ class LoadResult:
     def per_core_with_db(self) -> float:
         cpu = self.server_cpu_s + self.postgres_cpu_s
         return self.total.count / cpu if cpu else 0.0
+
+    @property
+    def offered(self) -> str:
+        if self.rate_per_user <= 0:
+            return "closed loop (no wait: each user sends its next request on the answer)"
+        return (f"paced: {self.users} users x {self.rate_per_user:.2f} requests/s = "
+                f"{self.users * self.rate_per_user:.0f} requests/s offered")
+
+
+@dataclass
+class LoadResult:
+    """Everything the report shows."""
+
+    command: str
+    started: str
+    duration_s: float
+    workers: int
+    pinned: str
+    phases: list[Phase]
+    server_exit: int | None
+    history: str = ""
+    machine: str = ""
+    versions: str = ""
+    bottleneck: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,17 +189,20 @@ async def seed_accounts(url: str, *, students: int, teachers: int) -> dict[str, 
     student_ids, teacher_ids = [new_id() for _ in range(students)], [
         new_id() for _ in range(teachers)
     ]
-    accounts: dict[str, Any] = {"password": PASSWORD, "students": [], "teachers": []}
+    accounts: dict[str, Any] = {"password": PASSWORD, "students": [], "teachers": [],
+                                "ids": {}}
     try:
         async with make_sessionmaker(engine)() as db, db.begin():
             for i, uid in enumerate(student_ids):
                 email = f"student{i}-{run}@bench.example"
                 accounts["students"].append(email)
+                accounts["ids"][email] = str(uid)
                 db.add(User(id=uid, email=email, role="student", timezone="Europe/Vienna",
                             display_name=f"Student {i}", password_hash=password_hash))
             for i, uid in enumerate(teacher_ids):
                 email = f"teacher{i}-{run}@bench.example"
                 accounts["teachers"].append(email)
+                accounts["ids"][email] = str(uid)
                 db.add(User(id=uid, email=email, role="teacher", timezone="UTC",
                             display_name=f"Teacher {i}", password_hash=password_hash))
             await db.flush()
@@ -198,6 +218,103 @@ async def seed_accounts(url: str, *, students: int, teachers: int) -> dict[str, 
     finally:
         await engine.dispose()
     return accounts
+
+
+def _timing_report(target_bpm: float, accuracy_pct: float, n_beats: int = 32) -> dict[str, Any]:
+    """A stream's timing report: quarter notes at ``target_bpm``, beat k of each bar k ms
+    late (the shape of the engine's ``timing`` summary)."""
+    period = 60.0 / target_bpm
+    notes = [[round(0.5 + k * period + (k % 4) / 1000.0, 4), float(k % 4)]
+             for k in range(n_beats)]
+    return {
+        "target_bpm": target_bpm, "grid_start_s": 0.5, "subdivision": 1,
+        "subdivision_inferred": False, "latency_ms": 0.0, "tolerance_ms": 25.0,
+        "notes": notes, "accuracy_pct": accuracy_pct, "tempo_bpm_played": target_bpm - 1.0,
+        "tempo_error_pct": -0.83, "steadiness_ms": 1.1 + random.random() * 4,
+        "drift_bpm_per_min": 0.2, "verdict": "steady", "mood": "happy", "meditation": False,
+        "points": 12, "analysed_s": 150.0, "metronome_clicks_removed": 0,
+    }
+
+
+async def seed_history(url: str, accounts: dict[str, Any], *, sessions_each: int, days: int,
+                       stream_share: float, pieces: int = 8) -> tuple[int, int]:
+    """Give every student ``sessions_each`` practice sessions spread over the last ``days``
+    days (one segment on one of ``pieces`` global pieces each), their manual metrics (the
+    hook the API runs on every session write) and, for a ``stream_share`` of them, a live
+    stream's summary applied as the API's consumer does (metrics with source ``stream``);
+    returns ``(sessions, streams)``."""
+    from sqlalchemy import update
+
+    from api.accounts.models import User
+    from api.db import make_engine, make_sessionmaker, new_id, utcnow
+    from api.metrics.hooks import sessions_written
+    from api.metrics.service import apply_stream_summary
+    from api.practice.models import PracticeSegment, PracticeSession, Tag
+    from mpt.events import stream_summary_event
+    from mpt.settings import DatabaseSettings, Settings
+
+    engine = make_engine(Settings(database=DatabaseSettings(url=url)))
+    maker = make_sessionmaker(engine)
+    rng = random.Random(7)
+    piece_ids = [new_id() for _ in range(pieces)]
+    now = utcnow()
+    made = streamed = 0
+    try:
+        async with maker() as db, db.begin():
+            db.add_all([Tag(id=pid, scope="global", kind="piece", name=f"Etude {i + 1}",
+                            name_key=f"etude {i + 1}", composer="Czerny", difficulty=3)
+                        for i, pid in enumerate(piece_ids)])
+        sem = asyncio.Semaphore(6)
+
+        async def one(student: uuid.UUID) -> None:
+            nonlocal made, streamed
+            async with sem, maker() as db:
+                rows: list[PracticeSession] = []
+                async with db.begin():
+                    for i in range(sessions_each):
+                        started = now - timedelta(days=rng.uniform(0, days), hours=1)
+                        rows.append(PracticeSession(
+                            id=new_id(), student_id=student, focus=rng.choice(
+                                ["Scales in thirds", "Etude", "Sight-reading", "Bach"]),
+                            started_at=started,
+                            ended_at=started + timedelta(minutes=rng.randint(5, 60)),
+                            self_rating=rng.randint(1, 5),
+                            target_bpm=float(rng.choice([60, 72, 88, 96, 120])),
+                            accuracy_pct=round(rng.uniform(60, 99), 1),
+                            mode=rng.choice(["normal", "slow", "performance"]),
+                            status="active", created_at=now, updated_at=now,
+                            client_updated_at=now, change_seq=i + 1,
+                        ))
+                    db.add_all(rows)
+                    await db.flush()
+                    db.add_all([PracticeSegment(
+                        id=new_id(), session_id=row.id, piece_id=rng.choice(piece_ids),
+                        label="A", start_bar=1, end_bar=rng.randint(4, 32),
+                        click_count=rng.randint(0, 5), tempo_bpm=row.target_bpm,
+                    ) for row in rows])
+                    await db.execute(update(User).where(User.id == student)
+                                     .values(change_seq=sessions_each))
+                    await sessions_written(db, rows)
+                for row in rows[: round(len(rows) * stream_share)]:
+                    target = row.target_bpm or 96.0
+                    event_id, payload = stream_summary_event(
+                        stream_id=uuid.uuid4(), user_id=str(student), session_id=row.id,
+                        started_at=row.started_at,
+                        ended_at=row.started_at + timedelta(seconds=150),
+                        summary={"duration_s": 150.0, "tempo_bpm": target - 1.0,
+                                 "n_onsets": 32, "n_beats": 32,
+                                 "timing": _timing_report(target,
+                                                          round(rng.uniform(70, 99), 1))},
+                    )
+                    if await apply_stream_summary(db, payload, event_id=event_id) == "applied":
+                        streamed += 1
+                made += len(rows)
+
+        await asyncio.gather(*(one(uuid.UUID(accounts["ids"][email]))
+                               for email in accounts["students"]))
+    finally:
+        await engine.dispose()
+    return made, streamed
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,10 +548,59 @@ def summarize_profile(path: Path, top: int = 10) -> dict[str, list[tuple[str, fl
 # The report
 
 
+def _phase_lines(ph: Phase) -> list[str]:
+    lines = [
+        f"- Offered load: {ph.offered}; {ph.wall_s:.0f} s; 1-min load average "
+        f"{ph.loadavg[0]} before, {ph.loadavg[1]} after",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| requests (failures) | {ph.total.count} ({ph.total.failures}) |",
+        f"| requests/s | {ph.rps:.0f} |",
+        f"| server CPU, cores (s) | {ph.server_cpu_s / ph.wall_s:.2f} "
+        f"({ph.server_cpu_s:.1f}) |",
+        f"| **requests/s per server core** | **{ph.per_core:.0f}** |",
+        f"| PostgreSQL CPU, cores | {ph.postgres_cpu_s / ph.wall_s:.2f} |",
+        f"| requests/s per core, server + PostgreSQL | {ph.per_core_with_db:.0f} |",
+        f"| locust CPU, cores | {ph.locust_cpu_s / ph.wall_s:.2f} |",
+        f"| latency p50 / p99 / max, ms (all requests) | {ph.total.p50_ms:.0f} / "
+        f"{ph.total.p99_ms:.0f} / {ph.total.max_ms:.0f} |",
+        "",
+        "| request | count | failures | req/s | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in sorted(ph.rows, key=lambda s: -s.count):
+        lines.append(f"| `{s.name}` | {s.count} | {s.failures} | {s.rps:.1f} | {s.p50_ms:.0f} "
+                     f"| {s.p99_ms:.0f} | {s.max_ms:.0f} |")
+    if ph.failures_sample:
+        lines += ["", "Failures (first kinds):", ""]
+        lines += [f"- {f}" for f in ph.failures_sample]
+    if ph.profile:
+        lines += [
+            "",
+            "Where the server's CPU goes in this phase (py-spy on the server process, samples "
+            "from the middle of the run): by package, the share of samples with that "
+            "package's frame as the leaf (self) and anywhere on the stack (inclusive); then "
+            "the hottest leaf functions.",
+            "",
+            "| package | self | inclusive |",
+            "|---|---|---|",
+        ]
+        self_share = dict(ph.profile.get("self", []))
+        for name, share in ph.profile.get("inclusive", []):
+            lines.append(f"| {name} | {self_share.get(name, 0.0):.0%} | {share:.0%} |")
+        lines += ["", "| leaf function | share |", "|---|---|"]
+        lines += [f"| `{n}` | {share:.1%} |" for n, share in ph.profile.get("functions", [])]
+    return lines
+
+
 def render_block(r: LoadResult) -> str:
-    ok_rate = r.per_core >= TARGET_PER_CORE
-    ok_p99 = r.total.p99_ms <= TARGET_P99_MS
-    ok_err = r.total.failures == 0
+    capacity = next((ph for ph in r.phases if ph.rate_per_user <= 0), r.phases[0])
+    latency = next((ph for ph in r.phases if ph.rate_per_user > 0), r.phases[-1])
+    ok_rate = capacity.per_core >= TARGET_PER_CORE
+    ok_p99 = latency.total.p99_ms <= TARGET_P99_MS
+    failures = sum(ph.total.failures for ph in r.phases)
+    ok_err = failures == 0
     verdict = "**met**" if ok_rate and ok_p99 and ok_err else "**not met**"
     lines = [
         START,
@@ -443,65 +609,30 @@ def render_block(r: LoadResult) -> str:
         "",
         f"- Command: `{r.command}`",
         f"- Date: {r.started}; machine: {r.machine}; {r.versions}",
-        f"- {r.users} locust users ({r.rate_per_user:g} requests/s each at most, 9 students : "
-        f"1 teacher), {r.duration_s:g} s, server `python -m api --workers {r.workers}` on "
-        "PostgreSQL (fresh database, accounts seeded, every student warmed up with a login "
-        "and sessions), rate limits off, JSON access logs on",
-        f"- CPU placement: {r.pinned}. The machine has {os.cpu_count()} cores: locust, "
-        "PostgreSQL and the server share them, so the load generator and the database take "
-        "CPU the server could otherwise use.",
-        f"- 1-min load average {r.loadavg[0]} before the run, {r.loadavg[1]} after it (above "
-        "the server's and locust's share, other processes on the machine competed for the "
-        "cores and stretch the latencies)",
+        f"- Server `python -m api --workers {r.workers}` on PostgreSQL (fresh database), rate "
+        "limits off, JSON access logs on, no Redis (the leaderboard is computed from the "
+        f"database). Data: {r.history}",
+        "- Mix (locust `FastHttpUser`, 9 students : 1 teacher): students create sessions, "
+        "list and read them, push sync batches, read their progress, minutes and accuracy "
+        "charts (SVG), points, streak and the weekly leaderboard; teachers read their "
+        "dashboard and their students' sessions, progress and charts; 1 user in 10 logs in at "
+        "start, the others reuse a token (see benchmarks/api/README.md).",
+        f"- CPU placement: {r.pinned}. The machine has {os.cpu_count()} cores: locust and "
+        "PostgreSQL compete with the server for them (each one's CPU is shown).",
+        f"- Server exit code after SIGTERM: {r.server_exit}",
         "",
-        "| | value |",
-        "|---|---|",
-        f"| requests (failures) | {r.total.count} ({r.total.failures}) |",
-        f"| requests/s | {r.rps:.0f} |",
-        f"| server CPU, cores (s) | {r.server_cpu_s / r.wall_s:.2f} ({r.server_cpu_s:.1f}) |",
-        f"| **requests/s per server core** | **{r.per_core:.0f}** |",
-        f"| PostgreSQL CPU, cores | {r.postgres_cpu_s / r.wall_s:.2f} |",
-        f"| requests/s per core, server + PostgreSQL | {r.per_core_with_db:.0f} |",
-        f"| locust CPU, cores | {r.locust_cpu_s / r.wall_s:.2f} |",
-        f"| latency p50 / p99 / max, ms (all requests) | {r.total.p50_ms:.0f} / "
-        f"{r.total.p99_ms:.0f} / {r.total.max_ms:.0f} |",
-        f"| server exit code after SIGTERM | {r.server_exit} |",
-        "",
-        "| request | count | failures | req/s | p50 ms | p99 ms | max ms |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for s in sorted(r.rows, key=lambda s: -s.count):
-        lines.append(f"| `{s.name}` | {s.count} | {s.failures} | {s.rps:.1f} | {s.p50_ms:.0f} "
-                     f"| {s.p99_ms:.0f} | {s.max_ms:.0f} |")
+    for ph in r.phases:
+        lines += [f"### {ph.name}", "", *_phase_lines(ph), ""]
     lines += [
-        "",
         f"Target: >= {TARGET_PER_CORE:,.0f} requests/s per server core at p99 <= "
-        f"{TARGET_P99_MS:g} ms with no failures: {verdict} "
-        f"({r.per_core:.0f} per core {'>=' if ok_rate else '<'} {TARGET_PER_CORE:,.0f}; p99 "
-        f"{r.total.p99_ms:.0f} ms {'<=' if ok_p99 else '>'} {TARGET_P99_MS:g} ms; "
-        f"{r.total.failures} failures).",
+        f"{TARGET_P99_MS:g} ms with no failures: {verdict} (capacity {capacity.per_core:.0f} "
+        f"per core {'>=' if ok_rate else '<'} {TARGET_PER_CORE:,.0f}; p99 at the paced load "
+        f"{latency.total.p99_ms:.0f} ms {'<=' if ok_p99 else '>'} {TARGET_P99_MS:g} ms; "
+        f"{failures} failures).",
     ]
-    if r.failures_sample:
-        lines += ["", "Failures (first kinds):", ""]
-        lines += [f"- {f}" for f in r.failures_sample]
-    if r.profile:
-        lines += [
-            "",
-            "Where the server's CPU goes (py-spy on the server process, samples from the middle "
-            "of the run): by package, the share of samples with that package's frame as the "
-            "leaf (self) and anywhere on the stack (inclusive); then the hottest leaf "
-            "functions.",
-            "",
-            "| package | self | inclusive |",
-            "|---|---|---|",
-        ]
-        self_share = dict(r.profile.get("self", []))
-        for name, share in r.profile.get("inclusive", []):
-            lines.append(f"| {name} | {self_share.get(name, 0.0):.0%} | {share:.0%} |")
-        lines += ["", "| leaf function | share |", "|---|---|"]
-        lines += [f"| `{n}` | {share:.1%} |" for n, share in r.profile.get("functions", [])]
-        if r.bottleneck:
-            lines += ["", f"Bottleneck: {r.bottleneck}"]
+    if r.bottleneck:
+        lines += ["", f"Bottleneck: {r.bottleneck}"]
     lines.append(END)
     return "\n".join(lines)
 
@@ -551,35 +682,126 @@ def _machine() -> str:
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.api.run_api_load",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--users", type=int, default=50, help="locust users (default 50)")
-    p.add_argument("--duration-s", type=float, default=60.0, help="measured run (default 60)")
+    p.add_argument("--mode", choices=("both", "capacity", "paced"), default="both",
+                   help="capacity: closed loop only; paced: fixed rate only (needs --rate); "
+                   "both (default): capacity, then paced at --load-fraction of it")
+    p.add_argument("--users", type=int, default=32,
+                   help="locust users of the closed-loop capacity phase (default 32)")
+    p.add_argument("--paced-users", type=int, default=50,
+                   help="locust users of the paced phase (default 50)")
+    p.add_argument("--load-fraction", type=float, default=0.7,
+                   help="paced load as a share of the measured capacity (default 0.7)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="requests/s of each paced user (default: from --load-fraction)")
+    p.add_argument("--duration-s", type=float, default=45.0,
+                   help="length of each phase (default 45)")
     p.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
-    p.add_argument("--rate", type=float, default=2.0,
-                   help="requests/s of each locust user at most (default 2)")
     p.add_argument("--login-share", type=float, default=0.1,
                    help="share of locust users that log in at start (default 0.1; the "
                    "others reuse the warm-up's token)")
     p.add_argument("--students", type=int, default=200, help="student accounts (default 200)")
     p.add_argument("--teachers", type=int, default=10, help="teacher accounts (default 10)")
-    p.add_argument("--seed-sessions", type=int, default=5,
-                   help="sessions each student records in the warm-up (default 5)")
+    p.add_argument("--history-sessions", type=int, default=30,
+                   help="sessions seeded per student (default 30)")
+    p.add_argument("--history-days", type=int, default=28,
+                   help="the seeded sessions spread over this many days (default 28)")
+    p.add_argument("--stream-share", type=float, default=0.3,
+                   help="share of seeded sessions with a stream summary (default 0.3)")
+    p.add_argument("--seed-sessions", type=int, default=1,
+                   help="sessions each student records over HTTP in the warm-up (default 1)")
     p.add_argument("--postgres-url", default=DEFAULT_PG,
                    help="a database on the PostgreSQL server to use (a new one is created)")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the server to CPU 0 and locust to the others")
     p.add_argument("--profile-s", type=float, default=0.0,
-                   help="py-spy the server for this long in the middle of the run (0 = off)")
+                   help="py-spy the server for this long in the middle of the capacity phase "
+                   "(0 = off)")
     p.add_argument("--log-level", default="info", help="the server's log level (default info)")
     p.add_argument("--bottleneck", default="",
-                   help="a sentence naming the bottleneck, written under the profile")
+                   help="a sentence naming the bottleneck, written under the results")
     p.add_argument("--out", type=Path, default=RESULTS, help="the results file to update")
     return p.parse_args(argv)
 
 
+@dataclass
+class _Run:
+    """What every phase of one invocation shares."""
+
+    locust: str
+    server: Server
+    run_dir: Path
+    accounts_path: Path
+    login_share: float
+    load_cpus: set[int] | None
+
+
+def run_phase(run: _Run, *, name: str, users: int, rate: float, duration_s: float,
+              profile_s: float) -> Phase:
+    """One headless locust run (``rate`` 0: closed loop) with the CPU read from /proc."""
+    prefix = run.run_dir / f"locust-{len(list(run.run_dir.glob('locust-*_stats.csv')))}"
+    env = {**os.environ, "MPT_BENCH_ACCOUNTS": str(run.accounts_path),
+           "MPT_BENCH_RATE": str(rate), "MPT_BENCH_LOGIN_SHARE": str(run.login_share)}
+    locust_cmd = [
+        run.locust, "-f", str(LOCUSTFILE), "--headless", "--host", run.server.url,
+        "-u", str(users), "-r", str(users), "-t", f"{round(duration_s)}s",
+        "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    load_cpus = run.load_cpus
+
+    def pin_load() -> None:
+        if load_cpus:
+            os.sched_setaffinity(0, load_cpus)
+
+    server_pids = process_tree(run.server.proc.pid)
+    load_before = _loadavg()
+    cpu0 = tree_cpu_s(server_pids)
+    pg0 = cpu_by_pid(postgres_pids())
+    t0 = time.monotonic()
+    log = (run.run_dir / "locust.log").open("ab")
+    load = subprocess.Popen(locust_cmd, env=env, cwd=run.run_dir, stdout=subprocess.DEVNULL,
+                            stderr=log, preexec_fn=pin_load if load_cpus else None)
+    profile: dict[str, list[tuple[str, float]]] = {}
+    if profile_s > 0:
+        time.sleep(max(0.0, (duration_s - profile_s) / 2))
+        raw = profile_server(run.server.proc.pid, profile_s, run.run_dir / "profile.txt")
+        if raw is not None:
+            profile = summarize_profile(raw)
+            kept = Path(tempfile.gettempdir()) / "mpt-api-load-profile.txt"
+            shutil.copy(raw, kept)
+            print(f"api-load: py-spy samples (collapsed stacks) in {kept}", flush=True)
+    locust_pids = process_tree(load.pid)
+    locust_cpu = 0.0
+    while load.poll() is None:
+        locust_pids = sorted(set(locust_pids) | set(process_tree(load.pid)))
+        locust_cpu = max(locust_cpu, tree_cpu_s(locust_pids))
+        time.sleep(0.5)
+        if time.monotonic() - t0 > duration_s + 120:
+            load.kill()
+    wall = time.monotonic() - t0
+    cpu1 = tree_cpu_s(server_pids)
+    pg1 = cpu_by_pid(postgres_pids())
+    log.close()
+    if load.returncode not in (0, 1):  # 1: some requests failed (reported)
+        print((run.run_dir / "locust.log").read_text()[-3000:], file=sys.stderr)
+        raise RuntimeError(f"locust exited with {load.returncode}")
+    rows, total = read_stats(prefix)
+    phase = Phase(name=name, users=users, rate_per_user=rate, rows=rows, total=total,
+                  server_cpu_s=cpu1 - cpu0, postgres_cpu_s=cpu_delta(pg0, pg1),
+                  locust_cpu_s=locust_cpu, wall_s=wall, failures_sample=read_failures(prefix),
+                  profile=profile, loadavg=(load_before, _loadavg()))
+    print(f"api-load: {name}: {total.count} requests, {phase.rps:.0f}/s, "
+          f"{phase.per_core:.0f} per server core, p50 {total.p50_ms:.0f} ms, "
+          f"p99 {total.p99_ms:.0f} ms, {total.failures} failures", flush=True)
+    return phase
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.mode == "paced" and args.rate <= 0:
+        print("error: --mode paced needs --rate (requests/s per user)", file=sys.stderr)
+        return 2
     given = list(sys.argv[1:] if argv is None else argv)
-    if "--bottleneck" in given:  # the sentence is printed under the profile, not here
+    if "--bottleneck" in given:  # the sentence is printed under the results, not here
         i = given.index("--bottleneck")
         given[i:i + 2] = ["--bottleneck", "..."]
     command = "python -m benchmarks.api.run_api_load " + shlex.join(given)
@@ -588,19 +810,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: locust is not installed (pip install 'mpt[bench]')", file=sys.stderr)
         return 1
     cpus = sorted(os.sched_getaffinity(0))
+    server_n = min(args.workers, len(cpus) - 1)
     pin = not args.no_pin and len(cpus) >= 2
-    server_cpus = {cpus[0]} if pin else None
-    load_cpus = set(cpus[1:]) if pin else None
-    pinned = (f"server on CPU {cpus[0]}, locust on CPU {','.join(map(str, cpus[1:]))}, "
-              "PostgreSQL unpinned" if pin else "no pinning")
+    server_cpus = set(cpus[:server_n]) if pin else None
+    load_cpus = set(cpus[server_n:]) if pin else None
+    pinned = (f"server on CPU {','.join(map(str, cpus[:server_n]))}, locust on CPU "
+              f"{','.join(map(str, cpus[server_n:]))}, PostgreSQL unpinned" if pin
+              else "no pinning (the scheduler places server, locust and PostgreSQL)")
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"api-load: {args.users} users, {args.duration_s:g} s, {args.workers} worker(s); "
-          f"{pinned}", flush=True)
+    print(f"api-load: mode {args.mode}, {args.duration_s:g} s per phase, {args.workers} "
+          f"worker(s); {pinned}", flush=True)
+    phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="mpt-api-load-") as tmp, \
             fresh_database(args.postgres_url) as url:
         run_dir = Path(tmp)
         accounts = asyncio.run(seed_accounts(url, students=args.students,
                                              teachers=args.teachers))
+        t_seed = time.monotonic()
+        n_sessions, n_streams = asyncio.run(seed_history(
+            url, accounts, sessions_each=args.history_sessions, days=args.history_days,
+            stream_share=args.stream_share))
+        history = (f"{args.students} students, {args.teachers} teachers (every student "
+                   f"linked to one), {n_sessions} sessions seeded over {args.history_days} "
+                   f"days ({args.history_sessions} per student, one segment on one of 8 "
+                   f"pieces each, manual metrics), {n_streams} of them with a stream summary "
+                   "(metrics with source stream)")
+        print(f"api-load: seeded {n_sessions} sessions, {n_streams} streams in "
+              f"{time.monotonic() - t_seed:.0f} s", flush=True)
         accounts_path = run_dir / "accounts.json"
         server = start_server(url, run_dir, workers=args.workers, log_level=args.log_level,
                               cpus=server_cpus)
@@ -610,64 +846,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmed = asyncio.run(warm_up(server.url, accounts,
                                          sessions_each=args.seed_sessions))
             accounts_path.write_text(json.dumps(accounts))
-            print(f"api-load: warm-up made {warmed} requests; running locust", flush=True)
-            prefix = run_dir / "locust"
-            env = {**os.environ, "MPT_BENCH_ACCOUNTS": str(accounts_path),
-                   "MPT_BENCH_RATE": str(args.rate),
-                   "MPT_BENCH_LOGIN_SHARE": str(args.login_share)}
-            locust_cmd = [
-                locust, "-f", str(LOCUSTFILE), "--headless", "--host", server.url,
-                "-u", str(args.users), "-r", str(args.users),
-                "-t", f"{round(args.duration_s)}s", "--csv", str(prefix), "--only-summary",
-                "--stop-timeout", "5", "--loglevel", "WARNING",
-            ]  # fmt: skip
-
-            def pin_load() -> None:
-                if load_cpus:
-                    os.sched_setaffinity(0, load_cpus)
-
-            server_pids = process_tree(server.proc.pid)
-            load_before = _loadavg()
-            cpu0 = tree_cpu_s(server_pids)
-            pg0 = cpu_by_pid(postgres_pids())
-            t0 = time.monotonic()
-            load = subprocess.Popen(locust_cmd, env=env, cwd=run_dir,
-                                    stdout=subprocess.DEVNULL,
-                                    stderr=(run_dir / "locust.log").open("wb"),
-                                    preexec_fn=pin_load if load_cpus else None)
-            profile: dict[str, list[tuple[str, float]]] = {}
-            if args.profile_s > 0:
-                time.sleep(max(0.0, (args.duration_s - args.profile_s) / 2))
-                raw = profile_server(server.proc.pid, args.profile_s, run_dir / "profile.txt")
-                if raw is not None:
-                    profile = summarize_profile(raw)
-            locust_pids = process_tree(load.pid)
-            locust_cpu = 0.0
-            while load.poll() is None:
-                locust_pids = sorted(set(locust_pids) | set(process_tree(load.pid)))
-                locust_cpu = max(locust_cpu, tree_cpu_s(locust_pids))
-                time.sleep(0.5)
-                if time.monotonic() - t0 > args.duration_s + 120:
-                    load.kill()
-            wall = time.monotonic() - t0
-            cpu1 = tree_cpu_s(server_pids)
-            pg1 = cpu_by_pid(postgres_pids())
-            if load.returncode not in (0, 1):  # 1: some requests failed (reported below)
-                print((run_dir / "locust.log").read_text()[-3000:], file=sys.stderr)
-                print(f"error: locust exited with {load.returncode}", file=sys.stderr)
-                return 1
-            rows, total = read_stats(prefix)
-            failures = read_failures(prefix)
+            print(f"api-load: warm-up made {warmed} requests", flush=True)
+            run = _Run(locust=locust, server=server, run_dir=run_dir,
+                       accounts_path=accounts_path, login_share=args.login_share,
+                       load_cpus=load_cpus)
+            rate = args.rate
+            if args.mode in ("both", "capacity"):
+                cap = run_phase(run, name=f"Capacity: closed loop, {args.users} users",
+                                users=args.users, rate=0.0, duration_s=args.duration_s,
+                                profile_s=args.profile_s)
+                phases.append(cap)
+                if rate <= 0:
+                    rate = args.load_fraction * cap.rps / args.paced_users
+            if args.mode in ("both", "paced"):
+                offered = rate * args.paced_users
+                label = (f"{args.load_fraction:.0%} of the measured capacity"
+                         if args.mode == "both" and args.rate <= 0 else "fixed by --rate")
+                phases.append(run_phase(
+                    run, name=f"Latency: paced at {offered:.0f} requests/s ({label})",
+                    users=args.paced_users, rate=rate, duration_s=args.duration_s,
+                    profile_s=args.profile_s if args.mode == "paced" else 0.0))
         finally:
             server_exit = stop_server(server)
-        result = LoadResult(
-            command=command, started=started, users=args.users, duration_s=args.duration_s,
-            workers=args.workers, rate_per_user=args.rate, pinned=pinned, rows=rows,
-            total=total, server_cpu_s=cpu1 - cpu0, postgres_cpu_s=cpu_delta(pg0, pg1),
-            locust_cpu_s=locust_cpu, wall_s=wall, server_exit=server_exit,
-            failures_sample=failures, profile=profile, bottleneck=args.bottleneck,
-            machine=_machine(), versions=_versions(), loadavg=(load_before, _loadavg()),
-        )
+    result = LoadResult(
+        command=command, started=started, duration_s=args.duration_s, workers=args.workers,
+        pinned=pinned, phases=phases, server_exit=server_exit, history=history,
+        bottleneck=args.bottleneck, machine=_machine(), versions=_versions(),
+    )
     block = render_block(result)
     text = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
     args.out.write_text(replace_block(text, block), encoding="utf-8")
