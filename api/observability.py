@@ -148,21 +148,35 @@ class BodyLimitMiddleware:
                     return
                 break
         received = 0
+        exceeded = False
+        replaced = False
 
         async def receive_wrapper() -> Message:
-            # Raised inside the route while it reads the body; the app's ApiError handler
-            # renders it as 413 problem details.
-            nonlocal received
+            # Raised inside the route while it reads the body. FastAPI turns errors while
+            # parsing a body into 400, so the response is replaced by the 413 below.
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise PayloadTooLargeError(
-                        f"the request body exceeds the limit of {self.max_bytes} bytes"
+                        f"the request body ({received} bytes or more) exceeds the limit of "
+                        f"{self.max_bytes} bytes"
                     )
             return message
 
-        await self.app(scope, receive_wrapper, send)
+        async def send_wrapper(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if exceeded and message["type"] == "http.response.start":
+                replaced = True
+                await self._refuse(scope, send, received)
+                return
+            await send(message)
+
+        await self.app(scope, receive_wrapper, send_wrapper)
 
     async def _refuse(self, scope: Scope, send: Send, size: int) -> None:
         body = json.dumps({
