@@ -22,21 +22,28 @@ from api.teaching.models import MinorConsent, TeacherStudentLink
 __all__ = ["can_view_student", "ensure_can_view_student", "visible_student_ids"]
 
 
+async def _active_link_id(
+    db: AsyncSession, teacher_id: uuid.UUID, student_id: uuid.UUID
+) -> uuid.UUID | None:
+    link_id: uuid.UUID | None = (
+        await db.execute(
+            select(TeacherStudentLink.id).where(
+                TeacherStudentLink.teacher_id == teacher_id,
+                TeacherStudentLink.student_id == student_id,
+                TeacherStudentLink.status == "active",
+            )
+        )
+    ).scalar_one_or_none()
+    return link_id
+
+
 async def can_view_student(db: AsyncSession, viewer: Principal, student_id: uuid.UUID) -> bool:
     """True when ``viewer`` may read the data of ``student_id``."""
     if viewer.role == "admin" or viewer.id == student_id:
         return True
     if viewer.role != "teacher":
         return False
-    link_id = (
-        await db.execute(
-            select(TeacherStudentLink.id).where(
-                TeacherStudentLink.teacher_id == viewer.id,
-                TeacherStudentLink.student_id == student_id,
-                TeacherStudentLink.status == "active",
-            )
-        )
-    ).scalar_one_or_none()
+    link_id = await _active_link_id(db, viewer.id, student_id)
     if link_id is None:
         return False
     is_minor = (
@@ -60,22 +67,12 @@ async def ensure_can_view_student(
     """Raise 403 (``consent_required`` for an unconsented minor) unless the viewer may see."""
     if await can_view_student(db, viewer, student_id):
         return
-    if viewer.role == "teacher":
-        linked = (
-            await db.execute(
-                select(TeacherStudentLink.id).where(
-                    TeacherStudentLink.teacher_id == viewer.id,
-                    TeacherStudentLink.student_id == student_id,
-                    TeacherStudentLink.status == "active",
-                )
-            )
-        ).scalar_one_or_none()
-        if linked is not None:
-            raise ForbiddenError(
-                f"student {student_id} is a minor: a guardian's consent must be recorded "
-                "before their teacher sees their data",
-                code="consent_required",
-            )
+    if viewer.role == "teacher" and await _active_link_id(db, viewer.id, student_id) is not None:
+        raise ForbiddenError(
+            f"student {student_id} is a minor: a guardian's consent must be recorded "
+            "before their teacher sees their data",
+            code="consent_required",
+        )
     raise ForbiddenError(f"you may not see the data of student {student_id}")
 
 

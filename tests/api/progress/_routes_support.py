@@ -4,18 +4,16 @@ a query counter."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from api.db import new_id
 from api.metrics.service import apply_stream_summary
 from api.practice.models import SessionTag, Tag
+from tests.api._support.queries import count_queries
 from tests.api.metrics._events import summary_event, timing_report
 
 __all__ = ["add_tag", "count_queries", "local", "stream", "tag_session", "today_in"]
@@ -57,18 +55,4 @@ async def stream(app: FastAPI, student_id: uuid.UUID, session_id: uuid.UUID, *,
         assert await apply_stream_summary(db, payload, event_id=event_id) == "applied"
 
 
-@contextmanager
-def count_queries(app: FastAPI) -> Iterator[list[str]]:
-    """Collect the SQL statements the app runs inside the block."""
-    statements: list[str] = []
-    engine = app.state.mpt.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 

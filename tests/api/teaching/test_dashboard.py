@@ -3,21 +3,19 @@ queries."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from api.accounts.models import User
 from api.db import utcnow
 from api.teaching.models import TeacherStudentLink
 from api.teaching.rules import week_start
+from tests.api._support.queries import count_queries
 from tests.api._support.world import add_session, add_user, build_world
 
 pytestmark = pytest.mark.anyio
@@ -133,19 +131,6 @@ async def test_only_teachers_and_only_their_students(client: httpx.AsyncClient,
             ).json()["students"] == []
 
 
-@contextmanager
-def count_queries(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engine = app.state.mpt.engine.sync_engine
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_queries_do_not_grow_with_students(client: httpx.AsyncClient,
