@@ -66,7 +66,7 @@ from api.gamification.schemas import (
 )
 from api.pagination import decode_time_id_cursor, encode_time_id_cursor, keyset_before, split_page
 from api.practice.models import PracticeSession
-from api.progress.facts import facts_for_rows, load_facts
+from api.progress.facts import FACT_COLUMNS, SessionRow, facts_for_rows, load_facts
 from api.progress.rules import SessionFacts, local_day, require_aware
 from api.teaching.access import ensure_can_view_student
 
@@ -235,7 +235,7 @@ async def iter_facts(
         after: tuple[datetime, uuid.UUID] | None = None
         while True:
             stmt = (
-                select(PracticeSession)
+                select(*FACT_COLUMNS)
                 .join(User, User.id == PracticeSession.student_id)
                 .where(PracticeSession.status == "active", User.status == "active",
                        User.role == "student", PracticeSession.started_at >= since,
@@ -250,7 +250,7 @@ async def iter_facts(
                     | ((PracticeSession.started_at == at) & (PracticeSession.id > last_id))
                 )
             stmt = stmt.order_by(PracticeSession.started_at, PracticeSession.id).limit(page_size)
-            rows = list((await db.execute(stmt)).scalars())
+            rows: list[SessionRow] = list((await db.execute(stmt)).all())
             if not rows:
                 break
             yield await facts_for_rows(db, rows)

@@ -11,6 +11,7 @@ arrives, and by the consumer's periodic sweep); an event for a session of anothe
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import uuid
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -50,36 +51,47 @@ def _bucket_start(ts: datetime, bucket: str) -> datetime:
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+@functools.cache
+def _rollup_upsert(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT DO UPDATE`` of one rollup row, built once per dialect (the
+    ``excluded`` alias builds new Column objects, so building it per call costs CPU on every
+    session write); executed with a list of parameter sets."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(MetricRollup)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["bucket", "bucket_start", "student_id", "metric", "source"],
+        set_={
+            "n": MetricRollup.n + excluded.n,
+            "total": MetricRollup.total + excluded.total,
+            "min_value": _least(dialect, MetricRollup.min_value, excluded.min_value),
+            "max_value": _greatest(dialect, MetricRollup.max_value, excluded.max_value),
+        },
+    )
+
+
 async def _upsert_rollups(
     db: AsyncSession, *, student_id: uuid.UUID, time: datetime, source: str,
     values: Sequence[MetricValue], sign: int = 1,
 ) -> None:
     """Add (``sign`` 1) or remove (-1) values in the hourly and daily rollups. Removing
-    keeps count and sum exact; min and max keep their extremes (documented approximation)."""
-    dialect = db.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    keeps count and sum exact; min and max keep their extremes (documented approximation).
+    One statement with a parameter set per bucket and metric (hour rows first, metrics
+    sorted: the same order of row locks as one statement each)."""
     by_metric: dict[str, list[float]] = {}
     for value in values:
         by_metric.setdefault(value.metric, []).append(value.value)
-    for bucket in ("hour", "day"):
-        start = _bucket_start(time, bucket)
-        for metric, numbers in sorted(by_metric.items()):
-            stmt = insert(MetricRollup).values(
-                bucket=bucket, bucket_start=start, student_id=student_id, metric=metric,
-                source=source, n=sign * len(numbers), total=sign * math.fsum(numbers),
-                min_value=min(numbers), max_value=max(numbers),
-            )
-            excluded = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["bucket", "bucket_start", "student_id", "metric", "source"],
-                set_={
-                    "n": MetricRollup.n + excluded.n,
-                    "total": MetricRollup.total + excluded.total,
-                    "min_value": _least(dialect, MetricRollup.min_value, excluded.min_value),
-                    "max_value": _greatest(dialect, MetricRollup.max_value, excluded.max_value),
-                },
-            )
-            await db.execute(stmt)
+    if not by_metric:
+        return
+    rows = [
+        {"bucket": bucket, "bucket_start": _bucket_start(time, bucket),
+         "student_id": student_id, "metric": metric, "source": source,
+         "n": sign * len(numbers), "total": sign * math.fsum(numbers),
+         "min_value": min(numbers), "max_value": max(numbers)}
+        for bucket in ("hour", "day")
+        for metric, numbers in sorted(by_metric.items())
+    ]
+    await db.execute(_rollup_upsert(db.get_bind().dialect.name), rows)
 
 
 def _least(dialect: str, a: Any, b: Any) -> Any:
@@ -102,14 +114,12 @@ async def record_metrics(
     (inside the caller's transaction)."""
     if not values:
         return
-    db.add_all([
-        PracticeMetric(
-            time=time, id=new_id(), student_id=student_id, session_id=session_id,
-            metric=v.metric, value=v.value, source=source, event_id=event_id, meta=v.meta,
-        )
+    await db.execute(insert(PracticeMetric), [
+        {"time": time, "id": new_id(), "student_id": student_id, "session_id": session_id,
+         "metric": v.metric, "value": v.value, "source": source, "event_id": event_id,
+         "meta": v.meta}
         for v in values
     ])
-    await db.flush()
     await _upsert_rollups(db, student_id=student_id, time=time, source=source, values=values)
 
 

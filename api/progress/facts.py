@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,14 @@ from api.metrics.models import PracticeMetric
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.progress.rules import Cell, SessionFacts, Source
 
-__all__ = ["PLAIN_METRICS", "facts_for_rows", "load_facts", "load_timing_cells"]
+__all__ = [
+    "FACT_COLUMNS",
+    "PLAIN_METRICS",
+    "SessionRow",
+    "facts_for_rows",
+    "load_facts",
+    "load_timing_cells",
+]
 
 #: The per-session numbers the rules use (metric rows without metadata).
 PLAIN_METRICS = (
@@ -44,16 +51,48 @@ def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
     return [ids[i:i + _CHUNK] for i in range(0, len(ids), _CHUNK)]
 
 
+class SessionRow(Protocol):
+    """The columns of a practice session the facts need (an ORM row or a Core row)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def student_id(self) -> uuid.UUID: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def accuracy_pct(self) -> float | None: ...
+    @property
+    def target_bpm(self) -> float | None: ...
+    @property
+    def mode(self) -> str: ...
+
+
+#: Only the columns of :class:`SessionRow`: a Core select of them is several times cheaper
+#: than loading whole ORM objects (the facts are read on every progress, chart, points and
+#: streak request).
+FACT_COLUMNS = (
+    PracticeSession.id, PracticeSession.student_id, PracticeSession.started_at,
+    PracticeSession.ended_at, PracticeSession.accuracy_pct, PracticeSession.target_bpm,
+    PracticeSession.mode,
+)
+
+
 async def _sessions(db: AsyncSession, student_id: uuid.UUID, since: datetime | None,
-                    until: datetime | None) -> list[PracticeSession]:
-    stmt = select(PracticeSession).where(
+                    until: datetime | None) -> list[SessionRow]:
+    stmt = select(*FACT_COLUMNS).where(
         PracticeSession.student_id == student_id, PracticeSession.status == "active"
     )
     if since is not None:
         stmt = stmt.where(PracticeSession.started_at >= since)
     if until is not None:
         stmt = stmt.where(PracticeSession.started_at < until)
-    return list((await db.execute(stmt.order_by(PracticeSession.started_at))).scalars())
+    rows: list[SessionRow] = list(
+        (await db.execute(stmt.order_by(PracticeSession.started_at))).all()
+    )
+    return rows
 
 
 async def _numbers(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[
@@ -117,7 +156,7 @@ def _in_range(value: float | None, low: float, high: float = math.inf, *,
     return value
 
 
-def _facts(row: PracticeSession, numbers: dict[str, _Numbers],
+def _facts(row: SessionRow, numbers: dict[str, _Numbers],
            pieces: set[uuid.UUID]) -> SessionFacts:
     source = best_source(numbers)
     if source is None:  # no metrics yet: the row's own numbers (a session logged by hand)
@@ -163,7 +202,7 @@ async def load_facts(
     return await facts_for_rows(db, await _sessions(db, student_id, since, until))
 
 
-async def facts_for_rows(db: AsyncSession, rows: Sequence[PracticeSession]) -> list[
+async def facts_for_rows(db: AsyncSession, rows: Sequence[SessionRow]) -> list[
     SessionFacts
 ]:
     """Facts of already loaded session rows (any students), in the order given."""

@@ -63,6 +63,7 @@ PASSWORD = "benchmark password 123"
 TARGET_PER_CORE = 1000.0
 TARGET_P99_MS = 100.0
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 @dataclass
@@ -131,6 +132,7 @@ class LoadResult:
     machine: str = ""
     versions: str = ""
     bottleneck: str = ""
+    redis: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -329,8 +331,11 @@ class Server:
 
 
 def start_server(url: str, run_dir: Path, *, workers: int, log_level: str,
-                 cpus: set[int] | None) -> Server:
+                 cpus: set[int] | None, redis_url: str | None = None,
+                 redis_prefix: str = "") -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPT_")}
+    if redis_url:
+        env.update({"MPT_REDIS__URL": redis_url, "MPT_REDIS__KEY_PREFIX": redis_prefix})
     env.update({
         "MPT_DATABASE__URL": url,
         "MPT_DATABASE__AUTO_MIGRATE": "false",
@@ -362,6 +367,18 @@ def start_server(url: str, run_dir: Path, *, workers: int, log_level: str,
         pin_tree(proc.pid, cpus)  # the workers (spawned) and every thread
     info = json.loads(ready.read_text())
     return Server(proc=proc, url=str(info["url"]), log_path=log_path)
+
+
+def drop_redis_keys(redis_url: str, prefix: str) -> int:
+    """Delete the keys the run wrote (every key starting with ``prefix``)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
 
 
 def stop_server(server: Server) -> int | None:
@@ -610,8 +627,7 @@ def render_block(r: LoadResult) -> str:
         f"- Command: `{r.command}`",
         f"- Date: {r.started}; machine: {r.machine}; {r.versions}",
         f"- Server `python -m api --workers {r.workers}` on PostgreSQL (fresh database), rate "
-        "limits off, JSON access logs on, no Redis (the leaderboard is computed from the "
-        f"database). Data: {r.history}",
+        f"limits off, JSON access logs on, {r.redis}. Data: {r.history}",
         "- Mix (locust `FastHttpUser`, 9 students : 1 teacher): students create sessions, "
         "list and read them, push sync batches, read their progress, minutes and accuracy "
         "charts (SVG), points, streak and the weekly leaderboard; teachers read their "
@@ -711,6 +727,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="sessions each student records over HTTP in the warm-up (default 1)")
     p.add_argument("--postgres-url", default=DEFAULT_PG,
                    help="a database on the PostgreSQL server to use (a new one is created)")
+    p.add_argument("--redis-url", default=DEFAULT_REDIS,
+                   help="Redis for the server (weekly leaderboard, queue) under a key prefix of "
+                   "the run's own, deleted afterwards; '' runs without Redis (the "
+                   f"leaderboard is then computed from the database); default {DEFAULT_REDIS}")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the server to CPU 0 and locust to the others")
     p.add_argument("--profile-s", type=float, default=0.0,
@@ -810,8 +830,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: locust is not installed (pip install 'mpt[bench]')", file=sys.stderr)
         return 1
     cpus = sorted(os.sched_getaffinity(0))
-    server_n = min(args.workers, len(cpus) - 1)
-    pin = not args.no_pin and len(cpus) >= 2
+    server_n = args.workers
+    # Pin only when the server's workers and locust can each have cores of their own.
+    pin = not args.no_pin and len(cpus) > server_n
     server_cpus = set(cpus[:server_n]) if pin else None
     load_cpus = set(cpus[server_n:]) if pin else None
     pinned = (f"server on CPU {','.join(map(str, cpus[:server_n]))}, locust on CPU "
@@ -838,8 +859,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"api-load: seeded {n_sessions} sessions, {n_streams} streams in "
               f"{time.monotonic() - t_seed:.0f} s", flush=True)
         accounts_path = run_dir / "accounts.json"
+        redis_prefix = f"mpt-bench-{uuid.uuid4().hex[:8]}"
         server = start_server(url, run_dir, workers=args.workers, log_level=args.log_level,
-                              cpus=server_cpus)
+                              cpus=server_cpus, redis_url=args.redis_url or None,
+                              redis_prefix=redis_prefix)
         server_exit: int | None = None
         try:
             print(f"api-load: server at {server.url}; warming up", flush=True)
@@ -868,10 +891,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     profile_s=args.profile_s if args.mode == "paced" else 0.0))
         finally:
             server_exit = stop_server(server)
+            if args.redis_url:
+                drop_redis_keys(args.redis_url, redis_prefix)
     result = LoadResult(
         command=command, started=started, duration_s=args.duration_s, workers=args.workers,
         pinned=pinned, phases=phases, server_exit=server_exit, history=history,
         bottleneck=args.bottleneck, machine=_machine(), versions=_versions(),
+        redis="Redis (the weekly leaderboard is a sorted set, kept current after each "
+        "session write)" if args.redis_url else "no Redis (the leaderboard is computed from "
+        "the database on each request)",
     )
     block = render_block(result)
     text = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
