@@ -92,12 +92,15 @@ class SessionTag(Base):
 
 class PracticeSegment(Base):
     """A section practised in a session: bars ``start_bar``..``end_bar`` (inclusive) of a
-    piece, repeated ``click_count`` times (the app's "again" taps) for ``duration_s``."""
+    piece, repeated ``click_count`` times (the app's "again" taps) for ``duration_s``, at
+    ``tempo_bpm``, with the ``accuracy_pct`` the app measured on it (recommendations use it)."""
 
     __tablename__ = "practice_segments"
     __table_args__ = (
         CheckConstraint("start_bar >= 1 AND end_bar >= start_bar", name="bars"),
         CheckConstraint("click_count >= 0", name="clicks"),
+        CheckConstraint("accuracy_pct IS NULL OR (accuracy_pct BETWEEN 0 AND 100)",
+                        name="accuracy"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -113,3 +116,4 @@ class PracticeSegment(Base):
     click_count: Mapped[int] = mapped_column(default=0)
     duration_s: Mapped[float | None] = mapped_column(Float)
     tempo_bpm: Mapped[float | None] = mapped_column(Float)
+    accuracy_pct: Mapped[float | None] = mapped_column(Float)

@@ -69,6 +69,7 @@ class SegmentContent:
     click_count: int
     duration_s: float | None
     tempo_bpm: float | None
+    accuracy_pct: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,6 +79,10 @@ class SegmentRequest(BaseModel):
     click_count: int = Field(default=0, ge=0, le=1_000_000)
     duration_s: float | None = Field(default=None, ge=0, le=86_400)
     tempo_bpm: float | None = Field(default=None, ge=20, le=400)
+    accuracy_pct: float | None = Field(
+        default=None, ge=0, le=100,
+        description="Share of notes on time in this section, percent (as the app measured).",
+    )
 
     @model_validator(mode="after")
     def _bars_in_order(self) -> Self:
@@ -100,7 +104,8 @@ _EXAMPLE: dict[str, Any] = {
     "mode": "slow",
     "tag_ids": [],
     "segments": [{"label": "coda", "start_bar": 9, "end_bar": 16, "click_count": 5,
-                  "duration_s": 300, "tempo_bpm": 88}],
+                  "duration_s": 300, "tempo_bpm": 88,
+                  "accuracy_pct": 64}],
 }
 
 
@@ -187,6 +192,7 @@ class SegmentResponse(BaseModel):
     click_count: int
     duration_s: float | None
     tempo_bpm: float | None
+    accuracy_pct: float | None = None
 
 
 class SessionResponse(BaseModel):

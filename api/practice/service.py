@@ -120,7 +120,7 @@ async def session_views(
         segments[seg.session_id].append(SegmentResponse(
             id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
-            tempo_bpm=seg.tempo_bpm,
+            tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
         ))
     feedback: dict[uuid.UUID, int] = {
         session_id: int(count)
@@ -174,7 +174,7 @@ async def session_contents(
         segments[seg.session_id].append(SegmentContent(
             piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
-            tempo_bpm=seg.tempo_bpm,
+            tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
         ))
     return {
         row.id: SessionContent(
@@ -201,6 +201,7 @@ def _segment_content(seg: SegmentRequest) -> SegmentContent:
     return SegmentContent(
         piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar, end_bar=seg.end_bar,
         click_count=seg.click_count, duration_s=seg.duration_s, tempo_bpm=seg.tempo_bpm,
+        accuracy_pct=seg.accuracy_pct,
     )
 
 

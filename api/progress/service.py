@@ -27,7 +27,7 @@ from api.accounts.models import User
 from api.deps import Principal
 from api.errors import NotFoundError, UnprocessableError
 from api.gamification.rules import compute_streak, practice_days
-from api.practice.models import PracticeSession, SessionTag, Tag
+from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.progress import charts
 from api.progress.facts import load_facts, load_timing_cells
 from api.progress.recommend import recommend
@@ -338,6 +338,26 @@ async def chart_svg(
 # --- recommendations -----------------------------------------------------------------------
 
 
+async def _segment_accuracy(
+    db: AsyncSession, student_id: uuid.UUID, since: datetime
+) -> dict[tuple[uuid.UUID, int, int], float]:
+    """Mean accuracy per (piece, first bar, last bar) of the student's segments with an
+    accuracy, in active sessions started since ``since``."""
+    rows = await db.execute(
+        select(PracticeSegment.piece_id, PracticeSegment.start_bar, PracticeSegment.end_bar,
+               PracticeSegment.accuracy_pct)
+        .join(PracticeSession, PracticeSession.id == PracticeSegment.session_id)
+        .where(PracticeSession.student_id == student_id, PracticeSession.status == "active",
+               PracticeSession.started_at >= since, PracticeSegment.piece_id.is_not(None),
+               PracticeSegment.accuracy_pct.is_not(None))
+    )
+    values: dict[tuple[uuid.UUID, int, int], list[float]] = defaultdict(list)
+    for piece_id, start_bar, end_bar, accuracy in rows:
+        if piece_id is not None and accuracy is not None:
+            values[(piece_id, start_bar, end_bar)].append(float(accuracy))
+    return {key: math.fsum(v) / len(v) for key, v in values.items()}
+
+
 async def recommendations(
     db: AsyncSession, viewer: Principal, student_id: uuid.UUID, *, now: datetime,
 ) -> RecommendationListResponse:
@@ -346,7 +366,9 @@ async def recommendations(
     today = _today(now, student.zone)
     facts = await load_facts(db, student.id)
     streak = compute_streak(practice_days(facts, student.tz_name), today)
-    items = recommend(facts, now=now, tz_name=student.tz_name, segment_accuracy=None,
+    window_start = datetime.combine(today - timedelta(days=6), time(), tzinfo=student.zone)
+    items = recommend(facts, now=now, tz_name=student.tz_name,
+                      segment_accuracy=await _segment_accuracy(db, student.id, window_start),
                       streak_days=streak.current_days)
     return RecommendationListResponse(
         items=[RecommendationResponse(kind=r.kind, title=r.title, reason=r.reason,

@@ -302,6 +302,11 @@ def upgrade() -> None:
         sa.Column("click_count", sa.Integer(), nullable=False),
         sa.Column("duration_s", sa.Float(), nullable=True),
         sa.Column("tempo_bpm", sa.Float(), nullable=True),
+        sa.Column("accuracy_pct", sa.Float(), nullable=True),
+        sa.CheckConstraint(
+            "accuracy_pct IS NULL OR (accuracy_pct BETWEEN 0 AND 100)",
+            name=op.f("ck_practice_segments_accuracy"),
+        ),
         sa.CheckConstraint("click_count >= 0", name=op.f("ck_practice_segments_clicks")),
         sa.CheckConstraint(
             "start_bar >= 1 AND end_bar >= start_bar", name=op.f("ck_practice_segments_bars")

@@ -84,3 +84,27 @@ async def test_no_practice_no_suggestions(app: FastAPI, client: httpx.AsyncClien
     student = await add_user(app, "New")
     body = (await client.get(url(student.id), headers=student.headers)).json()
     assert (body["items"], body["streak_days"]) == ([], 0)
+
+
+async def test_weak_segment_of_a_good_piece_gets_slow_practice(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The piece averages 90 %, but bars 9-12 (as the app measured them) only 55 %: the
+    segment, recorded through the sessions API with its accuracy, gets its own suggestion."""
+    student = await add_user(app, "Sam", timezone=TZ)
+    piece = await add_tag(app, "Gavotte")
+    start = local(TZ, today_in(TZ) - timedelta(days=1), 10)
+    response = await client.post("/api/v1/sessions", headers=student.headers, json={
+        "started_at": start.isoformat(), "ended_at": (start + timedelta(minutes=30)).isoformat(),
+        "accuracy_pct": 90.0, "target_bpm": 80.0, "tag_ids": [str(piece)],
+        "segments": [
+            {"piece_id": str(piece), "start_bar": 1, "end_bar": 8, "accuracy_pct": 95.0},
+            {"piece_id": str(piece), "start_bar": 9, "end_bar": 12, "accuracy_pct": 55.0},
+        ],
+    })
+    assert response.status_code == 201, response.text
+    assert [s["accuracy_pct"] for s in response.json()["segments"]] == [95.0, 55.0]
+    body = (await client.get(url(student.id), headers=student.headers)).json()
+    assert [(i["kind"], i["data"].get("start_bar"), i["data"].get("end_bar"),
+             i["data"].get("suggested_bpm")) for i in body["items"]] == [
+        ("slow_practice", 9, 12, 56)]
