@@ -14,20 +14,24 @@ from numpy.typing import NDArray
 from audio_engine.errors import ParameterError
 
 
-@njit(cache=True, nogil=True, fastmath=True)
+@njit(cache=True, nogil=True)
 def _max_filter_bands_kernel(S: NDArray[np.float32], half_width: int) -> NDArray[np.float32]:
-    """Maximum over ``±half_width`` neighbouring bands, per frame."""
+    """Maximum over ``±half_width`` neighbouring bands, per frame.
+
+    Built one offset at a time (``out[b] = max(out[b], S[b - d], S[b + d])``) so that the
+    inner loops run over contiguous bands; a maximum does not depend on the order."""
     n_frames, n_bands = S.shape
     out = np.empty_like(S)
     for i in range(n_frames):
+        src = S[i]
+        row = out[i]
         for b in range(n_bands):
-            lo = max(0, b - half_width)
-            hi = min(n_bands, b + half_width + 1)
-            m = S[i, lo]
-            for j in range(lo + 1, hi):
-                if S[i, j] > m:
-                    m = S[i, j]
-            out[i, b] = m
+            row[b] = src[b]
+        for d in range(1, min(half_width, n_bands - 1) + 1):
+            for b in range(n_bands - d):  # the band d above
+                row[b] = max(row[b], src[b + d])
+            for b in range(d, n_bands):  # the band d below
+                row[b] = max(row[b], src[b - d])
     return out
 
 
@@ -101,17 +105,22 @@ def onset_strength(
 
 @njit(cache=True, nogil=True)
 def _hold_min_kernel(S: NDArray[np.float32], hold: int) -> NDArray[np.float32]:
-    """Per band, the minimum of ``S[i .. i+hold]`` (clipped at the end)."""
+    """Per band, the minimum of ``S[i .. i+hold]`` (clipped at the end).
+
+    Row by row, so that the inner loop runs over contiguous bands; a minimum does not
+    depend on the order."""
     n_frames, n_bands = S.shape
     out = np.empty_like(S)
     for i in range(n_frames):
-        hi = min(n_frames, i + hold + 1)
+        row = out[i]
+        src = S[i]
         for b in range(n_bands):
-            m = S[i, b]
-            for j in range(i + 1, hi):
-                if S[j, b] < m:
-                    m = S[j, b]
-            out[i, b] = m
+            row[b] = src[b]
+        for j in range(i + 1, min(n_frames, i + hold + 1)):
+            nxt = S[j]
+            for b in range(n_bands):
+                if nxt[b] < row[b]:
+                    row[b] = nxt[b]
     return out
 
 

@@ -174,3 +174,18 @@ def test_a_rise_that_stays_is_held_and_a_blip_is_not() -> None:
     held = sustained_strength(S, lag_frames=1, max_bands=0, hold_frames=3)
     assert plain[3] == held[3] == 2.0
     assert plain[7] == 5.0 and held[7] == 0.0
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("n_frames", "n_bands"), [(0, 3), (1, 1), (2, 2), (5, 3), (12, 40)])
+def test_max_and_hold_min_kernels_on_small_and_narrow_spectra(n_frames: int, n_bands: int) -> None:
+    S = _random_spec(n_frames, n_bands, n_frames + n_bands)
+    S[:, ::2] = np.float32(1.0)  # ties
+    for half_width in (0, 1, 2, 5):
+        want = maximum_filter1d(S, size=2 * half_width + 1, axis=1, mode="nearest") if S.size else S
+        np.testing.assert_array_equal(_max_filter_bands_kernel(S, half_width), want)
+    for hold in (0, 1, 3, 20):
+        want = (
+            np.stack([S[i : i + hold + 1].min(axis=0) for i in range(n_frames)]) if n_frames else S
+        )
+        np.testing.assert_array_equal(_hold_min_kernel(S, hold), want)

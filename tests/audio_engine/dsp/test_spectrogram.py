@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import audio_engine.dsp.spectrogram as spectrogram_module
 from audio_engine.dsp.spectrogram import (
     _filterbank_log_kernel,
     _frame_kernel,
@@ -303,3 +304,87 @@ def test_spectrogram_matches_a_numpy_stft() -> None:
     dense = _dense_filterbank(fb, g.n_fft // 2 + 1)
     want = np.log10(1 + P.log_mul * np.abs(np.fft.rfft(frames, axis=1)) @ dense)
     np.testing.assert_allclose(log_spectrogram(y, g, P), want, rtol=1e-4, atol=1e-4)
+
+
+# --- the lane kernels: the same bits as one frame at a time, in sample / bin order ----------
+
+
+def _frames_sequential_f32(
+    y: np.ndarray, window: np.ndarray, hop: int, start: int, n_frames: int
+) -> np.ndarray:
+    """Framing in float32 with the mean summed sample by sample (the kernel's order)."""
+    n_fft = window.size
+    out = np.zeros((n_frames, n_fft), dtype=np.float32)
+    for i in range(n_frames):
+        s = start + i * hop
+        lo, hi = max(0, -s), min(n_fft, y.size - s)
+        if hi <= lo:
+            continue
+        seg = y[s + lo : s + hi]
+        mean = np.cumsum(seg, dtype=np.float32)[-1] / np.float32(hi - lo)  # sequential sum
+        out[i, lo:hi] = (seg - mean) * window[lo:hi]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("n", "hop", "start", "n_frames"),
+    [(3000, 37, -64, 90), (3000, 37, 100, 20), (500, 8, -64, 70), (2000, 200, -64, 12)],
+)
+def test_frame_kernel_in_lanes_is_bit_identical_to_sequential_sums(
+    n: int, hop: int, start: int, n_frames: int
+) -> None:
+    # long enough that most frames take the 8-lane path, with edge frames at both ends
+    y = (np.random.default_rng(n + hop).standard_normal(n) + 0.3).astype(np.float32)
+    window = _hann(128)
+    got = _frame_kernel(y, window, hop, start, n_frames)
+    np.testing.assert_array_equal(got, _frames_sequential_f32(y, window, hop, start, n_frames))
+    # and any grouping of the frames gives the same bits
+    one_by_one = np.concatenate(
+        [_frame_kernel(y, window, hop, start + i * hop, 1) for i in range(n_frames)]
+    )
+    np.testing.assert_array_equal(got, one_by_one)
+
+
+def _filterbank_sums_sequential_f32(spec: np.ndarray, fb: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Band sums in float32, bin by bin in bin order (the kernel's order), before the log."""
+    starts, lens, weights, offsets = fb
+    re, im = spec.real.astype(np.float32), spec.imag.astype(np.float32)
+    mag = np.sqrt(re * re + im * im)
+    out = np.zeros((spec.shape[0], starts.size), dtype=np.float32)
+    for b in range(starts.size):
+        for j in range(int(lens[b])):
+            out[:, b] += weights[offsets[b] + j] * mag[:, starts[b] + j]
+    return out
+
+
+@pytest.mark.parametrize("n_frames", [1, 7, 8, 9, 21])
+def test_filterbank_kernel_in_lanes_sums_in_bin_order(n_frames: int) -> None:
+    rng = np.random.default_rng(n_frames)
+    sr, n_fft = 16000.0, 256
+    fb = log_filterbank(sr, n_fft, 60.0, 7000.0, 12)
+    n_bins = n_fft // 2 + 1
+    spec = (rng.normal(size=(n_frames, n_bins)) + 1j * rng.normal(size=(n_frames, n_bins))).astype(
+        np.complex64
+    )
+    got = _filterbank_log_kernel(spec, *fb, 10.0)
+    sums = _filterbank_sums_sequential_f32(spec, fb)
+    # the sums are exact; only log10 (the C library's vs numpy's) may differ by an ulp
+    np.testing.assert_allclose(got, np.log10(np.float32(1) + np.float32(10) * sums), rtol=2e-7)
+    one_by_one = np.concatenate(
+        [_filterbank_log_kernel(spec[i : i + 1], *fb, 10.0) for i in range(n_frames)]
+    )
+    np.testing.assert_array_equal(got, one_by_one)
+
+
+@pytest.mark.parametrize("block", [1, 5, 8, 64, 10_000])
+def test_log_spectrogram_does_not_depend_on_the_block_size(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sr = 16000
+    g = frame_geometry(sr, P)
+    y, _ = click_track(100.0, 1.3, sr)
+    y = (y + 0.05 * np.random.default_rng(1).standard_normal(y.size)).astype(np.float32)
+    whole = log_spectrogram(y, g, P)
+    monkeypatch.setattr(spectrogram_module, "BLOCK_FRAMES", block)
+    np.testing.assert_array_equal(log_spectrogram(y, g, P), whole)
+    np.testing.assert_array_equal(log_spectrogram(y, g, P, first_frame=3, n_frames=50), whole[3:53])
