@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
@@ -18,7 +19,7 @@ from api.metrics.service import apply_pending_for_session, record_manual_metrics
 from api.practice.models import PracticeSession
 from api.state import AppState
 
-__all__ = ["refresh_leaderboard", "sessions_written"]
+__all__ = ["refresh_leaderboard", "session_started_at", "sessions_written"]
 
 
 async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession]) -> None:
@@ -33,9 +34,10 @@ async def refresh_leaderboard(
     state: AppState, user_id: uuid.UUID, instants: Iterable[datetime] = ()
 ) -> None:
     """After a commit that changed a student's practice data: recompute their totals on the
-    Redis weekly boards (a no-op without Redis) for the weeks of ``instants`` and for this
-    week and last week. An edit of a session of an older week moves a stale total there
-    until the board's hourly rebuild from the database (api/gamification/leaderboard.py)."""
+    Redis weekly boards (a no-op without Redis) for the weeks of ``instants`` (a session's new
+    and, for an edit or delete, old start) and for this week and last week. A sync batch that
+    moves a session out of an older week leaves a stale total there until the board's hourly
+    rebuild from the database (api/gamification/leaderboard.py)."""
     if state.redis is None:
         return
     now = utcnow()
@@ -43,3 +45,15 @@ async def refresh_leaderboard(
     async with state.sessions() as db:
         for week in sorted(weeks):
             await refresh_user_week(state, db, user_id, week)
+
+
+async def session_started_at(state: AppState, session_id: uuid.UUID) -> datetime | None:
+    """When a session started (in a short session of its own), to refresh the week it leaves
+    when an edit moves or deletes it; None without Redis (nothing to refresh) or no row."""
+    if state.redis is None:
+        return None
+    async with state.sessions() as db:
+        started: datetime | None = await db.scalar(
+            select(PracticeSession.started_at).where(PracticeSession.id == session_id)
+        )
+    return started

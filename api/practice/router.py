@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
 from api.deps import CurrentUser, Principal, SessionDep, StateDep, require_role
-from api.metrics.hooks import refresh_leaderboard
+from api.metrics.hooks import refresh_leaderboard, session_started_at
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.practice import service
 from api.practice.schemas import (
@@ -104,8 +104,9 @@ async def update_session(
     session_id: uuid.UUID, body: SessionUpdateRequest, user: CurrentUser, db: SessionDep,
     state: StateDep,
 ) -> SessionResponse:
+    before = await session_started_at(state, session_id)
     updated = await service.update_session(db, user, session_id, body)
-    await refresh_leaderboard(state, user.id, [updated.started_at])
+    await refresh_leaderboard(state, user.id, [t for t in (before, updated.started_at) if t])
     return updated
 
 
@@ -117,6 +118,7 @@ async def update_session(
 )
 async def delete_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep,
                          state: StateDep) -> Response:
+    before = await session_started_at(state, session_id)
     await service.delete_session(db, user, session_id)
-    await refresh_leaderboard(state, user.id)
+    await refresh_leaderboard(state, user.id, [before] if before else [])
     return Response(status_code=status.HTTP_204_NO_CONTENT)

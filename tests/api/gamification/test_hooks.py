@@ -67,3 +67,30 @@ async def test_session_writes_keep_the_redis_board_current(
                                         headers=student.headers)
             assert deleted.status_code == 204
             assert await state.redis.zscore(key, str(student.id)) == 5.0
+
+
+async def test_moving_a_session_out_of_an_old_week_updates_both_boards(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    with redis_namespace() as ns:
+        async with _redis_client(settings, ns.url, ns.prefix) as (redis_app, http):
+            student = await make_user(redis_app)
+            redis = redis_app.state.mpt.redis
+            old = utcnow() - timedelta(days=30)
+            new = utcnow() - timedelta(minutes=40)
+            old_key = week_key(ns.prefix, week_start(old).date())
+            new_key = week_key(ns.prefix, week_start(new).date())
+            created = await http.post("/api/v1/sessions", headers=student.headers, json={
+                "started_at": old.isoformat(),
+                "ended_at": (old + timedelta(minutes=15)).isoformat(),
+            })
+            assert created.status_code == 201, created.text
+            assert await redis.zscore(old_key, str(student.id)) == 15.0
+            moved = await http.patch(f"/api/v1/sessions/{created.json()['id']}",
+                                     headers=student.headers, json={
+                "started_at": new.isoformat(),
+                "ended_at": (new + timedelta(minutes=15)).isoformat(),
+            })
+            assert moved.status_code == 200, moved.text
+            assert await redis.zscore(old_key, str(student.id)) is None
+            assert await redis.zscore(new_key, str(student.id)) == 15.0
