@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-__all__ = ["PROBLEM_SCHEMA", "install_openapi"]
+__all__ = ["PROBLEM_SCHEMA", "Responses", "install_openapi", "problem"]
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -46,6 +46,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "instance": "/api/v1/sessions/01a2...",
     },
 }
+#: The ``responses=`` of a route: status code -> OpenAPI response object.
+Responses = dict[int | str, dict[str, Any]]
+
+
+def problem(description: str) -> dict[str, Any]:
+    """An error response of a route, documented as problem details."""
+    return {"description": description, "content": dict(_PROBLEM_CONTENT)}
+
+
 _PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
 }

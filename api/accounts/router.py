@@ -40,6 +40,7 @@ from api.accounts.schemas import (
 from api.deps import CurrentUser, Principal, SessionDep, StateDep, client_address, require_role
 from api.errors import ForbiddenError
 from api.notify import Notice, Notifier
+from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.ratelimit import Decision, enforce, rate_limit_headers
 from api.state import AppState
@@ -52,15 +53,12 @@ router = APIRouter()
 AdminUser = Annotated[Principal, Depends(require_role("admin"))]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
-Responses = dict[int | str, dict[str, Any]]
-RATE_LIMITED: Responses = {429: _problem("Too many requests (`rate_limited`); see `Retry-After`")}
-UNAUTHENTICATED: Responses = {401: _problem("No valid access token, or the account was deleted "
+RATE_LIMITED: Responses = {429: problem("Too many requests (`rate_limited`); see `Retry-After`")}
+UNAUTHENTICATED: Responses = {401: problem("No valid access token, or the account was deleted "
                                  "(`account_deleted`)")}
-INVALID_BODY: Responses = {422: _problem("The body is invalid (`validation_failed`)")}
+INVALID_BODY: Responses = {422: problem("The body is invalid (`validation_failed`)")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +133,7 @@ async def _send(notifier: Notifier, notice: Notice) -> None:
 @router.post(
     "/auth/register", status_code=status.HTTP_201_CREATED, response_model=RegisterResponse,
     tags=["auth"], summary="Register as a student or teacher",
-    responses={409: _problem("The e-mail has an account (`email_taken`)"),
+    responses={409: problem("The e-mail has an account (`email_taken`)"),
                **INVALID_BODY, **RATE_LIMITED},
 )
 async def register(body: RegisterRequest, request: Request, response: Response,
@@ -157,7 +155,7 @@ async def register(body: RegisterRequest, request: Request, response: Response,
 
 @router.post(
     "/auth/login", response_model=TokenResponse, tags=["auth"], summary="Log in (JSON)",
-    responses={401: _problem("Wrong e-mail or password (`invalid_credentials`)"),
+    responses={401: problem("Wrong e-mail or password (`invalid_credentials`)"),
                **RATE_LIMITED},
 )
 async def login(body: LoginRequest, request: Request, response: Response, state: StateDep,
@@ -170,7 +168,7 @@ async def login(body: LoginRequest, request: Request, response: Response, state:
 @router.post(
     "/auth/token", response_model=TokenResponse, tags=["auth"],
     summary="Log in (OAuth2 password form)",
-    responses={401: _problem("Wrong e-mail or password (`invalid_credentials`)"),
+    responses={401: problem("Wrong e-mail or password (`invalid_credentials`)"),
                **RATE_LIMITED},
 )
 async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request,
@@ -185,7 +183,7 @@ async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], request: 
 @router.post(
     "/auth/refresh", response_model=TokenResponse, tags=["auth"],
     summary="Rotate a refresh token",
-    responses={401: _problem("Unknown or expired token (`token_invalid`), or a token used "
+    responses={401: problem("Unknown or expired token (`token_invalid`), or a token used "
                              "twice (`token_reused`: its whole family is revoked)")},
 )
 async def refresh(body: RefreshRequest, state: StateDep, db: SessionDep) -> TokenResponse:
@@ -207,7 +205,7 @@ async def logout(body: LogoutRequest, db: SessionDep) -> None:
 @router.post(
     "/auth/password/change", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
     summary="Change the password",
-    responses={401: _problem("Not logged in, or the current password is wrong "
+    responses={401: problem("Not logged in, or the current password is wrong "
                              "(`invalid_credentials`)"), **INVALID_BODY},
 )
 async def change_password(body: PasswordChangeRequest, user: CurrentUser, state: StateDep,
@@ -241,7 +239,7 @@ async def request_password_reset(body: PasswordResetRequest, request: Request,
 @router.post(
     "/auth/password/reset", status_code=status.HTTP_204_NO_CONTENT, tags=["auth"],
     summary="Set a new password with a reset token",
-    responses={400: _problem("Unknown, used or expired token (`reset_token_invalid`)"),
+    responses={400: problem("Unknown, used or expired token (`reset_token_invalid`)"),
                **INVALID_BODY},
 )
 async def reset_password(body: PasswordResetConfirmRequest, state: StateDep,
@@ -264,7 +262,7 @@ async def read_me(user: CurrentUser, db: SessionDep) -> UserResponse:
     "/users/me", response_model=UserResponse, tags=["users"],
     summary="Change the caller's account",
     responses={**UNAUTHENTICATED,
-               403: _problem("A student tried to clear `is_minor` (only an admin may)"),
+               403: problem("A student tried to clear `is_minor` (only an admin may)"),
                **INVALID_BODY},
 )
 async def update_me(body: UserUpdateRequest, user: CurrentUser, db: SessionDep) -> UserResponse:
@@ -287,7 +285,7 @@ async def export_me(user: CurrentUser, db: SessionDep) -> dict[str, Any]:
 @router.delete(
     "/users/me", status_code=status.HTTP_204_NO_CONTENT, tags=["users"],
     summary="Erase the caller's account",
-    responses={401: _problem("Not logged in, or a wrong password (`invalid_credentials`)")},
+    responses={401: problem("Not logged in, or a wrong password (`invalid_credentials`)")},
 )
 async def delete_me(body: AccountDeleteRequest, user: CurrentUser, state: StateDep,
                     db: SessionDep) -> None:
@@ -315,7 +313,7 @@ CurrentAdmin = Annotated[Principal, Depends(_current_admin)]
 
 @router.get(
     "/admin/users", response_model=UserListResponse, tags=["admin"], summary="List users",
-    responses={**UNAUTHENTICATED, 403: _problem("Not an admin")},
+    responses={**UNAUTHENTICATED, 403: problem("Not an admin")},
 )
 async def list_users(
     admin: CurrentAdmin, db: SessionDep,
@@ -333,9 +331,9 @@ async def list_users(
 @router.patch(
     "/admin/users/{user_id}", response_model=UserResponse, tags=["admin"],
     summary="Change a user's role or minor status",
-    responses={**UNAUTHENTICATED, 403: _problem("Not an admin"),
-               404: _problem("No such user"),
-               409: _problem("The user is deleted, or would leave no admin"), **INVALID_BODY},
+    responses={**UNAUTHENTICATED, 403: problem("Not an admin"),
+               404: problem("No such user"),
+               409: problem("The user is deleted, or would leave no admin"), **INVALID_BODY},
 )
 async def update_user(user_id: uuid.UUID, body: AdminUserUpdateRequest, admin: CurrentAdmin,
                       state: StateDep, db: SessionDep) -> UserResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
@@ -31,6 +31,7 @@ from api.gamification.schemas import (
     ReputationResponse,
     StreakResponse,
 )
+from api.openapi import Responses, problem
 from api.pagination import CursorQuery
 
 __all__ = ["router"]
@@ -38,19 +39,16 @@ __all__ = ["router"]
 router = APIRouter(tags=["gamification"])
 
 Student = Annotated[Principal, Depends(require_role("student"))]
-Responses = dict[int | str, dict[str, Any]]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
-_401: Responses = {401: _problem("Not authenticated.")}
-_403_VIEW: Responses = {403: _problem(
+_401: Responses = {401: problem("Not authenticated.")}
+_403_VIEW: Responses = {403: problem(
     "Not this student, nor their linked teacher (with consent for a minor), nor an admin."
 )}
-_404_STUDENT: Responses = {404: _problem("No such student (or the account was deleted).")}
-_422: Responses = {422: _problem("Invalid parameters.")}
+_404_STUDENT: Responses = {404: problem("No such student (or the account was deleted).")}
+_422: Responses = {422: problem("Invalid parameters.")}
 _STUDENT_READ: Responses = {**_401, **_403_VIEW, **_404_STUDENT, **_422}
 
 SmallLimit = Annotated[int, Query(ge=1, le=100, description="How many, 1..100.")]
@@ -110,9 +108,9 @@ async def read_challenges(student_id: uuid.UUID, user: CurrentUser, db: SessionD
 @router.post(
     "/students/me/challenges", status_code=status.HTTP_201_CREATED,
     response_model=ChallengeResponse, summary="Join a catalogue challenge (again)",
-    responses={**_401, 403: _problem("Only students take part in challenges."),
-               409: _problem("A challenge of this code is still active."),
-               422: _problem("Unknown challenge code (`unknown_challenge`).")},
+    responses={**_401, 403: problem("Only students take part in challenges."),
+               409: problem("A challenge of this code is still active."),
+               422: problem("Unknown challenge code (`unknown_challenge`).")},
 )
 async def join_challenge(body: ChallengeJoinRequest, user: Student,
                          db: SessionDep) -> ChallengeResponse:
@@ -123,7 +121,7 @@ async def join_challenge(body: ChallengeJoinRequest, user: Student,
 @router.post(
     "/students/me/evaluate", response_model=EvaluationResponse,
     summary="Unlock achievements, settle challenges and grant reputation now",
-    responses={**_401, 403: _problem("Only students are evaluated.")},
+    responses={**_401, 403: problem("Only students are evaluated.")},
 )
 async def evaluate_me(user: Student, db: SessionDep) -> EvaluationResponse:
     """Idempotent: what was unlocked or granted before is not again."""
@@ -134,9 +132,9 @@ async def evaluate_me(user: Student, db: SessionDep) -> EvaluationResponse:
     "/leaderboard", response_model=LeaderboardResponse,
     summary="The weekly leaderboard (global or a studio, by points or accuracy gained)",
     responses={**_401,
-               403: _problem("A studio the caller is neither the teacher nor a student of."),
-               404: _problem("No such teacher."),
-               422: _problem("A week that is not a Monday, or a missing/extra teacher_id.")},
+               403: problem("A studio the caller is neither the teacher nor a student of."),
+               404: problem("No such teacher."),
+               422: problem("A week that is not a Monday, or a missing/extra teacher_id.")},
 )
 async def read_leaderboard(
     user: CurrentUser, state: StateDep, db: SessionDep,
@@ -159,7 +157,7 @@ async def read_leaderboard(
 @router.get(
     "/users/{user_id}/reputation", response_model=ReputationResponse,
     summary="A user's reputation and latest grants",
-    responses={**_401, 404: _problem("No such user (or the account was deleted)."), **_422},
+    responses={**_401, 404: problem("No such user (or the account was deleted)."), **_422},
 )
 async def read_reputation(user_id: uuid.UUID, user: CurrentUser, db: SessionDep,
                           limit: SmallLimit = 20) -> ReputationResponse:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
@@ -28,6 +28,7 @@ from api.library.schemas import (
     TagScope,
     TagUpdateRequest,
 )
+from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 
 __all__ = ["pieces_router", "router", "tags_router"]
@@ -41,9 +42,8 @@ _DESCRIPTIONS = {
 }
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"description": _DESCRIPTIONS[code],
-                   "content": {"application/problem+json": {}}} for code in codes}
+def _problems(*codes: int) -> Responses:
+    return {code: problem(_DESCRIPTIONS[code]) for code in codes}
 
 
 ScopeQuery = Annotated[TagScope, Query(

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import utcnow
 from api.gamification.leaderboard import refresh_user_week
 from api.gamification.rules import week_start
 from api.metrics.service import apply_pending_for_session, record_manual_metrics
@@ -35,13 +34,12 @@ async def refresh_leaderboard(
 ) -> None:
     """After a commit that changed a student's practice data: recompute their totals on the
     Redis weekly boards (a no-op without Redis) for the weeks of ``instants`` (a session's new
-    and, for an edit or delete, old start) and for this week and last week. A sync batch that
+    and, for an edit or delete, old start): only those weeks changed. A sync batch that
     moves a session out of an older week leaves a stale total there until the board's hourly
     rebuild from the database (api/gamification/leaderboard.py)."""
     if state.redis is None:
         return
-    now = utcnow()
-    weeks = {week_start(t) for t in (*instants, now, now - timedelta(days=7))}
+    weeks = {week_start(t) for t in instants}
     async with state.sessions() as db:
         for week in sorted(weeks):
             await refresh_user_week(state, db, user_id, week)

@@ -30,6 +30,7 @@ from api.db import new_id, utcnow
 from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.summary import MetricValue, SummaryError, metrics_from_summary
 from api.practice.models import PracticeSession
+from api.practice.rules import duration_s
 
 __all__ = [
     "EventOutcome",
@@ -156,9 +157,9 @@ def manual_values(session: PracticeSession) -> list[MetricValue]:
     """The metrics a hand-logged session gives: minutes (from its start and end), and the
     accuracy, target tempo and self rating when entered."""
     values = []
-    if session.ended_at is not None:
-        minutes = max(0.0, (session.ended_at - session.started_at).total_seconds() / 60.0)
-        values.append(MetricValue("minutes", round(minutes, 4)))
+    length_s = duration_s(session.started_at, session.ended_at)
+    if length_s is not None:
+        values.append(MetricValue("minutes", round(max(0.0, length_s) / 60.0, 4)))
     if session.accuracy_pct is not None:
         values.append(MetricValue("accuracy_pct", float(session.accuracy_pct)))
     if session.target_bpm is not None:

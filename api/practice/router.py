@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
 from api.deps import CurrentUser, Principal, SessionDep, StateDep, require_role
 from api.metrics.hooks import refresh_leaderboard, session_started_at
+from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.practice import service
 from api.practice.schemas import (
@@ -27,24 +28,21 @@ router = APIRouter(prefix="/sessions", tags=["practice sessions"])
 Student = Annotated[Principal, Depends(require_role("student"))]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
-Responses = dict[int | str, dict[str, Any]]
 
-_401: Responses = {401: _problem("Not authenticated.")}
-_403: Responses = {403: _problem("Not the owner, or a teacher without access or consent.")}
-_404: Responses = {404: _problem("No such session (or it was deleted).")}
-_422: Responses = {422: _problem("Invalid times, ranges, tags, pieces or cursor.")}
+_401: Responses = {401: problem("Not authenticated.")}
+_403: Responses = {403: problem("Not the owner, or a teacher without access or consent.")}
+_404: Responses = {404: problem("No such session (or it was deleted).")}
+_422: Responses = {422: problem("Invalid times, ranges, tags, pieces or cursor.")}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Record a practice session",
-    responses={**_401, 403: _problem("Only students record sessions."),
-               409: _problem("A session with this id already exists."), **_422},
+    responses={**_401, 403: problem("Only students record sessions."),
+               409: problem("A session with this id already exists."), **_422},
 )
 async def create_session(
     body: SessionCreateRequest, user: Student, db: SessionDep, state: StateDep

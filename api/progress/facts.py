@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.gamification.rules import best_source
 from api.metrics.models import PracticeMetric
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
+from api.practice.rules import duration_s
 from api.progress.rules import Cell, SessionFacts, Source
 
 __all__ = [
@@ -160,9 +161,7 @@ def _facts(row: SessionRow, numbers: dict[str, _Numbers],
            pieces: set[uuid.UUID]) -> SessionFacts:
     source = best_source(numbers)
     if source is None:  # no metrics yet: the row's own numbers (a session logged by hand)
-        minutes = 0.0
-        if row.ended_at is not None:
-            minutes = max(0.0, (row.ended_at - row.started_at).total_seconds() / 60.0)
+        minutes = max(0.0, (duration_s(row.started_at, row.ended_at) or 0.0) / 60.0)
         chosen = _Numbers(minutes=minutes, weighted={})
         if row.accuracy_pct is not None:
             chosen.weighted = {"accuracy_pct": (row.accuracy_pct, 1.0)}

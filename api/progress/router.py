@@ -13,12 +13,13 @@ responses carry ``Cache-Control: private, max-age=60`` and ``Referrer-Policy: no
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.db import utcnow
 from api.deps import CurrentUser, Principal, SessionDep, StateDep, get_current_user, oauth2_scheme
+from api.openapi import Responses, problem
 from api.progress import service
 from api.progress.schemas import (
     CleanTempoResponse,
@@ -35,18 +36,15 @@ router = APIRouter(prefix="/students/{student_id}", tags=["progress"])
 SVG = "image/svg+xml"
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
-Responses = dict[int | str, dict[str, Any]]
 
 _ERRORS: Responses = {
-    401: _problem("Not authenticated (missing, invalid or expired token)."),
-    403: _problem("Not the student, their linked teacher (with consent for a minor: code "
+    401: problem("Not authenticated (missing, invalid or expired token)."),
+    403: problem("Not the student, their linked teacher (with consent for a minor: code "
                   "consent_required) or an admin."),
-    404: _problem("No such student, or a piece_id / tag_id the student cannot use."),
-    422: _problem("A parameter is out of range or malformed."),
+    404: problem("No such student, or a piece_id / tag_id the student cannot use."),
+    422: problem("A parameter is out of range or malformed."),
 }
 
 Days = Annotated[int, Query(ge=1, le=366, description="Local days back, today included.")]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import Principal, SessionDep, StateDep, require_role
 from api.metrics.hooks import refresh_leaderboard
+from api.openapi import problem
 from api.sync import service
 from api.sync.schemas import MAX_PULL, SyncBatchRequest, SyncBatchResponse, SyncChangesResponse
 
@@ -19,8 +20,6 @@ router = APIRouter(prefix="/sync", tags=["offline sync"])
 Student = Annotated[Principal, Depends(require_role("student"))]
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {}}}
 
 
 @router.post(
@@ -39,12 +38,12 @@ def _problem(description: str) -> dict[str, Any]:
                   "description": "`true` when this is the stored answer to an earlier "
                                  "request with the same key.",
                   "schema": {"type": "string"}}}},
-        400: _problem("Idempotency-Key missing or malformed."),
-        401: _problem("Not authenticated."),
-        403: _problem("Only students sync sessions."),
-        409: _problem("A request with this key is still being applied; retry."),
-        413: _problem("Body too large."),
-        422: _problem("Invalid item (the whole batch is refused), or the key was used for "
+        400: problem("Idempotency-Key missing or malformed."),
+        401: problem("Not authenticated."),
+        403: problem("Only students sync sessions."),
+        409: problem("A request with this key is still being applied; retry."),
+        413: problem("Body too large."),
+        422: problem("Invalid item (the whole batch is refused), or the key was used for "
                       "another body (`idempotency_key_reused`)."),
     },
 )
@@ -68,8 +67,8 @@ async def sync_batch(
 @router.get(
     "/changes",
     summary="Pull the caller's sessions changed since a cursor",
-    responses={401: _problem("Not authenticated."),
-               422: _problem("Bad `since` cursor (`invalid_cursor`) or limit.")},
+    responses={401: problem("Not authenticated."),
+               422: problem("Bad `since` cursor (`invalid_cursor`) or limit.")},
 )
 async def sync_changes(
     user: Student,

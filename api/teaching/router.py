@@ -10,11 +10,12 @@ leave timestamped feedback on sessions (``/sessions/{id}/feedback``).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from api.deps import CurrentUser, Principal, SessionDep, require_role
+from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.teaching import service
 from api.teaching.schemas import (
@@ -51,9 +52,8 @@ _DESCRIPTIONS = {
 }
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"description": _DESCRIPTIONS[code],
-                   "content": {"application/problem+json": {}}} for code in codes}
+def _problems(*codes: int) -> Responses:
+    return {code: problem(_DESCRIPTIONS[code]) for code in codes}
 
 
 # --- invites -------------------------------------------------------------------------------

@@ -62,7 +62,12 @@ async def make_user(
             session.add(StudentProfile(user_id=user_id, is_minor=is_minor))
         elif role == "teacher":
             session.add(TeacherProfile(user_id=user_id))
-    token = sign_token(state.private_key, sub=str(user_id), role=role,
+    return signed_in(app, user_id=user_id, email=email, role=role)
+
+
+def signed_in(app: FastAPI, *, user_id: uuid.UUID, email: str, role: Role) -> TestUser:
+    """A :class:`TestUser` with an access token signed by the app's key (30 min)."""
+    token = sign_token(app.state.mpt.private_key, sub=str(user_id), role=role,
                        audience=[API_AUDIENCE, "mpt-engine"], ttl_s=1800)
     return TestUser(id=user_id, email=email, role=role, token=token,
                     headers={"Authorization": f"Bearer {token}"})

@@ -30,12 +30,11 @@ from fastapi import FastAPI
 
 from api.accounts.models import StudentProfile, TeacherProfile, User
 from api.db import new_id, utcnow
-from api.deps import API_AUDIENCE
 from api.practice.changes import next_change_seq
 from api.practice.models import PracticeSession
 from api.teaching.models import MinorConsent, TeacherStudentLink
-from mpt.tokens import Role, sign_token
-from tests.api._support.users import PASSWORD, TestUser
+from mpt.tokens import Role
+from tests.api._support.users import TestUser, make_user, password_hash, signed_in
 
 __all__ = ["World", "add_session", "add_user", "build_world"]
 
@@ -63,23 +62,8 @@ class World:
         return user
 
 
-_HASHES: dict[str, str] = {}
-
-
-def _password_hash(app: FastAPI) -> str:
-    """The hash of :data:`PASSWORD`, made once per process (argon2 takes ~0.4 s here, and a
-    hash verifies on any app: the salt and parameters travel in it)."""
-    if PASSWORD not in _HASHES:
-        _HASHES[PASSWORD] = app.state.mpt.hasher.hash(PASSWORD)
-    return _HASHES[PASSWORD]
-
-
 def _test_user(app: FastAPI, user: User) -> TestUser:
-    role = cast(Role, user.role)
-    token = sign_token(app.state.mpt.private_key, sub=str(user.id), role=role,
-                       audience=[API_AUDIENCE, "mpt-engine"], ttl_s=1800)
-    return TestUser(id=user.id, email=user.email, role=role, token=token,
-                    headers={"Authorization": f"Bearer {token}"})
+    return signed_in(app, user_id=user.id, email=user.email, role=cast(Role, user.role))
 
 
 _CAST: tuple[tuple[str, Role, bool], ...] = (
@@ -102,12 +86,12 @@ async def build_world(app: FastAPI) -> World:
     profile, the shared test password, a signed access token), only faster: one password
     hash per process, one transaction for all.
     """
-    password_hash = _password_hash(app)
+    hashed = password_hash(app)
     tag = new_id().hex[-8:]
     now = utcnow()
     users = {
         name: User(id=new_id(), email=f"{name}-{tag}@example.com", role=role, timezone="UTC",
-                   display_name=name.replace("_", " ").title(), password_hash=password_hash)
+                   display_name=name.replace("_", " ").title(), password_hash=hashed)
         for name, role, _minor in _CAST
     }
     links = {"student": new_id(), "minor": new_id(), "minor_no_consent": new_id(),
@@ -142,21 +126,13 @@ async def build_world(app: FastAPI) -> World:
 
 async def add_user(app: FastAPI, name: str, *, role: Role = "student", is_minor: bool = False,
                    timezone: str = "UTC") -> TestUser:
-    """One more user with its role profile (like ``make_user``, with a cached hash).
+    """One more user with its role profile (:func:`make_user`).
 
     ``name`` becomes the display name and, with a random suffix, the e-mail's local part.
     """
     local = "-".join(name.lower().split()) or role
-    user = User(id=new_id(), email=f"{local}-{new_id().hex[-8:]}@example.com", role=role,
-                timezone=timezone, display_name=name, password_hash=_password_hash(app))
-    async with app.state.mpt.sessions() as db, db.begin():
-        db.add(user)
-        await db.flush()
-        if role == "student":
-            db.add(StudentProfile(user_id=user.id, is_minor=is_minor))
-        elif role == "teacher":
-            db.add(TeacherProfile(user_id=user.id))
-    return _test_user(app, user)
+    return await make_user(app, role=role, email=f"{local}-{new_id().hex[-8:]}@example.com",
+                           timezone=timezone, is_minor=is_minor, display_name=name)
 
 
 async def add_session(app: FastAPI, student_id: uuid.UUID, **fields: Any) -> uuid.UUID:

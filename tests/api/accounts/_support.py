@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
-
-from mpt.tokens import Role
-from tests.api._support.users import TestUser
-from tests.api._support.users import make_user as _make_user
 
 PASSWORD = "a long enough passphrase"
 API = "/api/v1"
@@ -46,10 +40,3 @@ def code(response: httpx.Response) -> str:
     value: str = response.json()["code"]
     return value
 
-
-async def make_user(app: FastAPI, *, role: Role = "student", is_minor: bool = False) -> TestUser:
-    """``tests.api._support.users.make_user`` with a random e-mail: its default address
-    takes the first 10 hex digits of a UUIDv7 (a 256 ms clock), so two users made quickly
-    collide."""
-    return await _make_user(app, role=role, is_minor=is_minor,
-                            email=f"{role}-{uuid.uuid4().hex[:12]}@example.com")

@@ -22,8 +22,8 @@ from api.accounts.models import (
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.sync.models import IdempotencyRecord
 from api.teaching.models import InviteCode, MinorConsent, SessionFeedback, TeacherStudentLink
-from tests.api._support.users import TestUser
-from tests.api.accounts._support import API, code, login, make_user, refresh
+from tests.api._support.users import TestUser, make_user
+from tests.api.accounts._support import API, code, login, refresh
 
 pytestmark = pytest.mark.anyio
 

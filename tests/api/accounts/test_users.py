@@ -12,7 +12,8 @@ from sqlalchemy import select
 from api.accounts.models import StudentProfile, TeacherProfile, User
 from api.accounts.service import create_user
 from api.errors import ConflictError, UnprocessableError
-from tests.api.accounts._support import API, PASSWORD, bearer, code, login, make_user, register
+from tests.api._support.users import make_user
+from tests.api.accounts._support import API, PASSWORD, bearer, code, login, register
 
 pytestmark = pytest.mark.anyio
 

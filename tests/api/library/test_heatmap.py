@@ -13,9 +13,8 @@ from fastapi import FastAPI
 
 from api.db import utcnow
 from api.practice.models import PracticeSegment
-from tests.api._support.users import TestUser
+from tests.api._support.users import TestUser, make_user
 from tests.api._support.world import World, add_session, build_world
-from tests.api.library._support.people import person
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +45,8 @@ async def heatmap(client: httpx.AsyncClient, user: TestUser, piece_id: uuid.UUID
 
 async def test_heatmap_numbers_on_known_segments(client: httpx.AsyncClient,
                                                  app: FastAPI) -> None:
-    student, other_student = await person(app), await person(app)
-    admin = await person(app, "admin")
+    student, other_student = await make_user(app), await make_user(app)
+    admin = await make_user(app, role="admin")
     piece = await make_piece(client, admin, "Etude Op. 10 No. 1", is_global=True)
     other_piece = await make_piece(client, student, "Other")
     now = utcnow()
@@ -101,7 +100,7 @@ async def test_heatmap_numbers_on_known_segments(client: httpx.AsyncClient,
 
 async def test_heatmap_without_segments_is_empty(client: httpx.AsyncClient,
                                                  app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     piece = await make_piece(client, student, "Unplayed")
     await add_session(app, student.id)
     body = (await heatmap(client, student, piece)).json()
@@ -167,7 +166,7 @@ async def test_heatmap_piece_must_be_visible_to_the_student(client: httpx.AsyncC
 
 async def test_heatmap_input_checks_and_bar_cap(client: httpx.AsyncClient,
                                                 app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     piece = await make_piece(client, student, "Very long piece")
     for params in ({"started_from": "2026-01-01T00:00:00"},  # no time zone
                    {"started_from": "2026-02-01T00:00:00Z", "started_to": "2026-01-01T00:00:00Z"},

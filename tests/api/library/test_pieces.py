@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.library.service import SEED_TAGS, seed_global_tags
-from tests.api.library._support.people import person
+from tests.api._support.users import make_user
 
 pytestmark = pytest.mark.anyio
 
@@ -18,7 +18,7 @@ PIECES = "/api/v1/pieces"
 
 
 async def test_piece_crud_with_its_fields(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     response = await client.post(PIECES, headers=student.headers, json={
         "name": "Clair de lune", "composer": "  Claude   Debussy ", "difficulty": 7,
         "typical_duration_s": 300,
@@ -63,7 +63,7 @@ INVALID_PIECES: list[dict[str, Any]] = [
 
 
 async def test_invalid_piece_fields_are_422(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     for body in INVALID_PIECES:
         response = await client.post(PIECES, json=body, headers=student.headers)
         assert response.status_code == 422, (body, response.text)
@@ -81,7 +81,7 @@ async def test_invalid_piece_fields_are_422(client: httpx.AsyncClient, app: Fast
 
 
 async def test_global_pieces_are_for_admins(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student, admin = await person(app), await person(app, "admin")
+    student, admin = await make_user(app), await make_user(app, role="admin")
     refused = await client.post(PIECES, json={"name": "Für Elise", "global": True},
                                 headers=student.headers)
     assert refused.status_code == 403
@@ -96,7 +96,7 @@ async def test_global_pieces_are_for_admins(client: httpx.AsyncClient, app: Fast
 
 
 async def test_seed_global_tags_is_idempotent(client: httpx.AsyncClient, app: FastAPI) -> None:
-    admin, student = await person(app, "admin"), await person(app)
+    admin, student = await make_user(app, role="admin"), await make_user(app)
     taken = await client.post("/api/v1/tags", json={"name": "scales", "global": True},
                               headers=admin.headers)
     assert taken.status_code == 201

@@ -10,8 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.pagination import encode_cursor
-from tests.api._support.users import TestUser
-from tests.api.library._support.people import person
+from tests.api._support.users import TestUser, make_user
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +34,7 @@ async def _names(client: httpx.AsyncClient, user: TestUser, url: str = TAGS,
 
 
 async def test_tag_crud_round_trip(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     created = await _create(client, student, {"name": "  Major   scales "})
     assert created["name"] == "Major scales"
     assert created["global"] is False and created["owner_id"] == str(student.id)
@@ -67,8 +66,8 @@ async def test_tag_crud_round_trip(client: httpx.AsyncClient, app: FastAPI) -> N
 
 async def test_names_are_unique_per_scope_ignoring_case(client: httpx.AsyncClient,
                                                          app: FastAPI) -> None:
-    alice, bob = await person(app), await person(app)
-    admin = await person(app, "admin")
+    alice, bob = await make_user(app), await make_user(app)
+    admin = await make_user(app, role="admin")
     first = await _create(client, alice, {"name": "Scales"})
     conflict = await client.post(TAGS, json={"name": " sCALES "}, headers=alice.headers)
     assert conflict.status_code == 409
@@ -96,9 +95,9 @@ async def test_names_are_unique_per_scope_ignoring_case(client: httpx.AsyncClien
 
 async def test_only_admins_create_and_change_global_tags(client: httpx.AsyncClient,
                                                         app: FastAPI) -> None:
-    student = await person(app)
-    teacher = await person(app, "teacher")
-    admin = await person(app, "admin")
+    student = await make_user(app)
+    teacher = await make_user(app, role="teacher")
+    admin = await make_user(app, role="admin")
     for user in (student, teacher):
         refused = await client.post(TAGS, json={"name": "Warm-up", "global": True},
                                     headers=user.headers)
@@ -112,7 +111,7 @@ async def test_only_admins_create_and_change_global_tags(client: httpx.AsyncClie
     assert (await client.patch(url, json={"name": "x"}, headers=student.headers)).status_code \
         == 403
     assert (await client.delete(url, headers=teacher.headers)).status_code == 403
-    other_admin = await person(app, "admin")
+    other_admin = await make_user(app, role="admin")
     renamed = await client.patch(url, json={"name": "Warm-ups"}, headers=other_admin.headers)
     assert renamed.status_code == 200 and renamed.json()["name"] == "Warm-ups"
     assert (await client.delete(url, headers=other_admin.headers)).status_code == 204
@@ -121,9 +120,9 @@ async def test_only_admins_create_and_change_global_tags(client: httpx.AsyncClie
 
 async def test_personal_tags_are_invisible_to_others(client: httpx.AsyncClient,
                                                      app: FastAPI) -> None:
-    alice, bob = await person(app), await person(app)
-    teacher = await person(app, "teacher")
-    admin = await person(app, "admin")
+    alice, bob = await make_user(app), await make_user(app)
+    teacher = await make_user(app, role="teacher")
+    admin = await make_user(app, role="admin")
     mine = await _create(client, alice, {"name": "Secret etude"})
     await _create(client, admin, {"name": "Global one", "global": True})
     await _create(client, admin, {"name": "Admin's own"})
@@ -153,8 +152,8 @@ async def test_personal_tags_are_invisible_to_others(client: httpx.AsyncClient,
 
 
 async def test_list_search_and_pagination(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await person(app)
-    admin = await person(app, "admin")
+    student = await make_user(app)
+    admin = await make_user(app, role="admin")
     for name in ("bravo", "Alpha", "charlie", "delta"):
         await _create(client, student, {"name": name})
     for name in ("echo", "Alpha-Global"):
@@ -223,7 +222,7 @@ INVALID_TAG_BODIES: list[dict[str, Any]] = [
 
 
 async def test_invalid_tag_bodies_are_422(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await person(app)
+    student = await make_user(app)
     for body in INVALID_TAG_BODIES:
         response = await client.post(TAGS, json=body, headers=student.headers)
         assert response.status_code == 422, (body, response.text)

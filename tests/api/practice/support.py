@@ -12,8 +12,6 @@ from sqlalchemy import func, select
 
 from api.db import new_id
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
-from mpt.tokens import Role
-from tests.api._support.users import TestUser, make_user
 
 T0 = datetime(2025, 3, 1, 17, 0, tzinfo=UTC)
 
@@ -64,9 +62,3 @@ async def count_children(app: FastAPI) -> tuple[int, int]:
         segs = (await db.execute(select(func.count()).select_from(PracticeSegment))).scalar_one()
         return int(tags), int(segs)
 
-
-async def new_user(app: FastAPI, *, role: Role = "student", is_minor: bool = False) -> TestUser:
-    """``make_user`` with a surely-unique e-mail (its default one is built from the first
-    10 hex digits of a UUIDv7, i.e. the millisecond, and collides for users made at once)."""
-    return await make_user(app, role=role, is_minor=is_minor,
-                           email=f"{role}-{uuid.uuid4().hex}@example.com")

@@ -18,7 +18,8 @@ from api.pagination import (
     encode_time_id_cursor,
     split_page,
 )
-from tests.api.practice.support import T0, new_user, session_body
+from tests.api._support.users import make_user
+from tests.api.practice.support import T0, session_body
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +65,7 @@ def test_split_page() -> None:
 async def test_paging_25_sessions_by_10_has_no_gaps_or_duplicates(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     made = []
     # ties on started_at (groups of 3 share one) must still order stably by id
     for i in range(25):
@@ -106,7 +107,7 @@ async def test_paging_25_sessions_by_10_has_no_gaps_or_duplicates(
 
 
 async def test_bad_cursor_and_limit_are_422(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     response = await client.get("/api/v1/sessions", params={"cursor": "garbage"},
                                 headers=student.headers)
     assert response.status_code == 422

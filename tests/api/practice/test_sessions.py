@@ -11,13 +11,12 @@ import pytest
 from fastapi import FastAPI
 
 from api.db import new_id
-from tests.api._support.users import TestUser
+from tests.api._support.users import TestUser, make_user
 from tests.api.practice.support import (
     T0,
     count_children,
     count_sessions,
     insert_tag,
-    new_user,
     session_body,
 )
 
@@ -34,7 +33,7 @@ async def create(client: httpx.AsyncClient, user: TestUser, **kwargs: Any) -> di
 
 
 async def test_create_read_update_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     piece = await insert_tag(app, owner_id=None, kind="piece", name="Etude 3")
     mine = await insert_tag(app, owner_id=student.id, name="warm-up")
     body = session_body(
@@ -90,8 +89,8 @@ async def test_create_read_update_delete(client: httpx.AsyncClient, app: FastAPI
 async def test_client_chosen_id_and_duplicate_is_409(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
+    student = await make_user(app)
+    other = await make_user(app)
     session_id = str(new_id())
     made = await create(client, student, id=session_id)
     assert made["id"] == session_id
@@ -131,7 +130,7 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
 
 
 async def test_create_validation(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     for change, where, text in INVALID:
         body = session_body()
         body.update(change)
@@ -144,8 +143,8 @@ async def test_create_validation(client: httpx.AsyncClient, app: FastAPI) -> Non
 
 
 async def test_tags_and_pieces_must_be_visible(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
-    stranger = await new_user(app)
+    student = await make_user(app)
+    stranger = await make_user(app)
     foreign = await insert_tag(app, owner_id=stranger.id)
     gone = await insert_tag(app, owner_id=student.id, status="deleted")
     plain = await insert_tag(app, owner_id=None, kind="tag")
@@ -167,7 +166,7 @@ async def test_tags_and_pieces_must_be_visible(client: httpx.AsyncClient, app: F
 async def test_a_tag_deleted_later_stays_on_its_session(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     tag = await insert_tag(app, owner_id=student.id)
     made = await create(client, student, tag_ids=[str(tag)])
     async with app.state.mpt.sessions() as db, db.begin():
@@ -186,7 +185,7 @@ async def test_a_tag_deleted_later_stays_on_its_session(
 async def test_update_validation_merges_with_stored_values(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     made = await create(client, student, minutes=30)
     url = f"{URL}/{made['id']}"
     too_late = (T0 + timedelta(hours=25)).isoformat()
@@ -206,10 +205,10 @@ async def test_update_validation_merges_with_stored_values(
 async def test_only_the_owner_writes_and_only_students_create(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
-    admin = await new_user(app, role="admin")
-    teacher = await new_user(app, role="teacher")
+    student = await make_user(app)
+    other = await make_user(app)
+    admin = await make_user(app, role="admin")
+    teacher = await make_user(app, role="teacher")
     made = await create(client, student)
     url = f"{URL}/{made['id']}"
     for user in (other, admin, teacher):
@@ -228,8 +227,8 @@ async def test_only_the_owner_writes_and_only_students_create(
 
 
 async def test_list_filters(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
+    student = await make_user(app)
+    other = await make_user(app)
     piece = await insert_tag(app, owner_id=None, kind="piece")
     tag = await insert_tag(app, owner_id=student.id)
     a = await create(client, student, at=T0, tag_ids=[str(piece)])

@@ -10,12 +10,12 @@ import pytest
 from fastapi import FastAPI
 
 from api.db import new_id, utcnow
+from tests.api._support.users import make_user
 from tests.api.practice.support import (
     T0,
     count_children,
     count_sessions,
     insert_tag,
-    new_user,
     session_body,
 )
 from tests.api.sync.support import BATCH, item, pull, send
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_outcomes_per_item(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
+    student = await make_user(app)
+    other = await make_user(app)
     piece = await insert_tag(app, owner_id=student.id, kind="piece")
     a, b, c, d = (new_id() for _ in range(4))
     t = T0 + timedelta(hours=1)
@@ -80,7 +80,7 @@ async def test_outcomes_per_item(client: httpx.AsyncClient, app: FastAPI) -> Non
 
 
 async def test_rest_writes_take_part_in_sync(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     made = (await client.post("/api/v1/sessions", json=session_body(note="rest"),
                               headers=student.headers)).json()
     server_clock = made["client_updated_at"]
@@ -103,7 +103,7 @@ async def test_rest_writes_take_part_in_sync(client: httpx.AsyncClient, app: Fas
 async def test_replay_returns_the_stored_answer_and_changes_nothing(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     tag = await insert_tag(app, owner_id=None)
     items = [item(tag_ids=[str(tag)], segments=[{"start_bar": 1, "end_bar": 2}])
              for _ in range(5)]
@@ -119,13 +119,13 @@ async def test_replay_returns_the_stored_answer_and_changes_nothing(
     assert (await count_sessions(app), await count_children(app),
             await pull(client, student)) == state
     # another user may use the same key for their own batch
-    other = await new_user(app)
+    other = await make_user(app)
     theirs = await send(client, other, [item()], key="batch-1")
     assert theirs.status_code == 200 and "idempotent-replayed" not in theirs.headers
 
 
 async def test_same_key_other_body_is_422(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     session_id = new_id()
     assert (await send(client, student, [item(session_id)], key="k")).status_code == 200
     reused = await send(client, student, [item(session_id, note="changed")], key="k")
@@ -139,7 +139,7 @@ async def test_same_key_other_body_is_422(client: httpx.AsyncClient, app: FastAP
 async def test_idempotency_key_is_required_and_checked(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     body = {"sessions": [item()]}
     missing = await client.post(BATCH, json=body, headers=student.headers)
     assert missing.status_code == 400 and missing.json()["code"] == "idempotency_key_required"
@@ -149,15 +149,15 @@ async def test_idempotency_key_is_required_and_checked(
         assert response.status_code == 400, bad
         assert response.json()["code"] == "idempotency_key_invalid"
     assert await count_sessions(app) == 0
-    teacher = await new_user(app, role="teacher")
+    teacher = await make_user(app, role="teacher")
     assert (await send(client, teacher, [item()])).status_code == 403
     assert (await client.post(BATCH, json=body, headers={"Idempotency-Key": "k"})
             ).status_code == 401
 
 
 async def test_a_bad_item_refuses_the_whole_batch(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
+    student = await make_user(app)
+    other = await make_user(app)
     foreign = await insert_tag(app, owner_id=other.id)
     before = await pull(client, student)
     items = [item(), item(), item(tag_ids=[str(foreign)]), item()]
@@ -176,7 +176,7 @@ async def test_a_bad_item_refuses_the_whole_batch(client: httpx.AsyncClient, app
 
 
 async def test_batch_validation(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     cases = [
         ([item() for _ in range(501)], "sessions"),
         ([item(), {**item(), "started_at": "2025-03-01T17:00:00"}], "sessions.1.started_at"),

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from api.accounts.models import User
 from api.db import new_id
-from tests.api.practice.support import new_user, session_body
+from tests.api._support.users import make_user
+from tests.api.practice.support import session_body
 from tests.api.sync.support import CHANGES, item, pull, send
 
 pytestmark = pytest.mark.anyio
@@ -29,8 +30,8 @@ async def user_updated_at(app: FastAPI, user_id: uuid.UUID) -> datetime:
 async def test_since_returns_exactly_the_later_changes(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
-    other = await new_user(app)
+    student = await make_user(app)
+    other = await make_user(app)
     profile_updated = await user_updated_at(app, student.id)
     empty = await pull(client, student)
     assert empty == {"sessions": [], "tombstones": [], "cursor": "0", "has_more": False}
@@ -63,7 +64,7 @@ async def test_since_returns_exactly_the_later_changes(
 
 
 async def test_pages_with_has_more(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     ids = [new_id() for _ in range(7)]
     await send(client, student, [item(i) for i in ids[:5]])
     await send(client, student, [item(ids[5]), item(ids[6], deleted=True)])
@@ -82,7 +83,7 @@ async def test_pages_with_has_more(client: httpx.AsyncClient, app: FastAPI) -> N
 
 
 async def test_bad_since_and_limit(client: httpx.AsyncClient, app: FastAPI) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     for params in ({"since": "abc"}, {"since": "-1"}, {"since": "9" * 20}):
         response = await client.get(CHANGES, params=params, headers=student.headers)
         assert response.status_code == 422, params
@@ -90,6 +91,6 @@ async def test_bad_since_and_limit(client: httpx.AsyncClient, app: FastAPI) -> N
     for limit in (0, 501):
         response = await client.get(CHANGES, params={"limit": limit}, headers=student.headers)
         assert response.status_code == 422
-    teacher = await new_user(app, role="teacher")
+    teacher = await make_user(app, role="teacher")
     assert (await client.get(CHANGES, headers=teacher.headers)).status_code == 403
     assert (await client.get(CHANGES)).status_code == 401

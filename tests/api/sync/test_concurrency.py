@@ -24,8 +24,8 @@ from api.sync.models import IdempotencyRecord
 from api.sync.schemas import SyncBatchRequest
 from api.sync.service import request_hash
 from mpt.settings import Settings
-from tests.api._support.users import TestUser
-from tests.api.practice.support import count_sessions, new_user
+from tests.api._support.users import TestUser, make_user
+from tests.api.practice.support import count_sessions
 from tests.api.sync.support import BATCH, item, pull, send
 
 pytestmark = pytest.mark.anyio
@@ -50,7 +50,7 @@ async def user_seq(app: FastAPI, user: TestUser) -> int:
 async def test_same_key_raced_over_two_apps_applies_once(
     client: httpx.AsyncClient, second: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     total = 0
     for round_ in range(4):
         items = [item(segments=[{"start_bar": 1, "end_bar": 4}]) for _ in range(60)]
@@ -72,7 +72,7 @@ async def test_cancelled_requests_apply_all_or_nothing(
 ) -> None:
     """A client that gives up mid-request (its task cancelled) leaves either the whole
     batch or nothing; its retry with the same key ends with exactly one application."""
-    student = await new_user(app)
+    student = await make_user(app)
     warm = [item() for _ in range(300)]
     began = time.perf_counter()
     assert (await send(client, student, warm)).status_code == 200
@@ -109,7 +109,7 @@ async def test_a_key_committed_by_another_transaction_wins(
 ) -> None:
     """The unique (user_id, key) is the last word: a batch that finds no record, then
     collides with one committed meanwhile, answers with the committed response."""
-    student = await new_user(app)
+    student = await make_user(app)
     items = [item() for _ in range(3)]
     digest = request_hash(SyncBatchRequest.model_validate({"sessions": items}))
     stored = {"results": [], "cursor": "42"}
@@ -136,7 +136,7 @@ async def test_a_key_committed_by_another_transaction_wins(
 async def test_pulls_see_every_change_of_concurrent_writers(
     client: httpx.AsyncClient, second: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     batches = [[item() for _ in range(15)] for _ in range(8)]
     done = asyncio.Event()
     seen: list[str] = []
@@ -177,7 +177,7 @@ async def test_pulls_see_every_change_of_concurrent_writers(
 async def test_replay_keeps_status_and_content_type(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    student = await new_user(app)
+    student = await make_user(app)
     body = {"sessions": [item()]}
     headers = {**student.headers, "Idempotency-Key": "http-1"}
     first = await client.post(BATCH, json=body, headers=headers)
