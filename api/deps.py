@@ -22,7 +22,7 @@ from api.errors import ForbiddenError, UnauthenticatedError, UnavailableError
 from api.ratelimit import enforce, rate_limit_headers
 from api.state import AppState
 from mpt.errors import TokenError
-from mpt.tokens import Role, verify_token
+from mpt.tokens import Role
 
 __all__ = [
     "API_AUDIENCE",
@@ -40,7 +40,8 @@ API_AUDIENCE = "mpt-api"
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, on every request
     state: AppState = request.app.state.mpt
     return state
 
@@ -84,8 +85,7 @@ def _principal(token: str | None, state: AppState) -> Principal:
             "no bearer token: log in and send 'Authorization: Bearer <token>'"
         )
     try:
-        claims = verify_token(token, state.public_key, audience=API_AUDIENCE,
-                              leeway_s=state.settings.engine.token_leeway_s)
+        claims = state.tokens.verify(token)
     except TokenError as exc:
         raise UnauthenticatedError(str(exc), code="token_invalid") from None
     try:

@@ -22,6 +22,7 @@ from pwdlib import PasswordHash
 
 from api.accounts.router import router as accounts_router
 from api.db import make_engine, make_sessionmaker, utcnow
+from api.deps import API_AUDIENCE
 from api.errors import install_handlers
 from api.gamification.router import router as gamification_router
 from api.health import router as health_router
@@ -42,7 +43,7 @@ from api.sync.router import router as sync_router
 from api.teaching.router import router as teaching_router
 from api.usergate import UserGate
 from mpt.settings import Settings, get_settings
-from mpt.tokens import signing_key, verification_key
+from mpt.tokens import TokenVerifier, signing_key, verification_key
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             if redis_client is not None else MemoryRateLimiter()
         )
         sessions = make_sessionmaker(engine)
+        public_key = verification_key(settings)
         app.state.mpt = AppState(
             settings=settings,
             engine=engine,
@@ -97,7 +99,9 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             notifier=notifier or LogNotifier(),
             hasher=PasswordHash.recommended(),
             private_key=signing_key(settings),
-            public_key=verification_key(settings),
+            public_key=public_key,
+            tokens=TokenVerifier(public_key, audience=API_AUDIENCE,
+                                 leeway_s=settings.engine.token_leeway_s),
             metrics=metrics,
             user_gate=UserGate(sessions),
         )

@@ -15,6 +15,7 @@ from api.observability import ApiMetrics
 from api.ratelimit import RateLimiter
 from api.usergate import UserGate
 from mpt.settings import Settings
+from mpt.tokens import TokenVerifier
 
 __all__ = ["AppState"]
 
@@ -32,5 +33,6 @@ class AppState:
     hasher: PasswordHash
     private_key: Ed25519PrivateKey
     public_key: Ed25519PublicKey
+    tokens: TokenVerifier
     metrics: ApiMetrics
     user_gate: UserGate

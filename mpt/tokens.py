@@ -42,6 +42,7 @@ __all__ = [
     "Claims",
     "KeyPaths",
     "Role",
+    "TokenVerifier",
     "ensure_keypair",
     "key_paths",
     "load_private_key",
@@ -356,40 +357,77 @@ def verify_token(
         claim, or holds an invalid ``sub``, ``role`` or ``jti``. The message gives only the
         reason.
     """
-    try:
-        payload = jwt.decode(
-            token,
-            public_key,
-            algorithms=[ALGORITHM],
-            audience=audience,
-            issuer=issuer,
-            # Time is checked below against `now`; PyJWT would read the clock itself.
-            options={
-                "require": list(REQUIRED_CLAIMS),
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-            },
-        )
-    except jwt.MissingRequiredClaimError as exc:
-        raise TokenError(f"token rejected: the {exc.claim!r} claim is missing") from None
-    except jwt.InvalidAlgorithmError:
-        raise TokenError(f"token rejected: its algorithm is not {ALGORITHM}") from None
-    except jwt.InvalidSignatureError:
-        raise TokenError("token rejected: the signature does not verify") from None
-    except jwt.InvalidAudienceError:
-        raise TokenError(f"token rejected: it is not for audience {audience!r}") from None
-    except jwt.InvalidIssuerError:
-        raise TokenError(f"token rejected: it was not issued by {issuer!r}") from None
-    except jwt.exceptions.InvalidSubjectError:
-        raise TokenError("token rejected: the 'sub' claim is not a non-empty string") from None
-    except jwt.exceptions.InvalidJTIError:
-        raise TokenError("token rejected: the 'jti' claim is not a non-empty string") from None
-    except jwt.DecodeError:
-        raise TokenError("token rejected: it is malformed") from None
-    except jwt.InvalidTokenError:
-        raise TokenError("token rejected: a claim is invalid") from None
+    payload = _verified_payload(token, public_key, audience=audience, issuer=issuer)
     return _claims(payload, now=time.time() if now is None else now, leeway_s=leeway_s)
+
+
+class TokenVerifier:
+    """Verifies tokens for one key and audience, remembering the tokens already verified.
+
+    A service sees the same access token on every request of a client for the token's whole
+    life. Checking an Ed25519 signature and parsing the JWT costs far more than the rest of a
+    light request, so the payload of a token whose signature, algorithm, audience and issuer
+    have verified is kept, keyed by the whole token string: the same bytes verify the same
+    way under the same key. The time claims (``exp``, ``iat``, ``nbf``) and the claim values
+    are checked again on every call, so a remembered token still expires on time. Tokens that
+    fail are not remembered. At most ``max_cached`` tokens are kept; the oldest go first.
+
+    Parameters
+    ----------
+    public_key : Ed25519PublicKey
+        The verification key.
+    audience : str
+        This service's audience.
+    leeway_s : float, optional
+        Clock skew tolerated on ``exp`` and ``iat``, in seconds.
+    issuer : str, optional
+        The ``iss`` required.
+    max_cached : int, optional
+        How many verified tokens to remember (0 remembers none).
+    """
+
+    __slots__ = ("_audience", "_issuer", "_key", "_leeway_s", "_max_cached", "_payloads")
+
+    def __init__(
+        self,
+        public_key: Ed25519PublicKey,
+        *,
+        audience: str,
+        leeway_s: float = 30.0,
+        issuer: str = ISSUER,
+        max_cached: int = 4096,
+    ) -> None:
+        if max_cached < 0:
+            raise ValueError(f"max_cached must be >= 0, got {max_cached}")
+        self._key = public_key
+        self._audience = audience
+        self._leeway_s = leeway_s
+        self._issuer = issuer
+        self._max_cached = max_cached
+        self._payloads: dict[str, dict[str, Any]] = {}
+
+    def verify(self, token: str, *, now: float | None = None) -> Claims:
+        """Verify a token and return its claims (see :func:`verify_token`).
+
+        Raises
+        ------
+        TokenError
+            As :func:`verify_token`.
+        """
+        payload = self._payloads.get(token)
+        if payload is None:
+            payload = _verified_payload(token, self._key, audience=self._audience,
+                                        issuer=self._issuer)
+            if self._max_cached:
+                if len(self._payloads) >= self._max_cached:
+                    del self._payloads[next(iter(self._payloads))]
+                self._payloads[token] = payload
+        return _claims(payload, now=time.time() if now is None else now, leeway_s=self._leeway_s)
+
+    @property
+    def cached(self) -> int:
+        """How many verified tokens are remembered now."""
+        return len(self._payloads)
 
 
 def local_token(
@@ -423,6 +461,47 @@ def local_token(
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _verified_payload(
+    token: str, public_key: Ed25519PublicKey, *, audience: str, issuer: str
+) -> dict[str, Any]:
+    """The payload of a token whose signature, algorithm, audience and issuer verify (time
+    claims are checked by :func:`_claims`)."""
+    try:
+        payload = jwt.decode(
+            token,
+            public_key,
+            algorithms=[ALGORITHM],
+            audience=audience,
+            issuer=issuer,
+            # Time is checked below against `now`; PyJWT would read the clock itself.
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
+        )
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError(f"token rejected: the {exc.claim!r} claim is missing") from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenError(f"token rejected: its algorithm is not {ALGORITHM}") from None
+    except jwt.InvalidSignatureError:
+        raise TokenError("token rejected: the signature does not verify") from None
+    except jwt.InvalidAudienceError:
+        raise TokenError(f"token rejected: it is not for audience {audience!r}") from None
+    except jwt.InvalidIssuerError:
+        raise TokenError(f"token rejected: it was not issued by {issuer!r}") from None
+    except jwt.exceptions.InvalidSubjectError:
+        raise TokenError("token rejected: the 'sub' claim is not a non-empty string") from None
+    except jwt.exceptions.InvalidJTIError:
+        raise TokenError("token rejected: the 'jti' claim is not a non-empty string") from None
+    except jwt.DecodeError:
+        raise TokenError("token rejected: it is malformed") from None
+    except jwt.InvalidTokenError:
+        raise TokenError("token rejected: a claim is invalid") from None
+    return payload
 
 
 def _claims(payload: dict[str, Any], *, now: float, leeway_s: float) -> Claims:

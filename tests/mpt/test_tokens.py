@@ -24,6 +24,7 @@ from mpt.errors import TokenError
 from mpt.settings import SecuritySettings, Settings
 from mpt.tokens import (
     Claims,
+    TokenVerifier,
     ensure_keypair,
     key_paths,
     load_private_key,
@@ -547,3 +548,67 @@ def test_default_key_paths_are_in_the_data_dir(tmp_path: Path) -> None:
     assert paths.private_key == tmp_path / "data" / "keys" / "jwt_ed25519.pem"
     assert paths.public_key == tmp_path / "data" / "keys" / "jwt_ed25519.pub.pem"
     assert not (tmp_path / "data").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# TokenVerifier: remembers verified tokens, re-checks time on every call
+
+
+def test_verifier_gives_the_same_claims_as_verify_token(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey
+) -> None:
+    token = _sign_raw(private_key, _claims())
+    verifier = TokenVerifier(public_key, audience=AUD)
+    first = verifier.verify(token, now=NOW)
+    assert first == verify_token(token, public_key, audience=AUD, now=NOW)
+    assert verifier.verify(token, now=NOW) == first  # answered from what it remembers
+    assert verifier.cached == 1
+
+
+def test_a_remembered_token_still_expires(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey
+) -> None:
+    token = _sign_raw(private_key, _claims(exp=int(NOW) + 60))
+    verifier = TokenVerifier(public_key, audience=AUD, leeway_s=5.0)
+    assert verifier.verify(token, now=NOW).sub == "user-1"
+    assert verifier.cached == 1
+    with pytest.raises(TokenError, match="expired"):
+        verifier.verify(token, now=NOW + 66)
+
+
+def test_verifier_remembers_no_rejected_token(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey
+) -> None:
+    verifier = TokenVerifier(public_key, audience=AUD)
+    good = _sign_raw(private_key, _claims())
+    forged = good[: good.rindex(".") + 1] + _b64(b"\0" * 64)
+    other_audience = _sign_raw(private_key, _claims(aud="mpt-api"))
+    rejected = ((forged, "signature"), (other_audience, "audience"), ("x.y.z", "malformed"))
+    for token, reason in rejected:
+        for _ in range(2):  # the second time is checked again, not remembered
+            with pytest.raises(TokenError, match=reason):
+                verifier.verify(token, now=NOW)
+    assert verifier.cached == 0
+
+
+def test_a_token_signed_by_another_key_fails_even_after_a_good_one(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey
+) -> None:
+    verifier = TokenVerifier(public_key, audience=AUD)
+    verifier.verify(_sign_raw(private_key, _claims()), now=NOW)
+    stranger = _sign_raw(Ed25519PrivateKey.generate(), _claims())
+    with pytest.raises(TokenError, match="signature"):
+        verifier.verify(stranger, now=NOW)
+
+
+def test_verifier_keeps_at_most_max_cached_tokens(
+    private_key: Ed25519PrivateKey, public_key: Ed25519PublicKey
+) -> None:
+    verifier = TokenVerifier(public_key, audience=AUD, max_cached=3)
+    tokens = [_sign_raw(private_key, _claims(jti=f"t{i}")) for i in range(5)]
+    for token in tokens:
+        verifier.verify(token, now=NOW)
+    assert verifier.cached == 3
+    assert [verifier.verify(t, now=NOW).jti for t in tokens] == [f"t{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="max_cached"):
+        TokenVerifier(public_key, audience=AUD, max_cached=-1)
