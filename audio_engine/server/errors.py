@@ -6,7 +6,8 @@ The tree (under :class:`~audio_engine.errors.AudioEngineError`) is::
     └── ServerError                 a call breaks a rule of the server
         ├── StreamNotFoundError     resume_stream_id is unknown or its window expired
         ├── StreamOwnerError        the stream belongs to another token subject
-        ├── StreamBusyError         the stream is still attached to another call
+        ├── StreamBusyError         the call holding the stream did not let go of it
+        ├── StreamTakenOverError    a resume moved the stream to a newer call
         ├── OverloadedError         the process already serves its maximum of streams
         └── ShuttingDownError       the server is stopping
 
@@ -24,6 +25,7 @@ __all__ = [
     "StreamBusyError",
     "StreamNotFoundError",
     "StreamOwnerError",
+    "StreamTakenOverError",
 ]
 
 
@@ -40,7 +42,12 @@ class StreamOwnerError(ServerError):
 
 
 class StreamBusyError(ServerError):
-    """The stream is still attached to a live call."""
+    """The call holding the stream did not let go of it when a resume took it over."""
+
+
+class StreamTakenOverError(ServerError):
+    """A resume with this stream's id moved the stream to a newer call (told to the old
+    call, which ends)."""
 
 
 class OverloadedError(ServerError):

@@ -15,6 +15,7 @@ TokenError                                  UNAUTHENTICATED
 StreamNotFoundError                         NOT_FOUND
 StreamOwnerError                            PERMISSION_DENIED
 StreamBusyError                             FAILED_PRECONDITION
+StreamTakenOverError                        ABORTED
 OverloadedError                             RESOURCE_EXHAUSTED
 ShuttingDownError, QueueError               UNAVAILABLE
 anything else                               INTERNAL ("internal error", logged)
@@ -39,6 +40,7 @@ from audio_engine.server.errors import (
     StreamBusyError,
     StreamNotFoundError,
     StreamOwnerError,
+    StreamTakenOverError,
 )
 from audio_engine.server.metrics import EngineMetrics
 from mpt.errors import QueueError, TokenError
@@ -64,6 +66,7 @@ _STATUS: Final[tuple[tuple[type[BaseException], grpc.StatusCode], ...]] = (
     (StreamNotFoundError, grpc.StatusCode.NOT_FOUND),
     (StreamOwnerError, grpc.StatusCode.PERMISSION_DENIED),
     (StreamBusyError, grpc.StatusCode.FAILED_PRECONDITION),
+    (StreamTakenOverError, grpc.StatusCode.ABORTED),
     (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
     (QueueError, grpc.StatusCode.UNAVAILABLE),

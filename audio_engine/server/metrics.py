@@ -28,7 +28,8 @@ class EngineMetrics:
     streams_kept : Gauge
         Streams cut without EndOfStream, kept for a resume.
     streams_total : Counter
-        Streams opened, by ``kind`` (``new``, ``resumed``).
+        Streams opened, by ``kind`` (``new``, ``resumed``; ``taken_over``: resumed from a
+        call that still held the stream).
     stream_endings_total : Counter
         Streams that ended, by ``outcome`` (``completed``, ``failed``, ``expired``,
         ``shutdown``).

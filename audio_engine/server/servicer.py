@@ -126,6 +126,9 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
                 yield response
             yield convert.summary_to_proto(state.stream_id, summary)
             outcome = "completed"
+        except asyncio.CancelledError:
+            hub.check_owner(state)  # a resume took the stream: end with ABORTED, not a cut
+            raise
         except Exception:
             outcome = "failed"
             raise

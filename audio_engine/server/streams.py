@@ -3,8 +3,12 @@
 A stream's state (:class:`StreamState`) is owned by the call that opened it. When a call ends
 without EndOfStream (the network cut it, the client cancelled, its deadline expired) the state
 is kept for ``resume_window_s`` so a new call with ``resume_stream_id`` can re-attach to the
-same analyzer; after the window it is finished and, when it belongs to a practice session,
-its summary is still published. A stream with a practice session that received audio ends
+same analyzer. A cut connection is often noticed by the client long before the server (which
+learns it from keepalive or a failed write), so a resume of a stream still held by a call
+takes it over: the old call is cancelled, ends with ABORTED (when its client still listens)
+and hands the stream back, and the new call carries on from there. After the window a kept
+stream is finished and, when it belongs to a practice session, its summary is still
+published. A stream with a practice session that received audio ends
 with exactly one published summary however it ends (EndOfStream, expiry, an invalid chunk,
 shutdown): the summary is computed once and kept, and the queue's publish is idempotent by
 the event id, which is derived from the stream id.
@@ -40,6 +44,7 @@ from audio_engine.server.errors import (
     StreamBusyError,
     StreamNotFoundError,
     StreamOwnerError,
+    StreamTakenOverError,
 )
 from audio_engine.server.metrics import EngineMetrics
 from audio_engine.stream import StreamAnalyzer, StreamConfig
@@ -50,6 +55,7 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 Outcome = Literal["completed", "cut", "failed"]
+TAKEOVER_TIMEOUT_S = 10.0  # how long a resume waits for the old call to let go
 
 
 class Analyzer(Protocol):
@@ -90,6 +96,13 @@ class StreamState:
         Events not yet sent, with the monotonic time their chunk arrived.
     pending : Future or None
         The analysis work in flight.
+    owner : Task or None
+        The task of the call holding the stream (cancelled when a resume takes it over).
+    taken_over : bool
+        Set while a resume takes the stream from ``owner``, so that call ends with
+        :class:`StreamTakenOverError` instead of as a cut.
+    detached : Event
+        Set while no call holds the stream.
     """
 
     stream_id: str
@@ -105,6 +118,9 @@ class StreamState:
     pending: asyncio.Future[Any] | None = None
     failed: bool = False
     attached: bool = True
+    owner: asyncio.Task[Any] | None = None
+    taken_over: bool = False
+    detached: asyncio.Event = field(default_factory=asyncio.Event)
     expiry: asyncio.TimerHandle | None = None
     summary: StreamSummary | None = None
     ended_at: datetime | None = None
@@ -196,6 +212,7 @@ class StreamHub:
             analyzer=analyzer,
             decoder=make_decoder(setup),
             started_at=datetime.now(UTC),
+            owner=asyncio.current_task(),
         )
         self._check_accepting()  # the analyzer was built off the loop
         self._streams[state.stream_id] = state
@@ -206,18 +223,23 @@ class StreamHub:
     async def resume(self, setup: StreamSetup, subject: str) -> StreamState:
         """Re-attach to the kept stream ``setup.resume_stream_id``.
 
+        A stream still held by a call is taken over: that call is cancelled and the resume
+        waits (up to ``TAKEOVER_TIMEOUT_S``) for it to hand the stream back.
+
         Raises
         ------
         StreamNotFoundError, StreamOwnerError, StreamBusyError
-            No such stream is kept, it belongs to another subject, or a call still holds it.
+            No such stream is kept, it belongs to another subject, or the call holding it
+            did not let go in time.
         ParameterError
             The audio format differs from the stream's.
         ShuttingDownError, OverloadedError
         """
-        self._check_accepting()
         stream_id = setup.resume_stream_id
         assert stream_id is not None
         state = self._streams.get(stream_id)
+        # a stream taken over from a live call is counted among the active ones already
+        self._check_accepting(adding=state is None or not state.attached)
         if state is None or state.summary is not None:
             raise StreamNotFoundError(
                 f"stream {stream_id!r} is unknown, has ended or its resume window of "
@@ -225,11 +247,6 @@ class StreamHub:
             )
         if state.subject != subject:
             raise StreamOwnerError(f"stream {stream_id!r} belongs to another user")
-        if state.attached:
-            raise StreamBusyError(
-                f"stream {stream_id!r} is still attached to a call; retry when the server has "
-                "noticed the old connection is gone"
-            )
         old, new = state.setup, setup
         if (old.encoding, old.input_sr, old.config.channels) != (
             new.encoding,
@@ -241,15 +258,49 @@ class StreamHub:
                 f"({old.encoding}, {old.input_sr} Hz, {old.config.channels} channel(s)), got "
                 f"({new.encoding}, {new.input_sr} Hz, {new.config.channels} channel(s))"
             )
+        kind = "resumed"
+        if state.attached:
+            await self._take_over(state)
+            kind = "taken_over"
+            if state.summary is not None:  # the old call was ending the stream meanwhile
+                self._spawn(self._finalize(state, "completed"))  # publish it, drop it
+                raise StreamNotFoundError(f"stream {stream_id!r} has ended; start a new stream")
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
         state.attached = True
-        self._metrics.streams_total.labels("resumed").inc()
+        state.detached.clear()
+        state.owner = asyncio.current_task()
+        self._metrics.streams_total.labels(kind).inc()
         self._update_gauges()
         if state.pending is not None:  # work from the cut call; its events go to the outbox
             await asyncio.wait([state.pending])
         return state
+
+    async def _take_over(self, state: StreamState) -> None:
+        """Cancel the call holding ``state`` and wait until it has handed the stream back."""
+        owner = state.owner
+        state.taken_over = True
+        try:
+            if owner is not None and owner is not asyncio.current_task():
+                owner.cancel()
+            try:
+                await asyncio.wait_for(state.detached.wait(), TAKEOVER_TIMEOUT_S)
+            except TimeoutError:
+                raise StreamBusyError(
+                    f"stream {state.stream_id!r} is still held by another call that did not let "
+                    f"go within {TAKEOVER_TIMEOUT_S:g} s; retry shortly"
+                ) from None
+        finally:
+            state.taken_over = False
+
+    def check_owner(self, state: StreamState) -> None:
+        """Raise :class:`StreamTakenOverError` when a resume is taking ``state`` from the
+        calling task (for the old call, when its cancellation arrives)."""
+        if state.taken_over and state.owner is asyncio.current_task():
+            raise StreamTakenOverError(
+                f"stream {state.stream_id!r} was resumed by a newer call; this one ends"
+            )
 
     # ----------------------------------------------------------------------------------
     # Audio
@@ -353,6 +404,11 @@ class StreamHub:
         if state.removed:
             return
         state.attached = False
+        state.owner = None
+        state.detached.set()
+        if state.taken_over:  # a resume waits to re-attach it
+            self._update_gauges()
+            return
         if outcome == "completed":
             self._remove(state, "completed")
         elif outcome == "failed":
@@ -436,10 +492,10 @@ class StreamHub:
     async def _run(self, work: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
-    def _check_accepting(self) -> None:
+    def _check_accepting(self, *, adding: bool = True) -> None:
         if self.draining.is_set():
             raise ShuttingDownError("the engine is shutting down; reconnect to another instance")
-        if self.active >= self._max_streams:
+        if adding and self.active >= self._max_streams:
             raise OverloadedError(
                 f"this engine process already serves its maximum of {self._max_streams} "
                 "streams; retry later"

@@ -95,8 +95,8 @@ class Engine:
 
         return self.run(read())
 
-    def gauge(self, name: str) -> float | None:
-        return self.registry.get_sample_value(name)
+    def gauge(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels or None)
 
     def wait_until(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

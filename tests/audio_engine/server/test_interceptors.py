@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from audio_engine.errors import ParameterError
-from audio_engine.server.errors import StreamOwnerError
+from audio_engine.server.errors import StreamBusyError, StreamOwnerError, StreamTakenOverError
 from audio_engine.server.interceptors import status_for
 from mpt.errors import TokenError
 from mpt_protos.audio.v1 import audio_pb2 as pb
@@ -127,6 +127,8 @@ def test_status_mapping() -> None:
     assert status_for(ParameterError("bad x")) == (grpc.StatusCode.INVALID_ARGUMENT, "bad x")
     assert status_for(TokenError("no"))[0] == grpc.StatusCode.UNAUTHENTICATED
     assert status_for(StreamOwnerError("theirs"))[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert status_for(StreamTakenOverError("moved"))[0] == grpc.StatusCode.ABORTED
+    assert status_for(StreamBusyError("held"))[0] == grpc.StatusCode.FAILED_PRECONDITION
     assert status_for(RuntimeError("secret detail")) == (
         grpc.StatusCode.INTERNAL,
         "internal error",

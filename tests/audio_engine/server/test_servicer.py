@@ -324,6 +324,66 @@ def test_resume_within_the_window_yields_exactly_one_summary(engine: Engine) -> 
     assert message.payload["summary"]["n_onsets"] == TRUTH_S.size
 
 
+async def _hold_then_resume(
+    engine: Engine, session: str, all_chunks: list[pb.StreamRequest], cut_after: int
+) -> tuple[tuple[grpc.StatusCode, str, int], StreamResult]:
+    """Open a stream and send ``cut_after`` chunks on a call that then just stays open (the
+    server has not noticed a cut), resume it on a second call with the rest; return the old
+    call's (status, details, responses read) and the new call's result."""
+    async with grpc.aio.insecure_channel(engine.target) as channel:
+        old = audio_pb2_grpc.AudioAnalysisStub(channel).Stream(
+            metadata=engine.metadata(), timeout=30
+        )
+        await old.write(config(sr=SR, target_bpm=BPM, practice_session_id=session))
+        started = await old.read()
+        stream_id = started.started.stream_id
+        for request in all_chunks[:cut_after]:
+            await old.write(request)
+        while _next_sequence(engine, stream_id) < cut_after:
+            await asyncio.sleep(0.01)
+
+        async def drain_old() -> tuple[grpc.StatusCode, str, int]:
+            n = 0
+            try:
+                while await old.read() is not grpc.aio.EOF:
+                    n += 1
+            except grpc.aio.AioRpcError as exc:
+                return exc.code(), exc.details() or "", n
+            return await old.code(), await old.details() or "", n
+
+        old_reader = asyncio.ensure_future(drain_old())
+        resume = config(
+            sr=SR, target_bpm=BPM, practice_session_id=session, resume_stream_id=stream_id
+        )
+        new = await stream_call(engine, [resume, *all_chunks[cut_after - 1 :], END])
+        return await asyncio.wait_for(old_reader, 10), new
+
+
+def test_resume_takes_over_a_stream_still_held_by_its_old_call(engine: Engine) -> None:
+    """The client saw the connection die, the server did not: the resume takes the stream
+    from the old call (which ends with ABORTED), carries on where the audio stopped, and the
+    session still gets exactly one summary."""
+    session = str(uuid.uuid4())
+    all_chunks = chunks(PCM, numbered=True)
+    taken_before = engine.gauge("mpt_engine_streams_total", kind="taken_over") or 0.0
+
+    (old_code, old_details, _), result = engine.run(
+        _hold_then_resume(engine, session, all_chunks, cut_after=18)
+    )
+
+    assert old_code == grpc.StatusCode.ABORTED
+    assert "resumed by a newer call" in old_details
+    assert result.code == grpc.StatusCode.OK, result.details
+    started = result.started
+    assert started.resumed and started.next_sequence == 18
+    assert result.summary.duration_s == pytest.approx(DURATION_S, abs=0.01)
+    assert result.summary.n_onsets == TRUTH_S.size
+    assert engine.gauge("mpt_engine_streams_total", kind="taken_over") == taken_before + 1
+    _wait_freed(engine)
+    (message,) = summaries_for(engine.queue, started.stream_id, group=uuid.uuid4().hex)
+    assert message.payload["summary"]["n_onsets"] == TRUTH_S.size
+
+
 def test_stream_not_resumed_is_summarised_once_after_the_window(engine: Engine) -> None:
     session = str(uuid.uuid4())
     stream_id = engine.run(
