@@ -8,6 +8,7 @@ The tree (under :class:`~audio_engine.errors.AudioEngineError`) is::
         ├── StreamOwnerError        the stream belongs to another token subject
         ├── StreamBusyError         the call holding the stream did not let go of it
         ├── StreamTakenOverError    a resume moved the stream to a newer call
+        ├── CheckpointStoreError    the store of cut streams (for resumes) is unreachable
         ├── OverloadedError         the process already serves its maximum of streams
         └── ShuttingDownError       the server is stopping
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 from audio_engine.errors import AudioEngineError
 
 __all__ = [
+    "CheckpointStoreError",
     "OverloadedError",
     "ServerError",
     "ShuttingDownError",
@@ -48,6 +50,10 @@ class StreamBusyError(ServerError):
 class StreamTakenOverError(ServerError):
     """A resume with this stream's id moved the stream to a newer call (told to the old
     call, which ends)."""
+
+
+class CheckpointStoreError(ServerError):
+    """The store of cut streams cannot be reached, so a resume cannot be looked up."""
 
 
 class OverloadedError(ServerError):

@@ -17,7 +17,8 @@ StreamOwnerError                            PERMISSION_DENIED
 StreamBusyError                             FAILED_PRECONDITION
 StreamTakenOverError                        ABORTED
 OverloadedError                             RESOURCE_EXHAUSTED
-ShuttingDownError, QueueError               UNAVAILABLE
+ShuttingDownError, QueueError,              UNAVAILABLE
+CheckpointStoreError
 anything else                               INTERNAL ("internal error", logged)
 ==========================================  ====================
 """
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audio_engine.errors import AudioDecodeError, ParameterError
 from audio_engine.server.errors import (
+    CheckpointStoreError,
     OverloadedError,
     ShuttingDownError,
     StreamBusyError,
@@ -70,6 +72,7 @@ _STATUS: Final[tuple[tuple[type[BaseException], grpc.StatusCode], ...]] = (
     (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
     (QueueError, grpc.StatusCode.UNAVAILABLE),
+    (CheckpointStoreError, grpc.StatusCode.UNAVAILABLE),
 )
 
 

@@ -40,6 +40,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from audio_engine.events import StreamSummary
+from audio_engine.server.checkpoints import CheckpointStore, open_checkpoints
 from audio_engine.server.interceptors import EngineInterceptor
 from audio_engine.server.metrics import EngineMetrics, create_metrics
 from audio_engine.server.servicer import AudioAnalysisServicer
@@ -149,6 +150,7 @@ async def start_server(
     port: int | None = None,
     reuse_port: bool = False,
     analyzer_factory: Callable[[StreamConfig], Analyzer] = StreamAnalyzer,
+    checkpoints: CheckpointStore | None = None,
 ) -> EngineServer:
     """Start a server in the running event loop and return it (listening).
 
@@ -168,6 +170,10 @@ async def start_server(
         Share the port with other processes (``SO_REUSEPORT``).
     analyzer_factory : callable, optional
         Builds each stream's analyzer.
+    checkpoints : CheckpointStore or None, optional
+        Shared with the other engine processes, so a resume may reach any of them
+        (:func:`~audio_engine.server.checkpoints.open_checkpoints`); None: a stream resumes
+        only in this process.
 
     Raises
     ------
@@ -190,6 +196,7 @@ async def start_server(
         max_streams=engine.max_streams,
         max_chunk_bytes=engine.max_chunk_bytes,
         analyzer_factory=analyzer_factory,
+        checkpoints=checkpoints,
     )
     server = grpc.aio.server(
         interceptors=[
@@ -298,7 +305,9 @@ async def _serve_process(
     _install_signal_handlers(stop)
     public_key = verification_key(settings)
     queue = open_queue(settings)
+    checkpoints: CheckpointStore | None = None
     try:
+        checkpoints = open_checkpoints(settings)
         server = await start_server(
             settings,
             public_key=public_key,
@@ -307,9 +316,12 @@ async def _serve_process(
             host=host,
             port=port,
             reuse_port=reuse_port,
+            checkpoints=checkpoints,
         )
     except BaseException:
         queue.close()
+        if checkpoints is not None:
+            checkpoints.close()
         raise
     try:
         if on_ready is not None:
@@ -323,6 +335,7 @@ async def _serve_process(
             await server.stop()
         finally:
             queue.close()
+            checkpoints.close()
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -29,10 +29,11 @@ class EngineMetrics:
         Streams cut without EndOfStream, kept for a resume.
     streams_total : Counter
         Streams opened, by ``kind`` (``new``, ``resumed``; ``taken_over``: resumed from a
-        call that still held the stream).
+        call that still held the stream; ``restored``: resumed from the checkpoint of
+        another engine process).
     stream_endings_total : Counter
         Streams that ended, by ``outcome`` (``completed``, ``failed``, ``expired``,
-        ``shutdown``).
+        ``shutdown``; ``moved``: resumed in another engine process).
     chunks_total : Counter
         Audio chunks analysed.
     duplicate_chunks_total : Counter

@@ -8,7 +8,10 @@ learns it from keepalive or a failed write), so a resume of a stream still held 
 takes it over: the old call is cancelled, ends with ABORTED (when its client still listens)
 and hands the stream back, and the new call carries on from there. After the window a kept
 stream is finished and, when it belongs to a practice session, its summary is still
-published. A stream with a practice session that received audio ends
+published. With a checkpoint store (:mod:`audio_engine.server.checkpoints`) a cut stream is
+also written there, so that a resume reaching another engine process (another worker on the
+port, another host) takes it from the store and carries on; the process that held it then
+drops its copy when its window ends. A stream with a practice session that received audio ends
 with exactly one published summary however it ends (EndOfStream, expiry, an invalid chunk,
 shutdown): the summary is computed once and kept, and the queue's publish is idempotent by
 the event id, which is derived from the stream id.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import time
 import uuid
 from collections import deque
@@ -37,8 +41,10 @@ from numpy.typing import NDArray
 
 from audio_engine.errors import AudioEngineError, ParameterError
 from audio_engine.events import Event, StreamSummary
+from audio_engine.server.checkpoints import CheckpointStore
 from audio_engine.server.convert import ChunkDecoder, StreamSetup, make_decoder
 from audio_engine.server.errors import (
+    CheckpointStoreError,
     OverloadedError,
     ShuttingDownError,
     StreamBusyError,
@@ -55,6 +61,12 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 Outcome = Literal["completed", "cut", "failed"]
+_TOKEN_BYTES = 16  # a checkpoint is a random mark of this length, then the pickle
+RESTORE_WAIT_S = 2.0  # a resume of an unknown stream waits this long for its checkpoint
+# A checkpoint outlives the holder's window by this much: the holder's expiry takes it back
+# (so it never expires under it), and a holder that died leaves it resumable a little longer.
+CHECKPOINT_MARGIN_S = 30.0
+_RESTORE_POLL_S = 0.1
 TAKEOVER_TIMEOUT_S = 10.0  # how long a resume waits for the old call to let go
 
 
@@ -103,6 +115,15 @@ class StreamState:
         :class:`StreamTakenOverError` instead of as a cut.
     detached : Event
         Set while no call holds the stream.
+    checkpoint : Task or None
+        The writing of the stream's checkpoint after a cut.
+    checkpointed : bool
+        The store holds this process's checkpoint of the stream (not taken yet).
+    checkpoint_token : bytes
+        Marks this process's last checkpoint of the stream: a checkpoint taken back with
+        another mark was written by another process that carried the stream on since.
+    finalizing : bool
+        The stream is being finished without a client (no resume can re-attach it).
     """
 
     stream_id: str
@@ -121,12 +142,31 @@ class StreamState:
     owner: asyncio.Task[Any] | None = None
     taken_over: bool = False
     detached: asyncio.Event = field(default_factory=asyncio.Event)
+    checkpoint: asyncio.Task[None] | None = None
+    checkpointed: bool = False
+    checkpoint_token: bytes = b""
+    finalizing: bool = False
     expiry: asyncio.TimerHandle | None = None
     summary: StreamSummary | None = None
     ended_at: datetime | None = None
     published: bool = False
     removed: bool = False
     finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    """What a cut stream needs to carry on in another process (the decoder is made anew)."""
+
+    stream_id: str
+    subject: str
+    setup: StreamSetup
+    analyzer: Analyzer
+    started_at: datetime
+    numbered: bool | None
+    next_sequence: int
+    received_bytes: int
+    events: list[Event]
 
 
 class StreamHub:
@@ -148,6 +188,10 @@ class StreamHub:
         Largest chunk accepted.
     analyzer_factory : callable, optional
         Builds a stream's analyzer from its config (default :class:`StreamAnalyzer`).
+    checkpoints : CheckpointStore or None, optional
+        Shared with the other engine processes: cut streams are written there, and resumes
+        of streams this process does not hold are taken from there. None: a stream can be
+        resumed only in the process that held it.
     """
 
     def __init__(
@@ -160,8 +204,10 @@ class StreamHub:
         max_streams: int,
         max_chunk_bytes: int,
         analyzer_factory: Callable[[StreamConfig], Analyzer] = StreamAnalyzer,
+        checkpoints: CheckpointStore | None = None,
     ) -> None:
         self._executor = executor
+        self._checkpoints = checkpoints
         self._metrics = metrics
         self._publish = publish
         self._resume_window_s = resume_window_s
@@ -240,25 +286,19 @@ class StreamHub:
         state = self._streams.get(stream_id)
         # a stream taken over from a live call is counted among the active ones already
         self._check_accepting(adding=state is None or not state.attached)
-        if state is None or state.summary is not None:
+        if state is None and self._checkpoints is not None:
+            return await self._restore(setup, subject)
+        if state is None or state.summary is not None or state.finalizing:
             raise StreamNotFoundError(
                 f"stream {stream_id!r} is unknown, has ended or its resume window of "
                 f"{self._resume_window_s:g} s expired; start a new stream"
             )
-        if state.subject != subject:
-            raise StreamOwnerError(f"stream {stream_id!r} belongs to another user")
-        old, new = state.setup, setup
-        if (old.encoding, old.input_sr, old.config.channels) != (
-            new.encoding,
-            new.input_sr,
-            new.config.channels,
-        ):
-            raise ParameterError(
-                f"resume of stream {stream_id!r} must keep its audio format "
-                f"({old.encoding}, {old.input_sr} Hz, {old.config.channels} channel(s)), got "
-                f"({new.encoding}, {new.input_sr} Hz, {new.config.channels} channel(s))"
-            )
+        _check_resumable(stream_id, state.subject, state.setup, subject, setup)
         kind = "resumed"
+        if not state.attached:
+            newer = await self._reclaim(state)
+            if newer is not None:
+                return await self._restore(setup, subject, blob=newer)
         if state.attached:
             await self._take_over(state)
             kind = "taken_over"
@@ -268,9 +308,7 @@ class StreamHub:
         if state.expiry is not None:
             state.expiry.cancel()
             state.expiry = None
-        state.attached = True
-        state.detached.clear()
-        state.owner = asyncio.current_task()
+        self._attach(state)
         self._metrics.streams_total.labels(kind).inc()
         self._update_gauges()
         if state.pending is not None:  # work from the cut call; its events go to the outbox
@@ -293,6 +331,139 @@ class StreamHub:
                 ) from None
         finally:
             state.taken_over = False
+
+    async def _reclaim(self, state: StreamState) -> bytes | None:
+        """Before a cut stream held here re-attaches: take back its checkpoint, so no other
+        process can carry it on too. Returns None to go on with this copy, or a newer
+        checkpoint written by another process (this copy is then dropped); raises
+        :class:`StreamNotFoundError` when another process holds the stream."""
+        if state.expiry is not None:  # no expiry may start finishing it meanwhile
+            state.expiry.cancel()
+            state.expiry = None
+        if state.checkpoint is not None:
+            await asyncio.wait([state.checkpoint])
+        if state.checkpointed:
+            taken = await self._take_back(state)
+            if taken is None:
+                self._remove(state, "moved")
+                raise StreamNotFoundError(
+                    f"stream {state.stream_id!r} was resumed by another engine process; "
+                    "resume it again or start a new stream"
+                )
+            if taken and taken[:_TOKEN_BYTES] != state.checkpoint_token:
+                self._remove(state, "moved")  # carried on elsewhere and cut again since
+                return taken
+        if state.finalizing or state.removed or state.summary is not None:
+            raise StreamNotFoundError(f"stream {state.stream_id!r} has ended; start a new stream")
+        return None
+
+    async def _restore(
+        self, setup: StreamSetup, subject: str, *, blob: bytes | None = None
+    ) -> StreamState:
+        """Carry on a stream that another process held, from its checkpoint (``blob`` when
+        taken already)."""
+        assert self._checkpoints is not None and setup.resume_stream_id is not None
+        stream_id = setup.resume_stream_id
+        store = self._checkpoints
+        try:
+            # the process holding it may not have seen the cut yet (its checkpoint is written
+            # when it does): wait a little before calling the stream unknown
+            deadline = time.monotonic() + RESTORE_WAIT_S
+            while blob is None:
+                blob = await asyncio.to_thread(store.take, stream_id)
+                if blob is None and time.monotonic() >= deadline:
+                    break
+                if blob is None:
+                    await asyncio.sleep(_RESTORE_POLL_S)
+        except Exception as exc:
+            _log.exception("stream %s: the checkpoint store failed", stream_id)
+            raise CheckpointStoreError(
+                f"stream {stream_id!r} cannot be looked up now (the engine's stream store "
+                "is unavailable); retry shortly"
+            ) from exc
+        if blob is None:
+            raise StreamNotFoundError(
+                f"stream {stream_id!r} is unknown, has ended or its resume window of "
+                f"{self._resume_window_s:g} s expired; start a new stream"
+            )
+        checkpoint: _Checkpoint = await asyncio.to_thread(pickle.loads, blob[_TOKEN_BYTES:])
+        try:
+            _check_resumable(stream_id, checkpoint.subject, checkpoint.setup, subject, setup)
+            self._check_accepting()
+        except BaseException:  # give it back for the rightful resume
+            await asyncio.to_thread(
+                store.put, stream_id, blob, self._resume_window_s + CHECKPOINT_MARGIN_S
+            )
+            raise
+        state = StreamState(
+            stream_id=stream_id,
+            subject=checkpoint.subject,
+            setup=checkpoint.setup,
+            analyzer=checkpoint.analyzer,
+            decoder=make_decoder(checkpoint.setup),
+            started_at=checkpoint.started_at,
+            numbered=checkpoint.numbered,
+            next_sequence=checkpoint.next_sequence,
+            received_bytes=checkpoint.received_bytes,
+        )
+        now = time.monotonic()
+        state.outbox.extend((event, now) for event in checkpoint.events)
+        self._streams[stream_id] = state
+        self._attach(state)
+        self._metrics.streams_total.labels("restored").inc()
+        return state
+
+    async def _take_back(self, state: StreamState) -> bytes | None:
+        """Take this process's checkpoint of ``state`` back from the store: its bytes, None
+        when another process took it, ``b""`` when the store failed (go on with this copy;
+        the stale checkpoint expires)."""
+        assert self._checkpoints is not None
+        state.checkpointed = False
+        try:
+            return await asyncio.to_thread(self._checkpoints.take, state.stream_id)
+        except Exception:
+            _log.exception("stream %s: could not take back its checkpoint", state.stream_id)
+            return b""
+
+    def _attach(self, state: StreamState) -> None:
+        state.attached = True
+        state.detached.clear()
+        state.owner = asyncio.current_task()
+        self._update_gauges()
+
+    async def _write_checkpoint(self, state: StreamState) -> None:
+        """After a cut: write the stream to the shared store for a resume elsewhere."""
+        assert self._checkpoints is not None
+        if state.pending is not None:
+            await asyncio.wait([state.pending])
+        if state.attached or state.removed or state.failed or state.summary is not None:
+            return
+        checkpoint = _Checkpoint(
+            stream_id=state.stream_id,
+            subject=state.subject,
+            setup=state.setup,
+            analyzer=state.analyzer,
+            started_at=state.started_at,
+            numbered=state.numbered,
+            next_sequence=state.next_sequence,
+            received_bytes=state.received_bytes,
+            events=[event for event, _ in state.outbox],
+        )
+        token = uuid.uuid4().bytes
+        try:
+            blob = token + pickle.dumps(checkpoint, protocol=pickle.HIGHEST_PROTOCOL)
+            await asyncio.to_thread(
+                self._checkpoints.put,
+                state.stream_id,
+                blob,
+                self._resume_window_s + CHECKPOINT_MARGIN_S,
+            )
+        except Exception:
+            _log.exception("stream %s: could not write its checkpoint; it can be resumed "
+                           "only in this process", state.stream_id)
+            return
+        state.checkpoint_token = token
+        state.checkpointed = True
 
     def check_owner(self, state: StreamState) -> None:
         """Raise :class:`StreamTakenOverError` when a resume is taking ``state`` from the
@@ -420,6 +591,8 @@ class StreamHub:
             state.expiry = loop.call_later(
                 self._resume_window_s, lambda: self._spawn(self._finalize(state, "expired"))
             )
+            if self._checkpoints is not None:
+                state.checkpoint = self._spawn(self._write_checkpoint(state))
         self._update_gauges()
 
     async def drain(self) -> None:
@@ -447,9 +620,29 @@ class StreamHub:
     # Internals
 
     async def _finalize(self, state: StreamState, outcome: str) -> None:
-        """Finish a stream without a client: its summary is still published."""
-        if state.removed or state.attached:
-            return  # already gone, or re-attached by a resume meanwhile
+        """Finish a stream without a client: its summary is still published (unless another
+        process resumed it from its checkpoint: then this copy is dropped)."""
+        if state.removed or state.attached or state.finalizing:
+            return  # already gone, re-attached by a resume meanwhile, or being finished
+        state.finalizing = True
+        if state.checkpoint is not None:
+            await asyncio.wait([state.checkpoint])
+        if state.checkpointed and self._checkpoints is not None:
+            taken = await self._take_back(state)  # on a store failure: finish it here
+            if taken is None:
+                self._remove(state, "moved")
+                return
+            if taken and taken[:_TOKEN_BYTES] != state.checkpoint_token:
+                # another process carried it on and cut it since: its checkpoint stays
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(
+                        self._checkpoints.put,
+                        state.stream_id,
+                        taken,
+                        self._resume_window_s + CHECKPOINT_MARGIN_S,
+                    )
+                self._remove(state, "moved")
+                return
         try:
             if state.pending is not None:
                 await asyncio.wait([state.pending])
@@ -515,10 +708,11 @@ class StreamHub:
         self._metrics.stream_endings_total.labels(outcome).inc()
         self._update_gauges()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _update_gauges(self) -> None:
         self._metrics.streams_active.set(self.active)
@@ -532,3 +726,20 @@ def _broken(fut: asyncio.Future[Any]) -> bool:
         return True
     exc = fut.exception()
     return exc is not None and not isinstance(exc, AudioEngineError)
+
+
+def _check_resumable(
+    stream_id: str, owner: str, old: StreamSetup, subject: str, new: StreamSetup
+) -> None:
+    if owner != subject:
+        raise StreamOwnerError(f"stream {stream_id!r} belongs to another user")
+    if (old.encoding, old.input_sr, old.config.channels) != (
+        new.encoding,
+        new.input_sr,
+        new.config.channels,
+    ):
+        raise ParameterError(
+            f"resume of stream {stream_id!r} must keep its audio format "
+            f"({old.encoding}, {old.input_sr} Hz, {old.config.channels} channel(s)), got "
+            f"({new.encoding}, {new.input_sr} Hz, {new.config.channels} channel(s))"
+        )

@@ -196,8 +196,9 @@ class StreamConfig(_message.Message):
     """The practice session this stream belongs to; its summary is handed to the API."""
     resume_stream_id: _builtins.str
     """Re-attach to a stream cut by the network (within the server's resume window, same
-    token subject). The other fields must match the original config. A call still holding
-    the stream (the server has not noticed the cut yet) is ended with ABORTED.
+    token subject), on any engine process that shares the first one's checkpoint store.
+    The other fields must match the original config. A call of the same process still
+    holding the stream (the server has not noticed the cut yet) is ended with ABORTED.
     """
     def __init__(
         self,

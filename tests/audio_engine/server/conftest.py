@@ -1,14 +1,18 @@
 """One real engine server for the session: port 0 on loopback, in this process, on an event
-loop in a thread that the tests' clients share; its own data directory (keys, queue)."""
+loop in a thread that the tests' clients share; its own data directory (keys, queue, the
+checkpoints of cut streams). ``other_engine`` is a second server on the same data directory,
+as another worker process would be: a stream cut on one can be resumed on the other."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from audio_engine.server.checkpoints import open_checkpoints
 from audio_engine.server.main import queue_publisher, start_server
 from audio_engine.server.metrics import create_metrics
 from audio_engine.stream import StreamAnalyzer, StreamConfig
@@ -29,9 +33,9 @@ def aio() -> Iterator[LoopThread]:
 
 
 @pytest.fixture(scope="session")
-def engine(aio: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     data_dir = tmp_path_factory.mktemp("engine-data")
-    settings = Settings(  # type: ignore[call-arg]  # pydantic-settings init kwargs
+    return Settings(  # type: ignore[call-arg]  # pydantic-settings init kwargs
         _env_file=None,
         data_dir=data_dir,
         engine=EngineSettings(
@@ -45,8 +49,25 @@ def engine(aio: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             shutdown_grace_s=2.0,
         ),
     )
-    keys = ensure_keypair(data_dir)
+
+
+@pytest.fixture(scope="session")
+def engine(aio: LoopThread, engine_settings: Settings) -> Iterator[Engine]:
+    with _engine(aio, engine_settings) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def other_engine(aio: LoopThread, engine_settings: Settings, engine: Engine) -> Iterator[Engine]:
+    with _engine(aio, engine_settings) as started:
+        yield started
+
+
+@contextmanager
+def _engine(aio: LoopThread, settings: Settings) -> Iterator[Engine]:
+    keys = ensure_keypair(settings.data_dir)
     queue = open_queue(settings)
+    checkpoints = open_checkpoints(settings)
     registry = CollectorRegistry()
     _warm_up()
     server = aio.run(
@@ -55,6 +76,7 @@ def engine(aio: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             public_key=load_public_key(keys.public_key),
             publish=queue_publisher(queue),
             metrics=create_metrics(registry),
+            checkpoints=checkpoints,
         )
     )
     try:
@@ -70,6 +92,7 @@ def engine(aio: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     finally:
         aio.run(server.stop(0.5))
         queue.close()
+        checkpoints.close()
 
 
 def _warm_up() -> None:

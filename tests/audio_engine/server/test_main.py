@@ -31,6 +31,7 @@ from mpt_protos.audio.v1 import audio_pb2 as pb
 from mpt_protos.audio.v1 import audio_pb2_grpc
 from tests._support.signals import click_track
 from tests.audio_engine._support.engine import (
+    END,
     Engine,
     LoopThread,
     chunks,
@@ -125,7 +126,7 @@ def server_process(
             proc.wait()
 
 
-def test_workers_share_a_port_and_sigterm_lets_a_live_stream_finish(
+def test_workers_share_a_port_resume_anywhere_and_sigterm_lets_a_live_stream_finish(
     aio: LoopThread, server_process: tuple[subprocess.Popen[bytes], dict[str, int], Path]
 ) -> None:
     proc, addresses, data_dir = server_process
@@ -147,6 +148,43 @@ def test_workers_share_a_port_and_sigterm_lets_a_live_stream_finish(
         return ok
 
     assert aio.run(healthy_connections()) == 6
+
+    async def resumed_across_connections() -> tuple[float, int, int]:
+        """A stream cut five times, each resume on a new connection (so on either worker),
+        the client resending from the ``next_sequence`` the server reports."""
+        pcm = chunks(to_int16_bytes(clicks), numbered=True)
+        stream_id, resumed = None, 0
+        for _ in range(5):
+            async with grpc.aio.insecure_channel(target) as channel:
+                call = audio_pb2_grpc.AudioAnalysisStub(channel).Stream(
+                    metadata=metadata, timeout=30
+                )
+                await call.write(config(sr=SR, target_bpm=120.0, resume_stream_id=stream_id))
+                started = (await call.read()).started
+                stream_id, resumed = started.stream_id, resumed + started.resumed
+                for request in pcm[started.next_sequence : started.next_sequence + 6]:
+                    await call.write(request)
+                await asyncio.sleep(0.3)  # some of it analysed; then the network drops
+                call.cancel()
+            await asyncio.sleep(0.2)
+        async with grpc.aio.insecure_channel(target) as channel:
+            call = audio_pb2_grpc.AudioAnalysisStub(channel).Stream(metadata=metadata, timeout=30)
+            await call.write(config(sr=SR, target_bpm=120.0, resume_stream_id=stream_id))
+            started = (await call.read()).started
+            for request in [*pcm[started.next_sequence :], END]:
+                await call.write(request)
+            await call.done_writing()
+            summary = None
+            while (response := await call.read()) is not grpc.aio.EOF:
+                if response.WhichOneof("response") == "summary":
+                    summary = response.summary
+            assert summary is not None, await call.details()
+            return summary.duration_s, summary.n_onsets, resumed + started.resumed
+
+    duration_s, n_onsets, resumed = aio.run(resumed_across_connections())
+    assert resumed == 5
+    assert duration_s == pytest.approx(3.0, abs=0.01)  # every chunk once, whichever worker
+    assert n_onsets == truth.size
 
     async def live_stream_through_sigterm() -> tuple[list[str], grpc.StatusCode, str]:
         async with grpc.aio.insecure_channel(target) as channel:
