@@ -10,6 +10,12 @@ config, waits for ``StreamStarted``, then sends the chunks while a concurrent re
 every response to a :class:`StreamView` as a JSON-ready dict (:func:`response_to_event`);
 SIGINT/SIGTERM end the audio early with ``EndOfStream`` and wait briefly for the summary.
 
+A stream survives a network cut: every chunk carries a sequence number and the last
+``RESEND_KEEP_BYTES`` of chunks are kept, so when the call fails with UNAVAILABLE after the
+stream started, the client reconnects (backing off, for up to ``RESUME_GIVE_UP_S``) with
+``resume_stream_id``, and resends from the ``next_sequence`` the engine reports; the view
+gets a ``reconnecting`` event, then the engine's ``started`` (``resumed``).
+
 Failures are :class:`~mpt.errors.EngineCallError` (the engine cannot be reached, or the call
 ended with a status) and :class:`~mpt.errors.AudioInputError` (no input device).
 
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import importlib
 import signal
+from collections import deque
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +73,9 @@ OPUS_RATES: Final = (8000, 12000, 16000, 24000, 48000)
 OPUS_FRAME_MS: Final = (10, 20, 40, 60, 80, 100, 120)  # libopus frame durations used here
 CONNECT_TIMEOUT_S: Final = 5.0
 SUMMARY_WAIT_S: Final = 2.0
+RESUME_GIVE_UP_S: Final = 55.0  # inside the engine's 60 s resume window
+RESUME_BACKOFF_S: Final = (0.2, 0.5, 1.0, 2.0, 4.0)
+RESEND_KEEP_BYTES: Final = 8 * 1024 * 1024  # about 95 s of 44.1 kHz 16-bit mono
 
 Samples = NDArray[np.float32]
 
@@ -525,18 +535,28 @@ async def run_stream(
             installed.append(signum)
     metadata = (("authorization", f"Bearer {token}"),)
     outcome = StreamOutcome()
+    outgoing = _Outgoing(source, options, stop)
+    attempt, give_up_at = 0, 0.0
     try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            await _connect(channel, target, connect_timeout_s)
-            stub = audio_pb2_grpc.AudioAnalysisStub(channel)  # typed as the .pyi's AsyncStub
-            call = stub.Stream(metadata=metadata)
+        while True:
             try:
-                await _converse(call, outcome, source, options, view, stop, force, summary_wait_s)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.INTERNAL or outcome.stream_id is not None:
+                await _leg(target, metadata, outcome, outgoing, options, view, stop, force,
+                           connect_timeout_s, summary_wait_s)
+                return outcome
+            except (grpc.aio.AioRpcError, EngineCallError) as exc:
+                if not _resumable(exc, outcome, force):
                     raise
-                raise (await _rejection(stub, metadata)) or exc from None
-            return outcome
+                attempt += 1
+                give_up_at = give_up_at or loop.time() + RESUME_GIVE_UP_S
+                if loop.time() >= give_up_at:
+                    raise
+                reason = (
+                    " ".join((exc.details() or exc.code().name).split())
+                    if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                )
+                view.event({"type": "reconnecting", "stream_id": outcome.stream_id,
+                            "attempt": attempt, "reason": reason})
+                await asyncio.sleep(RESUME_BACKOFF_S[min(attempt, len(RESUME_BACKOFF_S)) - 1])
     except grpc.aio.AioRpcError as exc:
         details = " ".join((exc.details() or "no details").split())
         message = f"the engine replied {exc.code().name}: {details}"
@@ -544,8 +564,131 @@ async def run_stream(
             message += f" ({auth_hint})"
         raise EngineCallError(message) from None
     finally:
+        await outgoing.close()
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+async def _leg(
+    target: str,
+    metadata: tuple[tuple[str, str], ...],
+    outcome: StreamOutcome,
+    outgoing: _Outgoing,
+    options: StreamOptions,
+    view: StreamView,
+    stop: asyncio.Event,
+    force: asyncio.Event,
+    connect_timeout_s: float,
+    summary_wait_s: float,
+) -> None:
+    """One call on a new connection: the stream's start, or a resume after a cut."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        await _connect(channel, target, connect_timeout_s)
+        stub = audio_pb2_grpc.AudioAnalysisStub(channel)  # typed as the .pyi's AsyncStub
+        call = stub.Stream(metadata=metadata)
+        try:
+            await _converse(call, outcome, outgoing, options, view, stop, force, summary_wait_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INTERNAL or outcome.stream_id is not None:
+                raise
+            raise (await _rejection(stub, metadata)) or exc from None
+
+
+def _resumable(exc: Exception, outcome: StreamOutcome, force: asyncio.Event) -> bool:
+    """A cut worth resuming: the stream had started, has no summary yet, the user did not
+    give up, and the connection (not the engine's judgement) ended the call."""
+    if outcome.stream_id is None or outcome.summary is not None or force.is_set():
+        return False
+    if isinstance(exc, EngineCallError):
+        return True  # the engine is unreachable for now (reconnecting)
+    if not isinstance(exc, grpc.aio.AioRpcError):
+        return False
+    # A reset connection fails the call as UNAVAILABLE, or, when a write of ours hits it
+    # first, as grpc core's INTERNAL "Internal error from Core" (grpc/grpc#36066); the
+    # engine's own INTERNAL says "internal error".
+    return exc.code() == grpc.StatusCode.UNAVAILABLE or (
+        exc.code() == grpc.StatusCode.INTERNAL and exc.details() == _CORE_INTERNAL
+    )
+
+
+_CORE_INTERNAL: Final = "Internal error from Core"
+
+
+class _Outgoing:
+    """The stream's chunks: encoded from the source by a producer task, numbered, and the
+    last ``RESEND_KEEP_BYTES`` of them kept for a resend after a cut."""
+
+    def __init__(self, source: AudioSource, options: StreamOptions, stop: asyncio.Event) -> None:
+        self.encoder = _encoder(options.encoding, source.sr, options.chunk_ms)
+        self.sent_s = 0.0
+        self._sr = source.sr
+        self._queue: asyncio.Queue[tuple[bytes, int] | BaseException | None] = asyncio.Queue()
+        self._kept: deque[tuple[int, bytes]] = deque()
+        self._kept_bytes = 0
+        self._next = 0
+        self._ended = False
+        self._producer = asyncio.ensure_future(self._produce(source, options.chunk_ms, stop))
+
+    async def _produce(self, source: AudioSource, chunk_ms: int, stop: asyncio.Event) -> None:
+        try:
+            samples = 0  # of blocks whose audio no chunk has carried yet (the encoder buffers)
+            async with contextlib.aclosing(source.blocks(chunk_ms, stop)) as blocks:
+                async for block in blocks:
+                    samples += block.shape[0]
+                    for payload in self.encoder.encode(block):
+                        await self._queue.put((payload, samples))
+                        samples = 0
+            for payload in self.encoder.flush():
+                await self._queue.put((payload, samples))
+                samples = 0
+            await self._queue.put(None)
+        except BaseException as exc:  # the input device: raised where the chunks are read
+            await self._queue.put(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+
+    def resend_from(self, sequence: int) -> list[pb.StreamRequest]:
+        """The kept chunks from ``sequence`` on (what the engine has not received).
+
+        Raises
+        ------
+        EngineCallError
+            Chunks the engine still needs are no longer kept.
+        """
+        if sequence < self._next and (not self._kept or self._kept[0][0] > sequence):
+            raise EngineCallError(
+                f"cannot resume: the engine needs the audio from chunk {sequence} on, which is "
+                "no longer kept"
+            )
+        return [_chunk(seq, data) for seq, data in self._kept if seq >= sequence]
+
+    async def next(self) -> pb.StreamRequest | None:
+        """The next new chunk (kept for a resend), or None after the last one."""
+        if self._ended:
+            return None
+        item = await self._queue.get()
+        if item is None:
+            self._ended = True
+            return None
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        payload, samples = item
+        sequence, self._next = self._next, self._next + 1
+        self._kept.append((sequence, payload))
+        self._kept_bytes += len(payload)
+        while self._kept_bytes > RESEND_KEEP_BYTES and len(self._kept) > 1:
+            self._kept_bytes -= len(self._kept.popleft()[1])
+        self.sent_s += samples / self._sr
+        return _chunk(sequence, payload)
+
+    async def close(self) -> None:
+        self._producer.cancel()
+        await asyncio.gather(self._producer, return_exceptions=True)
+
+
+def _chunk(sequence: int, data: bytes) -> pb.StreamRequest:
+    return pb.StreamRequest(chunk=pb.AudioChunk(data=data, sequence=sequence))
 
 
 async def _connect(channel: grpc.aio.Channel, target: str, timeout_s: float) -> None:
@@ -596,39 +739,36 @@ async def _rejection(
 async def _converse(
     call: Any,
     outcome: StreamOutcome,
-    source: AudioSource,
+    outgoing: _Outgoing,
     options: StreamOptions,
     view: StreamView,
     stop: asyncio.Event,
     force: asyncio.Event,
     summary_wait_s: float,
 ) -> None:
-    """Send the config and the audio while reading the responses into ``outcome``."""
-    started = asyncio.Event()
-    encoder = _encoder(options.encoding, source.sr, options.chunk_ms)
+    """Send the config (resuming ``outcome.stream_id`` when set) and the audio while reading
+    the responses into ``outcome``."""
+    started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
     async def read() -> None:
         async for response in call:
             kind = response.WhichOneof("response")
             if kind == "started":
                 outcome.stream_id = response.started.stream_id
-                started.set()
+                if not started.done():
+                    started.set_result(response.started.next_sequence)
             elif kind == "summary":
                 outcome.summary = summary_from_proto(response.summary)
             view.event(response_to_event(response))
 
     async def send() -> None:
-        await call.write(_config_request(options, encoder))
-        await started.wait()  # no audio before the engine accepted the call
-        sent = 0
-        async with contextlib.aclosing(source.blocks(options.chunk_ms, stop)) as blocks:
-            async for block in blocks:
-                for payload in encoder.encode(block):
-                    await call.write(pb.StreamRequest(chunk=pb.AudioChunk(data=payload)))
-                sent += block.shape[0]
-                view.progress(sent / source.sr)
-        for payload in encoder.flush():
-            await call.write(pb.StreamRequest(chunk=pb.AudioChunk(data=payload)))
+        await call.write(_config_request(options, outgoing.encoder, outcome.stream_id))
+        next_sequence = await started  # no audio before the engine accepted the call
+        for request in outgoing.resend_from(next_sequence):
+            await call.write(request)
+        while (chunk := await outgoing.next()) is not None:
+            await call.write(chunk)
+            view.progress(outgoing.sent_s)
         await call.write(pb.StreamRequest(end=pb.EndOfStream()))
         await call.done_writing()
 
@@ -664,7 +804,9 @@ def _raise_sender_error(exc: BaseException | None) -> None:
     raise exc
 
 
-def _config_request(options: StreamOptions, encoder: _Encoder) -> pb.StreamRequest:
+def _config_request(
+    options: StreamOptions, encoder: _Encoder, resume_stream_id: str | None = None
+) -> pb.StreamRequest:
     config = pb.StreamConfig(
         sample_rate_hz=encoder.sample_rate_hz,
         channels=1,
@@ -678,4 +820,6 @@ def _config_request(options: StreamOptions, encoder: _Encoder) -> pb.StreamReque
         config.subdivision = options.subdivision
     if options.session_id is not None:
         config.practice_session_id = options.session_id
+    if resume_stream_id is not None:
+        config.resume_stream_id = resume_stream_id
     return pb.StreamRequest(config=config)

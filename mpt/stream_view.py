@@ -27,7 +27,14 @@ from rich.text import Text
 
 from mpt.report import MOOD_STYLES
 
-__all__ = ["JsonLinesView", "LiveView", "PlainView", "deviation_style", "finite"]
+__all__ = [
+    "JsonLinesView",
+    "LiveView",
+    "PlainView",
+    "deviation_style",
+    "finite",
+    "reconnecting_text",
+]
 
 TOLERANCE_MS: Final = 25.0
 LATE_MS: Final = 50.0
@@ -52,6 +59,12 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def reconnecting_text(event: Mapping[str, Any]) -> str:
+    """One line for a ``reconnecting`` event of the client."""
+    reason = " ".join(str(event.get("reason", "")).split())
+    return f"connection lost ({reason}); resuming the stream (attempt {event.get('attempt')})"
 
 
 class JsonLinesView:
@@ -79,6 +92,8 @@ class PlainView:
         if event.get("type") == "warning":
             line = " ".join(str(event.get("message", "")).split())
             print(f"mpt: warning at {event['time_s']:.1f} s: {line}", file=self._err, flush=True)
+        elif event.get("type") == "reconnecting":
+            print(f"mpt: {reconnecting_text(event)}", file=self._err, flush=True)
 
     def progress(self, sent_s: float) -> None:
         pass
@@ -175,6 +190,8 @@ class LiveView:
         elif kind == "warning":
             at = float(event.get("time_s") or 0.0)
             state.warnings.append(f"{at:.1f} s: {event.get('message', '')}")
+        elif kind == "reconnecting":
+            state.warnings.append(reconnecting_text(event))
         elif kind == "summary":
             state.done = True
             state.heard_s = max(state.heard_s, float(event.get("duration_s") or 0.0))

@@ -8,6 +8,7 @@ The tree (under :class:`~audio_engine.errors.AudioEngineError`) is::
         ├── StreamOwnerError        the stream belongs to another token subject
         ├── StreamBusyError         the call holding the stream did not let go of it
         ├── StreamTakenOverError    a resume moved the stream to a newer call
+        ├── StreamCutError          the requests ended without EndOfStream (kept to resume)
         ├── CheckpointStoreError    the store of cut streams (for resumes) is unreachable
         ├── OverloadedError         the process already serves its maximum of streams
         └── ShuttingDownError       the server is stopping
@@ -25,6 +26,7 @@ __all__ = [
     "ServerError",
     "ShuttingDownError",
     "StreamBusyError",
+    "StreamCutError",
     "StreamNotFoundError",
     "StreamOwnerError",
     "StreamTakenOverError",
@@ -45,6 +47,10 @@ class StreamOwnerError(ServerError):
 
 class StreamBusyError(ServerError):
     """The call holding the stream did not let go of it when a resume took it over."""
+
+
+class StreamCutError(ServerError):
+    """The call's requests ended without EndOfStream: the stream is kept for a resume."""
 
 
 class StreamTakenOverError(ServerError):

@@ -15,7 +15,7 @@ TokenError                                  UNAUTHENTICATED
 StreamNotFoundError                         NOT_FOUND
 StreamOwnerError                            PERMISSION_DENIED
 StreamBusyError                             FAILED_PRECONDITION
-StreamTakenOverError                        ABORTED
+StreamTakenOverError, StreamCutError        ABORTED
 OverloadedError                             RESOURCE_EXHAUSTED
 ShuttingDownError, QueueError,              UNAVAILABLE
 CheckpointStoreError
@@ -40,6 +40,7 @@ from audio_engine.server.errors import (
     OverloadedError,
     ShuttingDownError,
     StreamBusyError,
+    StreamCutError,
     StreamNotFoundError,
     StreamOwnerError,
     StreamTakenOverError,
@@ -69,6 +70,7 @@ _STATUS: Final[tuple[tuple[type[BaseException], grpc.StatusCode], ...]] = (
     (StreamOwnerError, grpc.StatusCode.PERMISSION_DENIED),
     (StreamBusyError, grpc.StatusCode.FAILED_PRECONDITION),
     (StreamTakenOverError, grpc.StatusCode.ABORTED),
+    (StreamCutError, grpc.StatusCode.ABORTED),
     (OverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
     (QueueError, grpc.StatusCode.UNAVAILABLE),

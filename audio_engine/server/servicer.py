@@ -5,8 +5,11 @@ at a time and does not read the next before the analysis of the current chunk is
 its events are written, so a client sending faster than real time is slowed by HTTP/2 flow
 control instead of being buffered without bound. CPU work runs in the hub's bounded thread
 pool; deadlines and cancellation end the call at its current await, and the ``finally``
-hands the stream back to the hub (kept for a resume, or dropped). Errors propagate to the
-interceptor, which maps them to status codes.
+hands the stream back to the hub (kept for a resume, or dropped). A request stream that ends
+without EndOfStream is a cut too: a reset connection often looks like a clean half-close to
+the server, so only EndOfStream ends a stream (the call then ends with ABORTED, telling a
+client that half-closed on purpose what happened). Errors propagate to the interceptor,
+which maps them to status codes.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from audio_engine.errors import AudioDecodeError, ParameterError
 from audio_engine.io import load_audio
 from audio_engine.result import AnalysisResult
 from audio_engine.server import convert
+from audio_engine.server.errors import StreamCutError
 from audio_engine.server.interceptors import current_claims
 from audio_engine.server.metrics import EngineMetrics
 from audio_engine.server.streams import Outcome, StreamHub, StreamState
@@ -104,8 +108,15 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
                 yield response
             while True:
                 request = await self._read(requests)
-                if request is None or request is _DRAINING:
-                    break  # half-closed without EndOfStream, or the server is stopping
+                if request is _DRAINING:
+                    break  # the server is stopping: the stream ends with its summary
+                if request is None:
+                    outcome = "cut"
+                    raise StreamCutError(
+                        f"the requests of stream {state.stream_id!r} ended without EndOfStream; "
+                        "it is kept for a resume (resume_stream_id), or send EndOfStream to "
+                        "end it"
+                    )
                 assert isinstance(request, pb.StreamRequest)
                 kind = request.WhichOneof("request")
                 if kind == "end":
@@ -128,6 +139,8 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
             outcome = "completed"
         except asyncio.CancelledError:
             hub.check_owner(state)  # a resume took the stream: end with ABORTED, not a cut
+            raise
+        except StreamCutError:
             raise
         except Exception:
             outcome = "failed"

@@ -28,6 +28,7 @@ from mpt.cli import main
 from mpt.errors import AudioInputError
 from mpt.stream_client import FileSource, microphone_source
 from mpt.stream_view import LiveView, deviation_style
+from tests._support.proxy import CuttableProxy
 from tests._support.signals import grid_times, tone_notes
 from tests.mpt._support.processes import Child, child_env
 from tests.mpt._support.supervised import read_until, stop_gracefully
@@ -166,6 +167,85 @@ def test_ctrl_c_ends_the_stream_and_prints_the_summary(
     finally:
         child.close()
     assert 0.5 < last["duration_s"] < 2.5  # only what was sent before Ctrl-C
+
+
+def test_a_network_cut_is_resumed_and_no_audio_is_lost_or_doubled(
+    capsys: pytest.CaptureFixture[str], cluster: tuple[str, Path], take: Path
+) -> None:
+    """The connection is reset twice while the take streams in real time: the client
+    reconnects, resumes the stream and resends what the engine did not get; the summary
+    covers the whole take once."""
+    address, data_dir = cluster
+    host, port = address.rsplit(":", 1)
+    with CuttableProxy(host, int(port)) as proxy:
+        cutter = threading.Timer(0.9, proxy.cut)
+        second = threading.Timer(1.9, proxy.cut)
+        cutter.start()
+        second.start()
+        try:
+            code, out, err = run(
+                capsys, "stream", str(take), "--target-bpm", "120", "--json",
+                "--server", proxy.address, "--data-dir", str(data_dir),
+            )  # fmt: skip
+        finally:
+            cutter.cancel()
+            second.cancel()
+        connections = proxy.connections
+
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds.count("reconnecting") >= 2 and connections >= 3
+    started = [e for e in events if e["type"] == "started"]
+    assert [s["resumed"] for s in started] == [False] + [True] * (len(started) - 1)
+    assert len({s["stream_id"] for s in started}) == 1
+    summary = events[-1]
+    assert summary["type"] == "summary"
+    assert summary["duration_s"] == pytest.approx(3.0, abs=0.01)  # every chunk exactly once
+    assert summary["n_onsets"] >= 8
+
+
+class _Blocks:
+    """A source of ``n`` blocks of 100 ms at 8 kHz, as fast as they are read."""
+
+    label, sr, duration_s = "blocks", 8000, None
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    async def blocks(self, chunk_ms: int, stop: asyncio.Event) -> Any:
+        for k in range(self.n):
+            yield np.full(800, k / 100, dtype=np.float32)
+
+
+def test_the_client_keeps_recent_chunks_to_resend_and_says_when_it_cannot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mpt import stream_client
+    from mpt.errors import EngineCallError
+
+    monkeypatch.setattr(stream_client, "RESEND_KEEP_BYTES", 3 * 1600)  # three chunks
+
+    async def scenario() -> tuple[list[int], list[int], float, str]:
+        outgoing = stream_client._Outgoing(
+            _Blocks(5), stream_client.StreamOptions(), asyncio.Event()
+        )
+        try:
+            sent = []
+            while (chunk := await outgoing.next()) is not None:
+                sent.append(chunk.chunk.sequence)
+            again = [r.chunk.sequence for r in outgoing.resend_from(3)]
+            with pytest.raises(EngineCallError) as info:
+                outgoing.resend_from(1)
+            return sent, again, outgoing.sent_s, str(info.value)
+        finally:
+            await outgoing.close()
+
+    sent, again, sent_s, message = asyncio.run(scenario())
+    assert sent == [0, 1, 2, 3, 4]
+    assert again == [3, 4]
+    assert sent_s == pytest.approx(0.5)
+    assert "chunk 1" in message and "no longer kept" in message
 
 
 def test_a_bad_token_is_unauthenticated(

@@ -54,7 +54,9 @@ class AudioAnalysisServicer:
         to the server's chunk limit), then EndOfStream. The first response is StreamStarted;
         events follow as the audio makes them certain (tempo updates at least twice per second
         of audio); the last response is the Summary, after which the server ends the call.
-        A call cut without EndOfStream can be resumed within 60 s with resume_stream_id.
+        A call cut without EndOfStream can be resumed within 60 s with resume_stream_id; only
+        EndOfStream ends a stream (requests that end without it are a cut: the call ends with
+        ABORTED and the stream is kept for a resume).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -233,6 +233,7 @@ def test_metrics_endpoint_aggregates_the_workers(
                 )
                 await call.write(config(sr=SR))
                 await call.write(chunks(to_int16_bytes(np.zeros(SR, np.float32)), 32000)[0])
+                await call.write(END)
                 await call.done_writing()
                 assert [r async for r in call][-1].WhichOneof("response") == "summary"
 

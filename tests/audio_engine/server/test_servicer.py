@@ -384,6 +384,29 @@ def test_resume_takes_over_a_stream_still_held_by_its_old_call(engine: Engine) -
     assert message.payload["summary"]["n_onsets"] == TRUTH_S.size
 
 
+def test_requests_ending_without_end_of_stream_are_a_cut_that_resumes(engine: Engine) -> None:
+    """A reset connection can reach the server as a clean half-close: only EndOfStream ends a
+    stream, so the half-closed call ends with ABORTED and the stream is kept for a resume."""
+    session = str(uuid.uuid4())
+    all_chunks = chunks(PCM, numbered=True)
+    first = config(sr=SR, target_bpm=BPM, practice_session_id=session)
+
+    cut = engine.run(stream_call(engine, [first, *all_chunks[:15]], half_close=True))
+
+    assert cut.code == grpc.StatusCode.ABORTED
+    assert "ended without EndOfStream" in cut.details
+    assert cut.of("summary") == []
+    stream_id = cut.started.stream_id
+    resume = config(sr=SR, target_bpm=BPM, practice_session_id=session, resume_stream_id=stream_id)
+    result = engine.run(stream_call(engine, [resume, *all_chunks[15:], END]))
+    assert result.code == grpc.StatusCode.OK, result.details
+    assert result.started.next_sequence == 15
+    assert result.summary.duration_s == pytest.approx(DURATION_S, abs=0.01)
+    _wait_freed(engine)
+    (message,) = summaries_for(engine.queue, stream_id, group=uuid.uuid4().hex)
+    assert message.payload["summary"]["duration_s"] == pytest.approx(DURATION_S, abs=0.01)
+
+
 def test_stream_not_resumed_is_summarised_once_after_the_window(engine: Engine) -> None:
     session = str(uuid.uuid4())
     stream_id = engine.run(
