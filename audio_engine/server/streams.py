@@ -302,8 +302,9 @@ class StreamHub:
         if state.attached:
             await self._take_over(state)
             kind = "taken_over"
-            if state.summary is not None:  # the old call was ending the stream meanwhile
-                self._spawn(self._finalize(state, "completed"))  # publish it, drop it
+            if state.summary is not None or state.failed:  # the old call ended it meanwhile
+                outcome = "failed" if state.failed else "completed"
+                self._spawn(self._finalize(state, outcome))  # publish what it has, drop it
                 raise StreamNotFoundError(f"stream {stream_id!r} has ended; start a new stream")
         if state.expiry is not None:
             state.expiry.cancel()
