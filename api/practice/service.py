@@ -110,13 +110,7 @@ async def session_views(
     ):
         tags[session_id].append(TagRef(id=tag.id, name=tag.name, kind=cast(TagKind, tag.kind)))
     segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
-    for seg in (
-        await db.execute(
-            select(PracticeSegment)
-            .where(PracticeSegment.session_id.in_(ids))
-            .order_by(PracticeSegment.session_id, PracticeSegment.id)
-        )
-    ).scalars():
+    for seg in await _segments_of(db, ids):
         segments[seg.session_id].append(SegmentResponse(
             id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
@@ -164,13 +158,7 @@ async def session_contents(
     ):
         tag_ids[session_id].add(tag_id)
     segments: dict[uuid.UUID, list[SegmentContent]] = defaultdict(list)
-    for seg in (
-        await db.execute(
-            select(PracticeSegment)
-            .where(PracticeSegment.session_id.in_(ids))
-            .order_by(PracticeSegment.session_id, PracticeSegment.id)
-        )
-    ).scalars():
+    for seg in await _segments_of(db, ids):
         segments[seg.session_id].append(SegmentContent(
             piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
@@ -185,6 +173,19 @@ async def session_contents(
         )
         for row in rows
     }
+
+
+async def _segments_of(
+    db: AsyncSession, session_ids: Sequence[uuid.UUID]
+) -> Sequence[PracticeSegment]:
+    """The segments of the sessions, grouped by session, each session's in id order."""
+    return (
+        await db.execute(
+            select(PracticeSegment)
+            .where(PracticeSegment.session_id.in_(session_ids))
+            .order_by(PracticeSegment.session_id, PracticeSegment.id)
+        )
+    ).scalars().all()
 
 
 def content_of_fields(fields: SessionFields) -> SessionContent:

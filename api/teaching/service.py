@@ -19,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVarTuple
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -249,6 +250,30 @@ def _teacher_link_view(link: TeacherStudentLink, name: str, is_minor: bool,
     )
 
 
+_Columns = TypeVarTuple("_Columns")
+
+
+async def _links_page(
+    db: AsyncSession,
+    stmt: Select[TeacherStudentLink, *_Columns],
+    *,
+    kind: str,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[Row[TeacherStudentLink, *_Columns]], str | None]:
+    """A page of ``stmt``'s rows (a link first in each), oldest link first, after ``cursor``
+    (of ``kind``); and the next page's cursor."""
+    if cursor:
+        after = decode_time_id_cursor(cursor, kind=kind)
+        stmt = stmt.where(keyset_after(TeacherStudentLink.linked_at, TeacherStudentLink.id,
+                                       after))
+    rows = (await db.execute(
+        stmt.order_by(TeacherStudentLink.linked_at, TeacherStudentLink.id).limit(limit + 1)
+    )).all()
+    return split_page(
+        rows, limit, lambda r: encode_time_id_cursor(kind, r[0].linked_at, r[0].id))
+
+
 async def list_teachers(
     db: AsyncSession, student: Principal, *, limit: int, cursor: str | None
 ) -> TeacherLinkListResponse:
@@ -259,15 +284,7 @@ async def list_teachers(
         .where(TeacherStudentLink.student_id == student.id,
                TeacherStudentLink.status == "active")
     )
-    if cursor:
-        after = decode_time_id_cursor(cursor, kind="teachers")
-        stmt = stmt.where(keyset_after(TeacherStudentLink.linked_at, TeacherStudentLink.id,
-                                       after))
-    rows = (await db.execute(
-        stmt.order_by(TeacherStudentLink.linked_at, TeacherStudentLink.id).limit(limit + 1)
-    )).all()
-    page, next_cursor = split_page(
-        rows, limit, lambda r: encode_time_id_cursor("teachers", r[0].linked_at, r[0].id))
+    page, next_cursor = await _links_page(db, stmt, kind="teachers", limit=limit, cursor=cursor)
     is_minor = await _student_is_minor(db, student.id)
     consented = await _consented_links(db, [link.id for link, _ in page])
     return TeacherLinkListResponse(
@@ -288,15 +305,7 @@ async def list_students(
         .where(TeacherStudentLink.teacher_id == teacher.id,
                TeacherStudentLink.status == "active")
     )
-    if cursor:
-        after = decode_time_id_cursor(cursor, kind="students")
-        stmt = stmt.where(keyset_after(TeacherStudentLink.linked_at, TeacherStudentLink.id,
-                                       after))
-    rows = (await db.execute(
-        stmt.order_by(TeacherStudentLink.linked_at, TeacherStudentLink.id).limit(limit + 1)
-    )).all()
-    page, next_cursor = split_page(
-        rows, limit, lambda r: encode_time_id_cursor("students", r[0].linked_at, r[0].id))
+    page, next_cursor = await _links_page(db, stmt, kind="students", limit=limit, cursor=cursor)
     consented = await _consented_links(db, [link.id for link, _, minor in page if minor])
     return StudentLinkListResponse(
         items=[

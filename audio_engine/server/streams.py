@@ -117,11 +117,10 @@ class StreamState:
         Set while no call holds the stream.
     checkpoint : Task or None
         The writing of the stream's checkpoint after a cut.
-    checkpointed : bool
-        The store holds this process's checkpoint of the stream (not taken yet).
-    checkpoint_token : bytes
-        Marks this process's last checkpoint of the stream: a checkpoint taken back with
-        another mark was written by another process that carried the stream on since.
+    checkpoint_token : bytes or None
+        The mark of this process's checkpoint of the stream while the store holds it (None
+        otherwise): a checkpoint taken back with another mark was written by another
+        process that carried the stream on since.
     finalizing : bool
         The stream is being finished without a client (no resume can re-attach it).
     """
@@ -143,8 +142,7 @@ class StreamState:
     taken_over: bool = False
     detached: asyncio.Event = field(default_factory=asyncio.Event)
     checkpoint: asyncio.Task[None] | None = None
-    checkpointed: bool = False
-    checkpoint_token: bytes = b""
+    checkpoint_token: bytes | None = None
     finalizing: bool = False
     expiry: asyncio.TimerHandle | None = None
     summary: StreamSummary | None = None
@@ -152,6 +150,11 @@ class StreamState:
     published: bool = False
     removed: bool = False
     finishing: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def checkpointed(self) -> bool:
+        """The store holds this process's checkpoint of the stream (not taken yet)."""
+        return self.checkpoint_token is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +314,6 @@ class StreamHub:
             state.expiry = None
         self._attach(state)
         self._metrics.streams_total.labels(kind).inc()
-        self._update_gauges()
         if state.pending is not None:  # work from the cut call; its events go to the outbox
             await asyncio.wait([state.pending])
         return state
@@ -345,13 +347,13 @@ class StreamHub:
             await asyncio.wait([state.checkpoint])
         if state.checkpointed:
             taken = await self._take_back(state)
-            if taken is None:
+            if taken == "moved":
                 self._remove(state, "moved")
                 raise StreamNotFoundError(
                     f"stream {state.stream_id!r} was resumed by another engine process; "
                     "resume it again or start a new stream"
                 )
-            if taken and taken[:_TOKEN_BYTES] != state.checkpoint_token:
+            if isinstance(taken, bytes):
                 self._remove(state, "moved")  # carried on elsewhere and cut again since
                 return taken
         if state.finalizing or state.removed or state.summary is not None:
@@ -370,12 +372,10 @@ class StreamHub:
             # the process holding it may not have seen the cut yet (its checkpoint is written
             # when it does): wait a little before calling the stream unknown
             deadline = time.monotonic() + RESTORE_WAIT_S
-            while blob is None:
-                blob = await asyncio.to_thread(store.take, stream_id)
-                if blob is None and time.monotonic() >= deadline:
+            while blob is None and (blob := await asyncio.to_thread(store.take, stream_id)) is None:
+                if time.monotonic() >= deadline:
                     break
-                if blob is None:
-                    await asyncio.sleep(_RESTORE_POLL_S)
+                await asyncio.sleep(_RESTORE_POLL_S)
         except Exception as exc:
             _log.exception("stream %s: the checkpoint store failed", stream_id)
             raise CheckpointStoreError(
@@ -414,17 +414,21 @@ class StreamHub:
         self._metrics.streams_total.labels("restored").inc()
         return state
 
-    async def _take_back(self, state: StreamState) -> bytes | None:
-        """Take this process's checkpoint of ``state`` back from the store: its bytes, None
-        when another process took it, ``b""`` when the store failed (go on with this copy;
-        the stale checkpoint expires)."""
+    async def _take_back(self, state: StreamState) -> Literal["ours", "moved"] | bytes:
+        """Take this process's checkpoint of ``state`` back from the store: ``"ours"`` (it
+        came back, or the store failed: go on with this copy, the stale checkpoint expires),
+        ``"moved"`` (another process took it), or the newer checkpoint that another process
+        wrote after carrying the stream on."""
         assert self._checkpoints is not None
-        state.checkpointed = False
+        token, state.checkpoint_token = state.checkpoint_token, None
         try:
-            return await asyncio.to_thread(self._checkpoints.take, state.stream_id)
+            taken = await asyncio.to_thread(self._checkpoints.take, state.stream_id)
         except Exception:
             _log.exception("stream %s: could not take back its checkpoint", state.stream_id)
-            return b""
+            return "ours"
+        if taken is None:
+            return "moved"
+        return "ours" if taken[:_TOKEN_BYTES] == token else taken
 
     def _attach(self, state: StreamState) -> None:
         state.attached = True
@@ -464,7 +468,6 @@ class StreamHub:
                            "only in this process", state.stream_id)
             return
         state.checkpoint_token = token
-        state.checkpointed = True
 
     def check_owner(self, state: StreamState) -> None:
         """Raise :class:`StreamTakenOverError` when a resume is taking ``state`` from the
@@ -630,10 +633,10 @@ class StreamHub:
             await asyncio.wait([state.checkpoint])
         if state.checkpointed and self._checkpoints is not None:
             taken = await self._take_back(state)  # on a store failure: finish it here
-            if taken is None:
+            if taken == "moved":
                 self._remove(state, "moved")
                 return
-            if taken and taken[:_TOKEN_BYTES] != state.checkpoint_token:
+            if isinstance(taken, bytes):
                 # another process carried it on and cut it since: its checkpoint stays
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(

@@ -49,8 +49,6 @@ async def _seed(url: str, data_dir: Path, *, students: int) -> dict[str, str]:
     """The load benchmark's data (``students`` students with 30 sessions over 28 days, 10
     teachers, a stream summary on 30 % of the sessions); the tokens and ids the routes
     need: ``student``, ``teacher`` (tokens), ``student_id``, ``session_id``."""
-    import httpx  # noqa: F401  (fail early: the bench extra is needed)
-
     from api.deps import API_AUDIENCE
     from mpt.settings import Settings
     from mpt.tokens import sign_token, signing_key
