@@ -12,11 +12,12 @@ from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import held_peaks, pick_peaks
+from audio_engine.dsp.probe import check_probe_params, probed_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
 from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
 from audio_engine.errors import ParameterError
-from audio_engine.params import AnalysisParams
+from audio_engine.params import AnalysisParams, OnsetParams
 from audio_engine.result import AnalysisResult
 
 MIN_ONSETS_FOR_TEMPO = 4
@@ -61,6 +62,31 @@ def tempo_curve_from_beats(beats_s: NDArray[np.float64]) -> NDArray[np.float64]:
         padded = np.concatenate([ibi[:1], ibi, ibi[-1:]])
         ibi = np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1)
     return np.column_stack([mid, 60.0 / ibi])
+
+
+def _plain_peaks(
+    S: NDArray[np.float32],
+    ref: NDArray[np.float32],
+    odf: NDArray[np.float64],
+    o: OnsetParams,
+    fps: float,
+) -> NDArray[np.float64]:
+    """Onset peaks (fractional frames) with the frames' own look-ahead and the hold gate."""
+    peaks = pick_peaks(
+        odf,
+        pre_max=max(1, round(o.pre_max_s * fps)),
+        post_max=max(0, round(o.post_max_s * fps)),
+        pre_avg=max(1, round(o.pre_avg_s * fps)),
+        post_avg=max(0, round(o.post_avg_s * fps)),
+        delta=o.delta,
+        combine=max(0, round(o.combine_s * fps)),
+    )
+    if o.hold_ratio > 0:
+        held = sustained_strength(
+            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames, ref=ref
+        )
+        peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
+    return peaks
 
 
 def analyze(
@@ -116,20 +142,14 @@ def analyze(
     odf[tail_frames(y.shape[0], geom) :] = 0.0
 
     o = p.onset
-    peaks = pick_peaks(
-        odf,
-        pre_max=max(1, round(o.pre_max_s * fps)),
-        post_max=max(0, round(o.post_max_s * fps)),
-        pre_avg=max(1, round(o.pre_avg_s * fps)),
-        post_avg=max(0, round(o.post_avg_s * fps)),
-        delta=o.delta,
-        combine=max(0, round(o.combine_s * fps)),
-    )
-    if o.hold_ratio > 0:
+    if o.probe_s is not None:
+        check_probe_params(o, fps)
         held = sustained_strength(
-            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames, ref=ref
+            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=1, ref=ref
         )
-        peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
+        peaks = probed_peaks(y, geom, p.spectrogram, o, S, ref, odf, held)
+    else:
+        peaks = _plain_peaks(S, ref, odf, o, fps)
     onsets_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
     onsets_s, n_blind_clicks = remove_blind_clicks(
         S,

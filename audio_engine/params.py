@@ -60,6 +60,11 @@ class OnsetParams:
         Peaks closer than this are merged (the first is kept).
     offset_s : float
         Constant added to every onset time: the detector's measured latency calibration.
+    probe_s : float, optional
+        Judge a candidate peak against a probe of the next frame computed this long before
+        that frame is complete (:mod:`audio_engine.dsp.probe`); needs one frame of
+        look-ahead (``post_max_s`` one hop, ``post_avg_s`` 0, ``hold_frames`` 1). None: wait
+        for the frames themselves.
     """
 
     lag_frames: int = 2
@@ -74,6 +79,7 @@ class OnsetParams:
     rel_delta: float = 0.0
     combine_s: float = 0.03
     offset_s: float = 0.0
+    probe_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +139,11 @@ class AnalysisParams:
 
 def stream_params() -> AnalysisParams:
     """The parameters of the live stream: the offline ones with one frame (10 ms) of
-    look-ahead in peak picking and the hold gate instead of three, so an onset is reported
-    about 35 ms after it instead of 55 ms. Offline analysis keeps the longer look-ahead: it
-    places onsets of slow attacks more precisely (benchmarks/RESULTS.md)."""
+    look-ahead in peak picking and the hold gate instead of three, judged on a probe of that
+    frame 8 ms before it is complete, so an onset is reported 20-28 ms after it instead of
+    55 ms. Offline analysis keeps the longer look-ahead: it places onsets of slow attacks
+    more precisely (benchmarks/RESULTS.md)."""
     offline = AnalysisParams()
-    onset = replace(offline.onset, post_max_s=0.01, post_avg_s=0.0, hold_frames=1)
+    onset = replace(offline.onset, post_max_s=0.01, post_avg_s=0.0, hold_frames=1,
+                    probe_s=0.008)
     return replace(offline, onset=onset)

@@ -5,10 +5,11 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
 
 - decimation, framing, the spectrogram, the onset strength, the hold gate and the peak
   picking are the same computations on the same samples; each frame is computed once all
-  of its samples have arrived, each peak once the frame after it exists (one 10 ms frame
-  of look-ahead), so a chunking never changes a value, and an onset is reported once the
-  audio about 25-36 ms past it has been fed (half the 46 ms window plus one frame; the
-  issue's 30 ms is not always met, see tests/audio_engine/test_stream.py);
+  of its samples have arrived, each peak once a probe of the frame after it can be computed
+  (8 ms before that frame is complete: :mod:`audio_engine.dsp.probe`), so a chunking never
+  changes a value, and an onset is reported once the audio 17-28 ms past it has been fed
+  (tests/audio_engine/test_stream.py holds it to 30 ms); a peak whose probe was wrong comes
+  one frame (10 ms) later;
 - tempo and beats come from the offline tempo stages run every half second of audio on the
   last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
   ``BEAT_CONFIRM_S`` old, so it can no longer move;
@@ -38,6 +39,16 @@ from audio_engine.dsp.onsets import (
     _superflux_kernel,
 )
 from audio_engine.dsp.peaks import _pick_range_kernel, _refine_range_kernel
+from audio_engine.dsp.probe import (
+    FADE_S,
+    PickState,
+    Probe,
+    check_probe_params,
+    passes_hold,
+    pick_probed,
+    probe_cut,
+    probe_frame,
+)
 from audio_engine.dsp.signal import (
     _decimate_range_kernel,
     check_sr,
@@ -206,6 +217,9 @@ class StreamAnalyzer:
         self._post_avg = max(0, round(o.post_avg_s * fps))
         self._combine = max(0, round(o.combine_s * fps))
         self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
+        check_probe_params(o, fps)
+        self._cut = probe_cut(self._geom.sr, o.probe_s) if o.probe_s is not None else 0
+        self._fade = round(FADE_S * self._geom.sr)
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
@@ -235,6 +249,7 @@ class StreamAnalyzer:
         self._n_held = 0
         self._n_peaked = 0
         self._last_peak = -(10**9)
+        self._probed = PickState()
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
         self._notes: list[float] = []
@@ -399,11 +414,6 @@ class StreamAnalyzer:
             self._add_spectra(S, f0, mute_from)
             self._track_levels(f0, n_frames, events)
             self._n_frames = n_frames
-            keep = self._n_frames * geom.hop_length - geom.n_fft // 2
-            cut = keep - self._dec_start
-            if cut > 0:
-                self._dec = self._dec[cut:]
-                self._dec_start = keep
         self._update_held(final)
         self._metronome_positions(final)
         # in frame order: the onsets certain before each tempo update, then the update
@@ -413,6 +423,15 @@ class StreamAnalyzer:
             self._update_tempo(events, final=False, at_frame=b)
             self._next_tempo_frame += self._tempo_every
         self._pick(events, final)
+        # the samples of the next frame, and of the probes of the undecided frames
+        first = self._n_frames
+        if self._cut:
+            first = min(first, self._n_peaked)
+        keep = first * geom.hop_length - geom.n_fft // 2
+        cut = keep - self._dec_start
+        if cut > 0:
+            self._dec = self._dec[cut:]
+            self._dec_start = keep
         self._trim()
 
     def _add_spectra(self, S: NDArray[np.float32], f0: int, mute_from: int | None) -> None:
@@ -473,6 +492,9 @@ class StreamAnalyzer:
         return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
 
     def _pick(self, events: list[_Keyed], final: bool, upto: int | None = None) -> None:
+        if self._cut:
+            self._pick_probed(events, final, upto)
+            return
         if upto is None:
             upto = self._n_frames if final else self._n_frames - self._look
         upto = min(upto, self._n_held) if self.params.onset.hold_ratio > 0 else upto
@@ -510,12 +532,84 @@ class StreamAnalyzer:
                 (i + self._look + 1, _RANK[OnsetEvent], self._note(time_s, strength, i, events))
             )
 
-    def _note(self, time_s: float, strength: float, frame: int, events: list[_Keyed]) -> OnsetEvent:
+    def _pick_probed(self, events: list[_Keyed], final: bool, upto: int | None) -> None:
+        """:meth:`_pick` with probes: frame ``i`` is decided once the probe of frame
+        ``i + 1`` can be computed (``cut`` samples before that frame is complete)."""
+        geom = self._geom
+        hop, half = geom.hop_length, geom.n_fft // 2
+        decidable = max(0, (self._n_dec - half + self._cut) // hop)
+        limit = self._n_frames if final else min(self._n_frames, decidable, self._n_held + 1)
+        upto = limit if upto is None else min(upto, limit)
+        if upto <= self._n_peaked:
+            return
+        o = self.params.onset
+        lag = o.lag_frames
+        s0 = self._spec_start
+        spectrogram = self.params.spectrogram
+
+        def probe_at(f: int) -> Probe:
+            refs = self._ref_rows(f - 1 - lag, f + 1 - 2 * lag)
+            return probe_frame(
+                self._dec,
+                self._dec_start,
+                self._n_dec,
+                f,
+                hop,
+                geom.n_fft,
+                self._cut,
+                self._fade,
+                self._fb,
+                spectrogram.log_mul,
+                self._spec[f - 1 - s0],
+                refs[0],
+                refs[1],
+            )
+
+        picked = pick_probed(
+            self._odf.data,
+            self._odf.start,
+            self._n_frames,
+            self._n_peaked,
+            upto,
+            last_frame=self._n_frames - 1 if final else None,
+            pre_max=self._pre_max,
+            pre_avg=self._pre_avg,
+            delta=o.delta,
+            combine=self._combine,
+            state=self._probed,
+            probe_at=probe_at,
+        )
+        self._n_peaked = upto
+        held, hs = self._held.data, self._held.start
+        for pos, i, ahead, decided in picked:
+            strength = float(self._odf.data[i - self._odf.start])
+            if o.hold_ratio > 0 and not passes_hold(
+                lambda f: float(held[f - hs]), i, ahead, o.hold_ratio * strength
+            ):
+                continue
+            time_s = max(0.0, pos / geom.fps + o.offset_s)
+            ahead_flux = None if ahead is None else ahead.flux
+            events.append(
+                (
+                    decided + self._look + 1,
+                    _RANK[OnsetEvent],
+                    self._note(time_s, strength, i, events, ahead_flux),
+                )
+            )
+
+    def _note(
+        self,
+        time_s: float,
+        strength: float,
+        frame: int,
+        events: list[_Keyed],
+        ahead: NDArray[np.float32] | None = None,
+    ) -> OnsetEvent:
         cfg = self.config
         if cfg.target_bpm is None:
             self._notes.append(time_s)
             return OnsetEvent(time_s=time_s, strength=strength)
-        vector = self._flux_at(frame, 1)
+        vector = self._flux_at(frame, 1, ahead)
         if self._is_click(frame, vector, events):
             self._clicks_removed += 1
             return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
@@ -538,11 +632,17 @@ class StreamAnalyzer:
 
     # ------------------------------------------------------------------ metronome
 
-    def _flux_at(self, frame: int, w: int) -> NDArray[np.float32]:
-        """Per-band flux at the frame within ``±w`` of ``frame`` with the largest total."""
+    def _flux_at(
+        self, frame: int, w: int, ahead: NDArray[np.float32] | None = None
+    ) -> NDArray[np.float32]:
+        """Per-band flux at the frame within ``±w`` of ``frame`` with the largest total;
+        with a probe's flux ``ahead``, that stands for the frames after ``frame``."""
         best: NDArray[np.float32] | None = None
         total = -1.0
-        for f, row in self._flux:
+        rows = list(self._flux)
+        if ahead is not None:
+            rows = [(f, row) for f, row in rows if f <= frame] + [(frame + 1, ahead)]
+        for f, row in rows:
             if abs(f - frame) <= w:
                 t = float(row.sum())
                 if t > total:
@@ -794,7 +894,7 @@ class StreamAnalyzer:
         keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2)
         self._odf.keep_from(max(0, keep_odf))
         self._held.keep_from(max(0, self._n_peaked - 2))
-        keep_spec = min(self._n_held, self._n_frames) - lag - 2
+        keep_spec = min(self._n_held, self._n_frames, self._n_peaked) - lag - 2
         cut = keep_spec - self._spec_start
         if cut > 0:
             self._spec = self._spec[cut:]

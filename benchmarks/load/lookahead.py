@@ -1,9 +1,11 @@
 """How much audio past each onset the engine needs before it reports the onset.
 
-The engine reports an onset once the frame after its peak is complete (``audio_engine.stream``
-documents about 33-40 ms of audio past the detected onset). Measured against the take's true
-note starts that is 25-36 ms, so whenever a chunk boundary falls between 30 ms and the real
-need the event waits for the *next* chunk: pacing, not serving. To separate the two, the load
+The engine reports an onset once a probe of the frame after its peak can be computed, 8 ms
+before that frame is complete (``audio_engine.dsp.probe``): on the load take 17-27 ms of
+audio past the true note start (25-36 ms before the probes). Whenever a chunk boundary falls
+between that need and 30 ms past the onset, the event comes out of a chunk *before* the 30 ms
+reference chunk; when it crosses the boundary, it waits for the next chunk: pacing, not
+serving. To separate the two, the load
 benchmark measures each delay twice — from the chunk holding the audio 30 ms past the onset
 (the issue's definition) and from the chunk that completed the audio the engine really
 needed (this module's answer).
