@@ -273,6 +273,9 @@ class StreamAnalyzer:
         self._next_click = 0
         self._clicks_removed = 0
         self._bleed_warned = False
+        self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
+        self._signature_key: tuple[int, int, int, int] | None = None
+        self._signature: NDArray[np.float32] | None = None
         # input checks
         self._clip_block_count = 0
         self._clip_block_start = 0
@@ -679,18 +682,24 @@ class StreamAnalyzer:
         on_grid = abs(frame - self._click_frame(k)) <= CLICK_WINDOW_FRAMES
         if not on_grid:
             self._offgrid.append(vector)
+            self._offgrid_added += 1
             return False
         # the grid lines before this onset (by frame, so the chunking does not matter)
         horizon = frame - CLICK_WINDOW_FRAMES - 1
         oldest = horizon - RECENT_CLICKS * self._click_period_frames
         while self._clicks and self._clicks[0][0] < oldest:
             self._clicks.popleft()
-        usable = [v for c, v in self._clicks if c <= horizon]
+        usable = [(c, v) for c, v in self._clicks if c <= horizon]
         if len(usable) < MIN_CLICKS:
             return False
-        clicks = np.asarray(usable)
-        notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-        signature = click_signature(clicks, notes, self.params.onset.delta)
+        # the signature changes only with the grid lines and off-grid notes it is learnt from
+        key = (usable[0][0], usable[-1][0], len(usable), self._offgrid_added)
+        if key != self._signature_key:
+            clicks = np.asarray([v for _, v in usable])
+            notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
+            self._signature = click_signature(clicks, notes, self.params.onset.delta)
+            self._signature_key = key
+        signature = self._signature
         if signature is None:
             return False
         if not self._bleed_warned and events is not None:

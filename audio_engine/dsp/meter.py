@@ -48,25 +48,60 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return average
 
 
-def grouping_evidence(
-    strength: NDArray[np.float64], index: NDArray[np.int64], group: int
+@njit(cache=True, nogil=True)
+def _welch_best_phase_kernel(
+    r: NDArray[np.float64], index: NDArray[np.int64], group: int
 ) -> tuple[float, int]:
-    """Accent evidence for grouping pulses by ``group``: the best phase's Welch t statistic of
-    strength ranks on the phase against the other pulses, and that phase (0 for group 1)."""
-    if group == 1:
-        return 0.0, 0
-    r = _ranks(strength)
+    """The best phase's Welch t statistic of ``r`` on the phase against the others (see
+    :func:`grouping_evidence`); ``-inf`` when no phase has three values on each side. Two
+    passes per phase (means, then squared deviations), so it does not lose precision."""
+    n = r.shape[0]
     best, best_phase = -np.inf, 0
     for phase in range(group):
-        sel = index % group == phase
-        on, off = r[sel], r[~sel]
-        if on.size < 3 or off.size < 3:
+        n_on = 0
+        s_on = 0.0
+        s_off = 0.0
+        for k in range(n):
+            if index[k] % group == phase:
+                n_on += 1
+                s_on += r[k]
+            else:
+                s_off += r[k]
+        n_off = n - n_on
+        if n_on < 3 or n_off < 3:
             continue
-        se = np.sqrt(on.var(ddof=1) / on.size + off.var(ddof=1) / off.size)
-        t = float((on.mean() - off.mean()) / se) if se > 0 else 0.0
+        m_on = s_on / n_on
+        m_off = s_off / n_off
+        v_on = 0.0
+        v_off = 0.0
+        for k in range(n):
+            if index[k] % group == phase:
+                v_on += (r[k] - m_on) ** 2
+            else:
+                v_off += (r[k] - m_off) ** 2
+        se = np.sqrt(v_on / (n_on - 1) / n_on + v_off / (n_off - 1) / n_off)
+        t = (m_on - m_off) / se if se > 0 else 0.0
         if t > best:
             best, best_phase = t, phase
-    return (best, best_phase) if np.isfinite(best) else (0.0, 0)
+    return best, best_phase
+
+
+def grouping_evidence(
+    strength: NDArray[np.float64], index: NDArray[np.int64], group: int,
+    *, ranks: NDArray[np.float64] | None = None,
+) -> tuple[float, int]:
+    """Accent evidence for grouping pulses by ``group``: the best phase's Welch t statistic of
+    strength ranks on the phase against the other pulses, and that phase (0 for group 1).
+    ``ranks`` are the strengths' ranks when the caller has them already."""
+    if group == 1:
+        return 0.0, 0
+    r = _ranks(strength) if ranks is None else ranks
+    best, best_phase = _welch_best_phase_kernel(
+        np.ascontiguousarray(r, dtype=np.float64),
+        np.ascontiguousarray(index, dtype=np.int64),
+        group,
+    )
+    return (float(best), int(best_phase)) if np.isfinite(best) else (0.0, 0)
 
 
 def choose_grouping(
@@ -91,12 +126,13 @@ def choose_grouping(
     """
     strength = _strength_at_kernel(odf, tatum_frames, 2)
     index = pulse_index(tatum_frames, tatum_period)
+    ranks = _ranks(strength)
     best_g, best_phase, best_score = 1, 0, -np.inf
     for g in (1, 2, 3, 4):
         bpm = tatum_bpm / g
         if bpm < min_bpm:
             break
-        evidence, phase = grouping_evidence(strength, index, g)
+        evidence, phase = grouping_evidence(strength, index, g, ranks=ranks)
         score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * evidence
         if score > best_score:
             best_g, best_phase, best_score = g, phase, score
