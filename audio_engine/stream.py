@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -64,7 +66,7 @@ from audio_engine.dsp.spectrogram import (
     log_filterbank,
 )
 from audio_engine.dsp.tempo import _peak_near_kernel, estimate_tatum, local_period, tempogram
-from audio_engine.errors import ParameterError
+from audio_engine.errors import ParameterError, StateVersionError
 from audio_engine.events import (
     BeatEvent,
     Event,
@@ -227,6 +229,26 @@ class StreamAnalyzer:
             None if config.target_bpm is None else 60.0 / config.target_bpm * fps
         )
         self.reset()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled analyzer (a checkpoint of a cut stream).
+
+        Raises
+        ------
+        StateVersionError
+            The state was pickled by an engine whose analyzer kept other attributes (an
+            older or newer version, during a rolling upgrade): carrying it on would fail
+            half-way through the stream.
+        """
+        expected = _state_names()
+        if set(state) != expected:
+            missing = sorted(expected - set(state))
+            extra = sorted(set(state) - expected)
+            raise StateVersionError(
+                "the stream's state was saved by another version of the engine "
+                f"(missing {missing[:5]}, unknown {extra[:5]})"
+            )
+        self.__dict__.update(state)
 
     def reset(self) -> None:
         """Forget everything fed so far (a new stream with the same configuration)."""
@@ -995,3 +1017,9 @@ class StreamAnalyzer:
             return
         self._levels.last_warning[code] = time_s
         events.append((key, _RANK[WarningEvent], WarningEvent(time_s, code, message)))
+
+
+@cache
+def _state_names() -> frozenset[str]:
+    """The attributes of a StreamAnalyzer (every one is set whatever the configuration)."""
+    return frozenset(vars(StreamAnalyzer(StreamConfig(sr=16000, target_bpm=120.0))))

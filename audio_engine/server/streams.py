@@ -11,7 +11,9 @@ stream is finished and, when it belongs to a practice session, its summary is st
 published. With a checkpoint store (:mod:`audio_engine.server.checkpoints`) a cut stream is
 also written there, so that a resume reaching another engine process (another worker on the
 port, another host) takes it from the store and carries on; the process that held it then
-drops its copy when its window ends. A stream with a practice session that received audio ends
+drops its copy when its window ends (a checkpoint written by an engine whose analyzer keeps
+other state, during a rolling upgrade, is refused with NOT_FOUND and left in the store for an
+engine of its version). A stream with a practice session that received audio ends
 with exactly one published summary however it ends (EndOfStream, expiry, an invalid chunk,
 shutdown): the summary is computed once and kept, and the queue's publish is idempotent by
 the event id, which is derived from the stream id.
@@ -39,7 +41,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from audio_engine.errors import AudioEngineError, ParameterError
+from audio_engine.errors import AudioEngineError, ParameterError, StateVersionError
 from audio_engine.events import Event, StreamSummary
 from audio_engine.server.checkpoints import CheckpointStore
 from audio_engine.server.convert import ChunkDecoder, StreamSetup, make_decoder
@@ -387,7 +389,16 @@ class StreamHub:
                 f"stream {stream_id!r} is unknown, has ended or its resume window of "
                 f"{self._resume_window_s:g} s expired; start a new stream"
             )
-        checkpoint: _Checkpoint = await asyncio.to_thread(pickle.loads, blob[_TOKEN_BYTES:])
+        try:
+            checkpoint: _Checkpoint = await asyncio.to_thread(pickle.loads, blob[_TOKEN_BYTES:])
+        except StateVersionError as exc:  # leave it for an engine of the version that wrote it
+            await asyncio.to_thread(
+                store.put, stream_id, blob, self._resume_window_s + CHECKPOINT_MARGIN_S
+            )
+            raise StreamNotFoundError(
+                f"stream {stream_id!r} was saved by another version of the engine and cannot "
+                "be carried on by this one; resume it again or start a new stream"
+            ) from exc
         try:
             _check_resumable(stream_id, checkpoint.subject, checkpoint.setup, subject, setup)
             self._check_accepting()

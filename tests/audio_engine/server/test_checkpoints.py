@@ -261,3 +261,31 @@ def test_a_resume_by_another_user_leaves_the_checkpoint_for_the_owner(
     assert intruder.code == grpc.StatusCode.PERMISSION_DENIED
     assert owner.code == grpc.StatusCode.OK, owner.details
     assert owner.summary.n_onsets == TRUTH_S.size
+
+
+def test_a_checkpoint_of_another_engine_version_is_refused_and_kept(
+    engine: Engine, other_engine: Engine
+) -> None:
+    """During a rolling upgrade a worker may find a checkpoint written by an engine whose
+    analyzer keeps other state: the resume fails with NOT_FOUND saying so (not an internal
+    error half-way through the stream), and the checkpoint stays for an engine of the version
+    that wrote it."""
+    import pickle
+
+    all_chunks = chunks(PCM, numbered=True)
+    stream_id = engine.run(_cut_on(engine, _open(), all_chunks[:10], 10))
+    engine.wait_until(lambda: _checkpointed(engine, stream_id))
+    store = other_engine.server.hub._checkpoints
+    assert store is not None
+    blob = store.take(stream_id)
+    assert blob is not None
+    checkpoint = pickle.loads(blob[16:])
+    del checkpoint.analyzer.__dict__["_probed"]  # an engine from before the onset probes
+    old = blob[:16] + pickle.dumps(checkpoint)
+    store.put(stream_id, old, ttl_s=60)
+
+    result = other_engine.run(stream_call(other_engine, [_open(None, stream_id), END]))
+
+    assert result.code == grpc.StatusCode.NOT_FOUND
+    assert "another version of the engine" in result.details
+    assert store.take(stream_id) == old  # left for the engine that wrote it
