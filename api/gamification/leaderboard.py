@@ -91,7 +91,8 @@ def _monday(value: date | datetime) -> datetime:
 async def _db_points(db: AsyncSession, start: datetime,
                      members: Sequence[uuid.UUID] | None) -> dict[uuid.UUID, float]:
     scores: dict[uuid.UUID, float] = defaultdict(float)
-    async for page in iter_facts(db, since=start, until=start + _WEEK, student_ids=members):
+    async for page in iter_facts(db, since=start, until=start + _WEEK, student_ids=members,
+                                 pieces=False):
         for f in page:
             scores[f.student_id] += session_points(f)
     return dict(scores)
@@ -102,7 +103,7 @@ async def _db_accuracy_gain(db: AsyncSession, start: datetime,
     this: dict[uuid.UUID, list[float]] = defaultdict(list)
     last: dict[uuid.UUID, list[float]] = defaultdict(list)
     async for page in iter_facts(db, since=start - _WEEK, until=start + _WEEK,
-                                 student_ids=members):
+                                 student_ids=members, pieces=False):
         for f in page:
             if f.accuracy_pct is not None:
                 (this if f.started_at >= start else last)[f.student_id].append(f.accuracy_pct)
@@ -119,7 +120,7 @@ async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
     user = await db.get(User, user_id)
     if user is None or user.status != "active" or user.role != "student":
         return None
-    facts = await load_facts(db, user_id, since=start, until=start + _WEEK)
+    facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False)
     return float(sum(session_points(f) for f in facts)) if facts else None
 
 

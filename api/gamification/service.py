@@ -209,6 +209,7 @@ def _challenge(row: UserChallenge, current: float) -> ChallengeResponse:
 async def iter_facts(
     db: AsyncSession, *, since: datetime, until: datetime,
     student_ids: Sequence[uuid.UUID] | None = None, page_size: int = _PAGE,
+    pieces: bool = True,
 ) -> AsyncIterator[list[SessionFacts]]:
     """Facts of the active sessions of active students started in ``[since, until)``,
     page by page (``page_size`` sessions, oldest first), each reduced to its best source
@@ -224,6 +225,8 @@ async def iter_facts(
         Only these students (queried in chunks); all students when None.
     page_size : int
         Sessions per query, >= 1.
+    pieces : bool
+        False leaves ``piece_ids`` empty (two queries fewer per page).
     """
     require_aware("since", since)
     require_aware("until", until)
@@ -253,7 +256,7 @@ async def iter_facts(
             rows: list[SessionRow] = list((await db.execute(stmt)).all())
             if not rows:
                 break
-            yield await facts_for_rows(db, rows)
+            yield await facts_for_rows(db, rows, pieces=pieces)
             if len(rows) < page_size:
                 break
             after = (rows[-1].started_at, rows[-1].id)
@@ -547,7 +550,7 @@ async def get_points(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
     """All-time and this week's points and the latest ``limit`` sessions' points."""
     async with db.begin():
         await _viewable_student(db, viewer, student_id)
-        facts = await load_facts(db, student_id)
+        facts = await load_facts(db, student_id, pieces=False)
     start = week_start(now)
     end = start + timedelta(days=7)
     points = [session_points(f) for f in facts]
@@ -571,7 +574,7 @@ async def get_streak(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
     async with db.begin():
         user = await _viewable_student(db, viewer, student_id)
         tz = user.timezone
-        facts = await load_facts(db, student_id)
+        facts = await load_facts(db, student_id, pieces=False)
     today = local_day(now, tz)
     streak = compute_streak(practice_days(facts, tz), today)
     return StreakResponse(

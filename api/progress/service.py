@@ -143,7 +143,7 @@ async def _facts(db: AsyncSession, student: _Student, filters: Filters,
                  since: datetime | None) -> list[SessionFacts]:
     """The student's facts since ``since``, filtered by piece and tag (oldest first)."""
     await _check_filters(db, student, filters)
-    facts = await load_facts(db, student.id, since=since)
+    facts = await load_facts(db, student.id, since=since, pieces=filters.piece_id is not None)
     if filters.piece_id is not None:
         facts = [f for f in facts if filters.piece_id in f.piece_ids]
     if filters.tag_id is not None:
