@@ -316,9 +316,10 @@ def _late_onsets(
 @pytest.mark.parametrize("sound", ["click", "pluck"])
 @pytest.mark.parametrize("sr", [44100, 48000])
 def test_onsets_are_returned_within_40_ms_of_audio(sr: int, sound: str, chunk_ms: float) -> None:
-    """Each onset is returned by the chunk that brings the audio 40 ms past it (half the
-    46 ms window, one 10 ms frame of look-ahead, and the frame it falls in), and it is
-    reported within 15 ms of the true onset."""
+    """Each onset is returned by the chunk that brings the audio 40 ms past it (the bound
+    without probes: half the 46 ms window, one 10 ms frame of look-ahead, and the frame it
+    falls in; a peak whose probe was wrong waits for that frame), and it is reported within
+    15 ms of the true onset."""
     onsets, _ = _onset_delays(sr, sound, chunk_ms)
     assert len(onsets) == DELAY_TIMES_S.size
     reported = np.array([te.event.time_s for te in onsets])
