@@ -12,7 +12,7 @@ from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import held_peaks, pick_peaks
-from audio_engine.dsp.probe import check_probe_params, probed_peaks
+from audio_engine.dsp.probe import probed_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
 from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
@@ -143,7 +143,6 @@ def analyze(
 
     o = p.onset
     if o.probe_s is not None:
-        check_probe_params(o, fps)
         held = sustained_strength(
             S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=1, ref=ref
         )

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -41,16 +43,7 @@ from audio_engine.dsp.onsets import (
     _superflux_kernel,
 )
 from audio_engine.dsp.peaks import _pick_range_kernel, _refine_range_kernel
-from audio_engine.dsp.probe import (
-    FADE_S,
-    PickState,
-    Probe,
-    check_probe_params,
-    passes_hold,
-    pick_probed,
-    probe_cut,
-    probe_frame,
-)
+from audio_engine.dsp.probe import PickState, Probe, Prober, passes_hold, pick_probed
 from audio_engine.dsp.signal import (
     _decimate_range_kernel,
     check_sr,
@@ -219,9 +212,7 @@ class StreamAnalyzer:
         self._post_avg = max(0, round(o.post_avg_s * fps))
         self._combine = max(0, round(o.combine_s * fps))
         self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
-        check_probe_params(o, fps)
-        self._cut = probe_cut(self._geom.sr, o.probe_s) if o.probe_s is not None else 0
-        self._fade = round(FADE_S * self._geom.sr)
+        self._prober = Prober.of(self._geom, p.spectrogram, o)
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
@@ -450,7 +441,7 @@ class StreamAnalyzer:
         self._pick(events, final)
         # the samples of the next frame, and of the probes of the undecided frames
         first = self._n_frames
-        if self._cut:
+        if self._prober is not None:
             first = min(first, self._n_peaked)
         keep = first * geom.hop_length - geom.n_fft // 2
         cut = keep - self._dec_start
@@ -517,8 +508,8 @@ class StreamAnalyzer:
         return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
 
     def _pick(self, events: list[_Keyed], final: bool, upto: int | None = None) -> None:
-        if self._cut:
-            self._pick_probed(events, final, upto)
+        if self._prober is not None:
+            self._pick_probed(self._prober, events, final, upto)
             return
         if upto is None:
             upto = self._n_frames if final else self._n_frames - self._look
@@ -557,38 +548,24 @@ class StreamAnalyzer:
                 (i + self._look + 1, _RANK[OnsetEvent], self._note(time_s, strength, i, events))
             )
 
-    def _pick_probed(self, events: list[_Keyed], final: bool, upto: int | None) -> None:
+    def _pick_probed(
+        self, prober: Prober, events: list[_Keyed], final: bool, upto: int | None
+    ) -> None:
         """:meth:`_pick` with probes: frame ``i`` is decided once the probe of frame
         ``i + 1`` can be computed (``cut`` samples before that frame is complete)."""
         geom = self._geom
-        hop, half = geom.hop_length, geom.n_fft // 2
-        decidable = max(0, (self._n_dec - half + self._cut) // hop)
+        decidable = max(0, (self._n_dec - geom.n_fft // 2 + prober.cut) // geom.hop_length)
         limit = self._n_frames if final else min(self._n_frames, decidable, self._n_held + 1)
         upto = limit if upto is None else min(upto, limit)
         if upto <= self._n_peaked:
             return
         o = self.params.onset
         lag = o.lag_frames
-        s0 = self._spec_start
-        spectrogram = self.params.spectrogram
 
         def probe_at(f: int) -> Probe:
             refs = self._ref_rows(f - 1 - lag, f + 1 - 2 * lag)
-            return probe_frame(
-                self._dec,
-                self._dec_start,
-                self._n_dec,
-                f,
-                hop,
-                geom.n_fft,
-                self._cut,
-                self._fade,
-                self._fb,
-                spectrogram.log_mul,
-                self._spec[f - 1 - s0],
-                refs[0],
-                refs[1],
-            )
+            S_i = self._spec[f - 1 - self._spec_start]
+            return prober.probe(self._dec, self._dec_start, self._n_dec, f, S_i, refs[0], refs[1])
 
         picked = pick_probed(
             self._odf.data,
@@ -664,9 +641,9 @@ class StreamAnalyzer:
         with a probe's flux ``ahead``, that stands for the frames after ``frame``."""
         best: NDArray[np.float32] | None = None
         total = -1.0
-        rows = list(self._flux)
+        rows: Iterable[tuple[int, NDArray[np.float32]]] = self._flux
         if ahead is not None:
-            rows = [(f, row) for f, row in rows if f <= frame] + [(frame + 1, ahead)]
+            rows = chain(((f, r) for f, r in self._flux if f <= frame), [(frame + 1, ahead)])
         for f, row in rows:
             if abs(f - frame) <= w:
                 t = float(row.sum())

@@ -62,6 +62,15 @@ def _pick_range_kernel(
 
 
 @njit(cache=True, nogil=True)
+def parabolic_offset(a: float, b: float, c: float) -> float:
+    """Offset in frames (within ±0.5) of the vertex of the parabola through the strengths
+    ``a, b, c`` of three consecutive frames; 0 unless the middle one is a maximum of it."""
+    den = a - 2.0 * b + c
+    off = 0.5 * (a - c) / den if den < 0.0 else 0.0
+    return min(0.5, max(-0.5, off))
+
+
+@njit(cache=True, nogil=True)
 def _refine_range_kernel(
     odf: NDArray[np.float64], buf_start: int, n_total: int, peaks: NDArray[np.int64]
 ) -> NDArray[np.float64]:
@@ -71,12 +80,9 @@ def _refine_range_kernel(
     for k in range(peaks.shape[0]):
         i = peaks[k]
         if 0 < i < n_total - 1:
-            a = odf[i - 1 - buf_start]
-            b = odf[i - buf_start]
-            c = odf[i + 1 - buf_start]
-            den = a - 2.0 * b + c
-            off = 0.5 * (a - c) / den if den < 0.0 else 0.0
-            out[k] = i + min(0.5, max(-0.5, off))
+            out[k] = i + parabolic_offset(
+                odf[i - 1 - buf_start], odf[i - buf_start], odf[i + 1 - buf_start]
+            )
         else:
             out[k] = float(i)
     return out

@@ -29,10 +29,11 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from audio_engine.dsp.peaks import _pick_range_kernel
+from audio_engine.dsp.peaks import _pick_range_kernel, parabolic_offset
 from audio_engine.dsp.spectrogram import (
     FrameGeometry,
     _filterbank_log_kernel,
+    _frame_kernel,
     _hann,
     log_filterbank,
 )
@@ -43,13 +44,11 @@ __all__ = [
     "FADE_S",
     "PickState",
     "Probe",
+    "Prober",
     "check_probe_params",
     "passes_hold",
     "pick_probed",
     "probe",
-    "probe_cut",
-    "probe_frame",
-    "probe_segment",
     "probed_peaks",
     "refine",
 ]
@@ -87,70 +86,45 @@ def check_probe_params(onset: OnsetParams, fps: float) -> None:
         raise ParameterError(
             f"probe_s must be between 0 and one hop ({1.0 / fps:.4f} s), got {onset.probe_s!r}"
         )
-    if (round(onset.post_max_s * fps), round(onset.post_avg_s * fps), onset.hold_frames) != (
-        1,
-        0,
-        1,
-    ):
+    look_ahead = (round(onset.post_max_s * fps), round(onset.post_avg_s * fps), onset.hold_frames)
+    if look_ahead != (1, 0, 1):
         raise ParameterError("probe_s needs post_max_s of one hop, post_avg_s 0 and hold_frames 1")
-
-
-def probe_cut(sr: float, probe_s: float) -> int:
-    """The cut in samples at the working rate ``sr`` (at least 1)."""
-    return max(1, round(probe_s * sr))
 
 
 @lru_cache(maxsize=32)
 def _probe_window(n_fft: int, cut: int, fade: int) -> NDArray[np.float32]:
-    """The Hann window faded to zero over ``fade`` samples before ``n_fft - cut`` (length
-    ``n_fft - cut``)."""
-    full = _hann(n_fft).astype(np.float64)
+    """The Hann window faded to zero over ``fade`` samples before ``n_fft - cut``, and zero
+    from there (length ``n_fft``)."""
+    w = _hann(n_fft).astype(np.float64)
     n = n_fft - cut
-    w = full[:n].copy()
+    w[n:] = 0.0
     fade = min(fade, n)
     if fade > 0:
         ramp = np.cos(0.5 * np.pi * (np.arange(1, fade + 1) / (fade + 1))) ** 2
-        w[n - fade :] *= ramp
+        w[n - fade : n] *= ramp
     return w.astype(np.float32)
 
 
-def probe_segment(
+def _truncated_frames(
     buf: NDArray[np.float32],
     buf_start: int,
     n_signal: int,
-    frame: int,
+    frames: tuple[int, ...],
     hop: int,
-    n_fft: int,
-    cut: int,
-) -> tuple[NDArray[np.float32], int, int]:
-    """The first ``n_fft - cut`` samples of frame ``frame`` from ``buf`` (samples
-    ``buf_start ..`` of a signal of which ``n_signal`` exist), zeros outside the signal; and
-    the range ``lo, hi`` of the segment that lies inside it."""
-    n = n_fft - cut
-    s = frame * hop - n_fft // 2
-    lo = max(0, -s)
-    hi = max(lo, min(n, n_signal - s))
-    seg = np.zeros(n, dtype=np.float32)
-    seg[lo:hi] = buf[s + lo - buf_start : s + hi - buf_start]
-    return seg, lo, hi
-
-
-def _truncated_spectra(
-    segs: list[tuple[NDArray[np.float32], int, int]],
-    n_fft: int,
     window: NDArray[np.float32],
-    fb: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]],
-    log_mul: float,
+    cut: int,
 ) -> NDArray[np.float32]:
-    """The log spectra of segments from :func:`probe_segment` with the probe window (the
-    mean of the part inside the signal removed, as for a frame), one row each."""
-    frames = np.zeros((len(segs), n_fft), dtype=np.float32)
-    for row, (seg, lo, hi) in zip(frames, segs, strict=True):
-        if hi > lo:
-            mean = np.float32(seg[lo:hi].mean(dtype=np.float32))
-            row[lo:hi] = (seg[lo:hi] - mean) * window[lo:hi]
-    spec = scipy.fft.rfft(frames, axis=1)
-    out: NDArray[np.float32] = _filterbank_log_kernel(spec, fb[0], fb[1], fb[2], fb[3], log_mul)
+    """Windowed frames, one row each, from their first ``n_fft - cut`` samples only: each is
+    framed (:func:`~audio_engine.dsp.spectrogram._frame_kernel`, the mean of the part inside
+    the signal removed) from a view of ``buf`` (samples ``buf_start ..`` of a signal of which
+    ``n_signal`` exist) that ends at its cut."""
+    n_fft = window.shape[0]
+    out = np.empty((len(frames), n_fft), dtype=np.float32)
+    for row, f in enumerate(frames):
+        start = f * hop - n_fft // 2
+        end = min(start + n_fft - cut, n_signal)
+        view = buf[: max(0, end - buf_start)]
+        out[row] = _frame_kernel(view, window, hop, start - buf_start, 1)[0]
     return out
 
 
@@ -190,42 +164,74 @@ def probe(
 
 
 def refine(i: int, a: float, b: float, c: float | None) -> float:
-    """Sub-frame position of a peak at frame ``i`` by a parabola through the strengths
-    ``a, b, c`` of frames ``i - 1, i, i + 1`` (``c`` None: the last frame, not moved; the
-    first frame is not moved either), as :func:`audio_engine.dsp.peaks.pick_peaks` does."""
+    """Sub-frame position of a peak at frame ``i`` from the strengths ``a, b, c`` of frames
+    ``i - 1, i, i + 1`` (``c`` None: the last frame, not moved; the first frame is not moved
+    either), as :func:`audio_engine.dsp.peaks.pick_peaks` does."""
     if i <= 0 or c is None:
         return float(i)
-    den = a - 2.0 * b + c
-    off = 0.5 * (a - c) / den if den < 0.0 else 0.0
-    return i + min(0.5, max(-0.5, off))
+    return i + float(parabolic_offset(a, b, c))
 
 
-def probe_frame(
-    buf: NDArray[np.float32],
-    buf_start: int,
-    n_signal: int,
-    frame: int,
-    hop: int,
-    n_fft: int,
-    cut: int,
-    fade: int,
-    fb: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]],
-    log_mul: float,
-    S_i: NDArray[np.float32],
-    ref_i: NDArray[np.float32],
-    ref_next: NDArray[np.float32],
-) -> Probe:
-    """:func:`probe` of ``frame`` (``i + 1``), its samples and those of ``frame - 1`` read
-    from ``buf`` (see :func:`probe_segment`). A probe that reaches past the end of the
-    signal sees the cut, not an onset: its strength is 0, as the onset strength of a frame
-    that reaches past the end is."""
-    window = _probe_window(n_fft, cut, fade)
-    segs = [probe_segment(buf, buf_start, n_signal, f, hop, n_fft, cut) for f in (frame, frame - 1)]
-    spectra = _truncated_spectra(segs, n_fft, window, fb, log_mul)
-    result = probe(spectra[0], spectra[1], S_i, ref_i, ref_next)
-    if frame * hop - n_fft // 2 + (n_fft - cut) > n_signal:
-        return Probe(0.0, result.held, result.flux)
-    return result
+@dataclass(frozen=True, slots=True)
+class Prober:
+    """Probes of one analysis geometry: the frame size and hop, the cut and fade in
+    samples, and the spectrogram's filterbank and compression. ``Prober.of`` builds it from
+    the parameters (None when they ask for no probes)."""
+
+    n_fft: int
+    hop: int
+    cut: int
+    fade: int
+    fb: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64]]
+    log_mul: float
+
+    @classmethod
+    def of(
+        cls, geom: FrameGeometry, spectrogram: SpectrogramParams, onset: OnsetParams
+    ) -> Prober | None:
+        """The prober of ``onset.probe_s`` (checked, see :func:`check_probe_params`)."""
+        check_probe_params(onset, geom.fps)
+        if onset.probe_s is None:
+            return None
+        fb = log_filterbank(
+            geom.sr,
+            geom.n_fft,
+            spectrogram.fmin_hz,
+            spectrogram.fmax_hz,
+            spectrogram.bands_per_octave,
+        )
+        return cls(
+            n_fft=geom.n_fft,
+            hop=geom.hop_length,
+            cut=max(1, round(onset.probe_s * geom.sr)),
+            fade=round(FADE_S * geom.sr),
+            fb=fb,
+            log_mul=spectrogram.log_mul,
+        )
+
+    def probe(
+        self,
+        buf: NDArray[np.float32],
+        buf_start: int,
+        n_signal: int,
+        frame: int,
+        S_i: NDArray[np.float32],
+        ref_i: NDArray[np.float32],
+        ref_next: NDArray[np.float32],
+    ) -> Probe:
+        """:func:`probe` of ``frame`` (``i + 1``), its samples and those of ``frame - 1``
+        read from ``buf`` (samples ``buf_start ..`` of a signal of which ``n_signal``
+        exist). A probe that reaches past the end of the signal sees the cut, not an onset:
+        its strength is 0, as the onset strength of a frame that reaches past the end is."""
+        window = _probe_window(self.n_fft, self.cut, self.fade)
+        frames = _truncated_frames(
+            buf, buf_start, n_signal, (frame, frame - 1), self.hop, window, self.cut
+        )
+        spectra = _filterbank_log_kernel(scipy.fft.rfft(frames, axis=1), *self.fb, self.log_mul)
+        result = probe(spectra[0], spectra[1], S_i, ref_i, ref_next)
+        if frame * self.hop - self.n_fft // 2 + (self.n_fft - self.cut) > n_signal:
+            return Probe(0.0, result.held, result.flux)
+        return result
 
 
 @dataclass(slots=True)
@@ -322,36 +328,18 @@ def probed_peaks(
     ``y`` is the signal at the working rate, ``S``/``ref`` its spectrogram and the
     max-filtered one, ``odf`` its onset strength (muted at the end) and ``held`` its held
     strength with ``hold_frames`` 1."""
-    assert onset.probe_s is not None
+    prober = Prober.of(geom, spectrogram, onset)
+    assert prober is not None
     fps = geom.fps
     n = odf.shape[0]
     lag = onset.lag_frames
-    cut = probe_cut(geom.sr, onset.probe_s)
-    fade = round(FADE_S * geom.sr)
-    fb = log_filterbank(
-        geom.sr, geom.n_fft, spectrogram.fmin_hz, spectrogram.fmax_hz, spectrogram.bands_per_octave
-    )
     zeros = np.zeros(S.shape[1], dtype=np.float32)
 
     def ref_row(f: int) -> NDArray[np.float32]:
         return ref[f] if f >= 0 else zeros
 
     def probe_at(f: int) -> Probe:
-        return probe_frame(
-            y,
-            0,
-            y.shape[0],
-            f,
-            geom.hop_length,
-            geom.n_fft,
-            cut,
-            fade,
-            fb,
-            spectrogram.log_mul,
-            S[f - 1],
-            ref_row(f - 1 - lag),
-            ref_row(f - lag),
-        )
+        return prober.probe(y, 0, y.shape[0], f, S[f - 1], ref_row(f - 1 - lag), ref_row(f - lag))
 
     picked = pick_probed(
         odf,
@@ -369,20 +357,18 @@ def probed_peaks(
     )
     out = []
     for pos, i, ahead, _ in picked:
-        if onset.hold_ratio > 0 and not passes_hold(held, i, ahead, onset.hold_ratio * odf[i]):
+        need = onset.hold_ratio * odf[i]
+        if onset.hold_ratio > 0 and not passes_hold(lambda f: float(held[f]), i, ahead, need):
             continue
         out.append(pos)
     return np.asarray(out, dtype=np.float64)
 
 
-def passes_hold(
-    held: NDArray[np.float64] | Callable[[int], float], i: int, ahead: Probe | None, need: float
-) -> bool:
+def passes_hold(held: Callable[[int], float], i: int, ahead: Probe | None, need: float) -> bool:
     """The hold gate of a probed peak at frame ``i``: the larger of the held strength of
     frame ``i - 1`` and that of frame ``i`` held into the probe (the frame's own held
     strength at the last frame) is at least ``need``. ``held`` gives frame strengths by
     index."""
-    at = held if callable(held) else (lambda f: float(held[f]))
-    own = ahead.held if ahead is not None else at(i)
-    best = max(at(i - 1), own) if i > 0 else own
+    own = ahead.held if ahead is not None else held(i)
+    best = max(held(i - 1), own) if i > 0 else own
     return best >= need

@@ -14,12 +14,12 @@ from audio_engine.dsp.peaks import _pick_peaks_kernel
 from audio_engine.dsp.probe import (
     PickState,
     Probe,
+    Prober,
     check_probe_params,
     pick_probed,
     probe,
-    probe_frame,
 )
-from audio_engine.dsp.spectrogram import frame_geometry, log_filterbank, log_spectrogram
+from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import SpectrogramParams, stream_params
 
@@ -92,26 +92,11 @@ def _probe_of(y: np.ndarray, sr: int, frame: int) -> tuple[Probe, float]:
     """The probe of ``frame`` (judging frame - 1) and that frame's real onset strength."""
     params = SpectrogramParams(target_sr=sr)
     geom = frame_geometry(sr, params)
-    fb = log_filterbank(
-        geom.sr, geom.n_fft, params.fmin_hz, params.fmax_hz, params.bands_per_octave
-    )
     S = log_spectrogram(y, geom, params)
     lag = 2
-    pr = probe_frame(
-        y,
-        0,
-        y.shape[0],
-        frame,
-        geom.hop_length,
-        geom.n_fft,
-        round(0.008 * sr),
-        round(0.004 * sr),
-        fb,
-        params.log_mul,
-        S[frame - 1],
-        S[frame - 1 - lag],
-        S[frame - lag],
-    )
+    prober = Prober.of(geom, params, stream_params().onset)  # 8 ms early, 4 ms fade
+    assert prober is not None
+    pr = prober.probe(y, 0, y.shape[0], frame, S[frame - 1], S[frame - 1 - lag], S[frame - lag])
     real = float(np.maximum(S[frame] - S[frame - lag], 0.0).sum())
     return pr, real
 
