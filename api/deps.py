@@ -1,7 +1,8 @@
 """Dependencies shared by every router, as ``Annotated`` aliases.
 
 ``StateDep`` (the app's long-lived parts), ``SessionDep`` (a database session per request;
-services own their transactions), ``CurrentUser`` (the caller, from a Bearer access token,
+services own their transactions), ``ReadSessionDep`` (the same for routes that only read,
+in autocommit mode), ``CurrentUser`` (the caller, from a Bearer access token,
 counted against the per-user rate limit), ``OptionalUser`` and ``require_role(...)``.
 """
 
@@ -29,6 +30,7 @@ __all__ = [
     "CurrentUser",
     "OptionalUser",
     "Principal",
+    "ReadSessionDep",
     "SessionDep",
     "StateDep",
     "client_address",
@@ -58,6 +60,19 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    try:
+        async with state.read_sessions() as session:
+            yield session
+    except PoolTimeoutError as exc:
+        raise UnavailableError("no database connection is free; retry shortly") from exc
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+"""A session for routes that only read: autocommit, no transaction round trips
+(:func:`api.db.make_read_sessionmaker`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,8 @@ offending value. The tree is::
     ├── RateLimitedError     429 rate_limited
     └── UnavailableError     503 unavailable, not_ready
 
+(and 503 ``database_unavailable`` when a statement met a dead database connection)
+
 (the first code is the class's default; the others are passed where raised).
 Handlers registered by :func:`install_handlers` turn these, request validation errors,
 Starlette's HTTP errors and anything unexpected into ``application/problem+json`` bodies:
@@ -30,6 +32,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -100,7 +103,7 @@ class UnauthenticatedError(ApiError):
 
 
 class ForbiddenError(ApiError):
-    status, default_code, title = 403, "forbidden", "ForbiddenError"
+    status, default_code, title = 403, "forbidden", "Forbidden"
 
 
 class NotFoundError(ApiError):
@@ -108,7 +111,7 @@ class NotFoundError(ApiError):
 
 
 class ConflictError(ApiError):
-    status, default_code, title = 409, "conflict", "ConflictError"
+    status, default_code, title = 409, "conflict", "Conflict"
 
 
 class PayloadTooLargeError(ApiError):
@@ -116,7 +119,7 @@ class PayloadTooLargeError(ApiError):
 
 
 class UnprocessableError(ApiError):
-    status, default_code, title = 422, "validation_failed", "UnprocessableError content"
+    status, default_code, title = 422, "validation_failed", "Unprocessable content"
 
 
 class RateLimitedError(ApiError):
@@ -130,14 +133,14 @@ class UnavailableError(ApiError):
 _STATUS_CODES = {
     400: ("bad_request", "Bad request"),
     401: ("unauthenticated", "Not authenticated"),
-    403: ("forbidden", "ForbiddenError"),
+    403: ("forbidden", "Forbidden"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
     406: ("not_acceptable", "Not acceptable"),
-    409: ("conflict", "ConflictError"),
+    409: ("conflict", "Conflict"),
     413: ("payload_too_large", "Payload too large"),
     415: ("unsupported_media_type", "Unsupported media type"),
-    422: ("validation_failed", "UnprocessableError content"),
+    422: ("validation_failed", "Unprocessable content"),
     429: ("rate_limited", "Too many requests"),
     503: ("unavailable", "Service unavailable"),
 }
@@ -189,7 +192,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(first["loc"]) or "request"
     return problem_response(request, status=422, code="validation_failed",
-                            title="UnprocessableError content",
+                            title="Unprocessable content",
                             detail=f"{where}: {first['msg']}", extra={"errors": errors})
 
 
@@ -198,6 +201,21 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     code, title = _STATUS_CODES.get(exc.status_code, (f"http_{exc.status_code}", "Error"))
     return problem_response(request, status=exc.status_code, code=code, title=title,
                             detail=str(exc.detail), headers=exc.headers)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A statement met a dead database connection (the database restarted or dropped it):
+    SQLAlchemy has invalidated the pool, so a retry gets a new connection -> 503. Any
+    other database error is a bug -> 500, logged."""
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated:
+        log.warning("database connection lost on %s %s: %s", request.method, request.url.path,
+                    str(exc.orig).strip() or type(exc.orig).__name__)
+        return problem_response(request, status=503, code="database_unavailable",
+                                title="Service unavailable",
+                                detail="the database connection was lost; retry the request",
+                                headers={"Retry-After": "1"})
+    return await _unexpected(request, exc)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -211,4 +229,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -21,7 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from pwdlib import PasswordHash
 
 from api.accounts.router import router as accounts_router
-from api.db import make_engine, make_sessionmaker, utcnow
+from api.db import make_engine, make_read_sessionmaker, make_sessionmaker, utcnow
 from api.deps import API_AUDIENCE
 from api.errors import install_handlers
 from api.gamification.router import router as gamification_router
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             settings=settings,
             engine=engine,
             sessions=sessions,
+            read_sessions=make_read_sessionmaker(engine),
             limiter=limiter,
             redis=redis_client,
             notifier=notifier or LogNotifier(),

@@ -27,6 +27,7 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
     limiter: RateLimiter
     redis: aioredis.Redis | None
     notifier: Notifier

@@ -37,7 +37,15 @@ from api.accounts.schemas import (
     UserResponse,
     UserUpdateRequest,
 )
-from api.deps import CurrentUser, Principal, SessionDep, StateDep, client_address, require_role
+from api.deps import (
+    CurrentUser,
+    Principal,
+    ReadSessionDep,
+    SessionDep,
+    StateDep,
+    client_address,
+    require_role,
+)
 from api.errors import ForbiddenError
 from api.notify import Notice, Notifier
 from api.openapi import Responses, problem
@@ -254,7 +262,7 @@ async def reset_password(body: PasswordResetConfirmRequest, state: StateDep,
 
 @router.get("/users/me", response_model=UserResponse, tags=["users"],
             summary="The caller's account", responses=UNAUTHENTICATED)
-async def read_me(user: CurrentUser, db: SessionDep) -> UserResponse:
+async def read_me(user: CurrentUser, db: ReadSessionDep) -> UserResponse:
     return _user(await service.get_user_view(db, user.id))
 
 
@@ -316,7 +324,7 @@ CurrentAdmin = Annotated[Principal, Depends(_current_admin)]
     responses={**UNAUTHENTICATED, 403: problem("Not an admin")},
 )
 async def list_users(
-    admin: CurrentAdmin, db: SessionDep,
+    admin: CurrentAdmin, db: ReadSessionDep,
     role: Literal["student", "teacher", "admin"] | None = None,
     account_status: Annotated[Literal["active", "deleted"] | None,
                               Query(alias="status", description="Only this status.")] = None,

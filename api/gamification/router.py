@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from api.db import utcnow
-from api.deps import CurrentUser, Principal, SessionDep, StateDep, require_role
+from api.deps import CurrentUser, Principal, ReadSessionDep, SessionDep, StateDep, require_role
 from api.gamification import service
 from api.gamification.leaderboard import leaderboard
 from api.gamification.schemas import (
@@ -59,7 +59,7 @@ SmallLimit = Annotated[int, Query(ge=1, le=100, description="How many, 1..100.")
     summary="A student's points: all time, this week, latest sessions",
     responses=_STUDENT_READ,
 )
-async def read_points(student_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+async def read_points(student_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep,
                       limit: SmallLimit = 20) -> PointsResponse:
     """Points per session by the timing-report rule (manual sessions: whole minutes), from
     each session's best source (recording over stream over manual, never two). The week
@@ -73,7 +73,7 @@ async def read_points(student_id: uuid.UUID, user: CurrentUser, db: SessionDep,
     responses=_STUDENT_READ,
 )
 async def read_streak(student_id: uuid.UUID, user: CurrentUser,
-                      db: SessionDep) -> StreakResponse:
+                      db: ReadSessionDep) -> StreakResponse:
     """Days with at least a minute of practice, in the student's time zone; every 7th
     practised day of a streak earns a rest-day freeze (at most 2 banked)."""
     return await service.get_streak(db, user, student_id, now=utcnow())
@@ -137,7 +137,7 @@ async def evaluate_me(user: Student, db: SessionDep) -> EvaluationResponse:
                422: problem("A week that is not a Monday, or a missing/extra teacher_id.")},
 )
 async def read_leaderboard(
-    user: CurrentUser, state: StateDep, db: SessionDep,
+    user: CurrentUser, state: StateDep, db: ReadSessionDep,
     scope: LeaderboardScope = "global",
     by: LeaderboardBy = "points",
     week: Annotated[date | None, Query(
@@ -159,7 +159,7 @@ async def read_leaderboard(
     summary="A user's reputation and latest grants",
     responses={**_401, 404: problem("No such user (or the account was deleted)."), **_422},
 )
-async def read_reputation(user_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+async def read_reputation(user_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep,
                           limit: SmallLimit = 20) -> ReputationResponse:
     """Public to any logged-in user (the forum shows it)."""
     return await service.get_reputation(db, user_id, limit=limit)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime
 
-from api.deps import CurrentUser, Principal, SessionDep, StateDep, require_role
+from api.deps import CurrentUser, Principal, ReadSessionDep, SessionDep, StateDep, require_role
 from api.metrics.hooks import refresh_leaderboard, session_started_at
 from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
@@ -59,7 +59,7 @@ async def create_session(
 )
 async def list_sessions(
     user: CurrentUser,
-    db: SessionDep,
+    db: ReadSessionDep,
     student_id: Annotated[
         uuid.UUID | None, Query(description="Whose sessions (default: the caller's).")
     ] = None,
@@ -88,7 +88,7 @@ async def list_sessions(
     summary="Read a practice session",
     responses={**_401, **_403, **_404},
 )
-async def get_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep
+async def get_session(session_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep
                       ) -> SessionResponse:
     return await service.get_session(db, user, session_id)
 

@@ -18,7 +18,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.db import utcnow
-from api.deps import CurrentUser, Principal, SessionDep, StateDep, get_current_user, oauth2_scheme
+from api.deps import (
+    CurrentUser,
+    Principal,
+    ReadSessionDep,
+    StateDep,
+    get_current_user,
+    oauth2_scheme,
+)
 from api.openapi import Responses, problem
 from api.progress import service
 from api.progress.schemas import (
@@ -80,7 +87,7 @@ ChartUser = Annotated[Principal, Depends(chart_user)]
 async def get_progress(
     student_id: uuid.UUID,
     user: CurrentUser,
-    db: SessionDep,
+    db: ReadSessionDep,
     days: Days = 28,
     weeks: Weeks = 8,
     piece_id: PieceFilter = None,
@@ -98,7 +105,7 @@ async def get_progress(
     responses=_ERRORS,
 )
 async def get_clean_tempo(
-    student_id: uuid.UUID, piece_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+    student_id: uuid.UUID, piece_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep,
 ) -> CleanTempoResponse:
     """The played tempo (else the target) of clean takes; the best so far per local day."""
     return await service.clean_tempo(db, user, student_id, piece_id)
@@ -112,7 +119,7 @@ async def get_clean_tempo(
 async def get_timing_heatmap(
     student_id: uuid.UUID,
     user: CurrentUser,
-    db: SessionDep,
+    db: ReadSessionDep,
     days: Days = 28,
     piece_id: PieceFilter = None,
     tag_id: TagFilter = None,
@@ -136,7 +143,7 @@ async def get_chart(
     student_id: uuid.UUID,
     kind: ChartKind,
     user: ChartUser,
-    db: SessionDep,
+    db: ReadSessionDep,
     days: Days = 28,
     weeks: Weeks = 8,
     piece_id: PieceFilter = None,
@@ -162,7 +169,7 @@ async def get_chart(
     responses=_ERRORS,
 )
 async def get_recommendations(
-    student_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+    student_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep,
 ) -> RecommendationListResponse:
     """Slow practice at 70 % of the target tempo for pieces below 70 % accuracy, a steadiness
     drill when the drift goes one way, a rest day after long streaks of long sessions."""

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from api.deps import CurrentUser, Principal, SessionDep, require_role
+from api.deps import CurrentUser, Principal, ReadSessionDep, SessionDep, require_role
 from api.openapi import Responses, problem
 from api.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery
 from api.teaching import service
@@ -69,7 +69,7 @@ async def create_invite(body: InviteCreateRequest, user: Teacher, db: SessionDep
 
 @router.get("/teachers/me/invites", tags=["teaching"],
             summary="List your invite codes, newest first", responses=_problems(401, 403, 422))
-async def list_invites(user: Teacher, db: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+async def list_invites(user: Teacher, db: ReadSessionDep, limit: LimitQuery = DEFAULT_LIMIT,
                        cursor: CursorQuery = None) -> InviteListResponse:
     return await service.list_invites(db, user, limit=limit, cursor=cursor)
 
@@ -100,7 +100,7 @@ async def redeem_invite(body: LinkCreateRequest, user: Student, db: SessionDep,
 
 @router.get("/students/me/teachers", tags=["teaching"], summary="List your teachers",
             responses=_problems(401, 403, 422))
-async def list_teachers(user: Student, db: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+async def list_teachers(user: Student, db: ReadSessionDep, limit: LimitQuery = DEFAULT_LIMIT,
                         cursor: CursorQuery = None) -> TeacherLinkListResponse:
     return await service.list_teachers(db, user, limit=limit, cursor=cursor)
 
@@ -117,7 +117,7 @@ async def leave_teacher(teacher_id: uuid.UUID, user: Student, db: SessionDep) ->
 @router.get("/teachers/me/students", tags=["teaching"],
             summary="List your students with their consent status",
             responses=_problems(401, 403, 422))
-async def list_students(user: Teacher, db: SessionDep, limit: LimitQuery = DEFAULT_LIMIT,
+async def list_students(user: Teacher, db: ReadSessionDep, limit: LimitQuery = DEFAULT_LIMIT,
                         cursor: CursorQuery = None) -> StudentLinkListResponse:
     return await service.list_students(db, user, limit=limit, cursor=cursor)
 
@@ -163,7 +163,7 @@ async def revoke_consent(student_id: uuid.UUID, teacher_id: uuid.UUID, user: Cur
             summary="Your students' recent sessions, minutes per week and accuracy trend",
             responses=_problems(401, 403, 422))
 async def dashboard(
-    user: Teacher, db: SessionDep,
+    user: Teacher, db: ReadSessionDep,
     weeks: Annotated[int, Query(ge=1, le=52, description="ISO weeks to cover, 1..52.")] = 8,
 ) -> DashboardResponse:
     return await service.dashboard(db, user, weeks=weeks)
@@ -183,7 +183,7 @@ async def create_feedback(session_id: uuid.UUID, body: FeedbackCreateRequest,
 @router.get("/sessions/{session_id}/feedback", tags=["feedback"],
             summary="List a session's feedback by position", responses=_problems(401, 403, 404,
                                                                                   422))
-async def list_feedback(session_id: uuid.UUID, user: CurrentUser, db: SessionDep,
+async def list_feedback(session_id: uuid.UUID, user: CurrentUser, db: ReadSessionDep,
                         limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
                         ) -> FeedbackListResponse:
     return await service.list_feedback(db, user, session_id, limit=limit, cursor=cursor)

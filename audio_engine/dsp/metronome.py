@@ -26,6 +26,8 @@ FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux a
 FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
+REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
+MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux (a click does not)
 
 
 def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.float32]:
@@ -36,12 +38,33 @@ def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.fl
     return flux
 
 
-def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
-    """Per-band flux vector at each frame: the frame within ``±w`` of largest total flux."""
+def _peak_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.int64]:
+    """The frame within ``±w`` of each frame with the largest total flux."""
     n = F.shape[0]
     idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
     best = np.argmax(F.sum(axis=1)[idx], axis=1)
-    out: NDArray[np.float32] = F[idx[np.arange(idx.shape[0]), best]]
+    out: NDArray[np.int64] = idx[np.arange(idx.shape[0]), best]
+    return out
+
+
+def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
+    """Per-band flux vector at each frame: the frame within ``±w`` of largest total flux."""
+    out: NDArray[np.float32] = F[_peak_frames(F, frames, w)]
+    return out
+
+
+def remain_shares(
+    S: NDArray[np.float32], ref: NDArray[np.float32], frames: NDArray[np.int64], lag: int, ahead: int
+) -> NDArray[np.float64]:
+    """What each onset leaves behind: the rise of the spectrum ``ahead`` frames after the
+    onset frame over the max-filtered spectrum ``lag`` frames before it, as a share of the
+    onset's own flux (0 when it has none). A click alone has died away by then; a note
+    played with it is still sounding, or still rising if its attack is slow."""
+    n = S.shape[0]
+    before = ref[np.clip(frames - lag, 0, n - 1)]
+    flux = np.maximum(S[frames] - before, 0.0).sum(axis=1)
+    left = np.maximum(S[np.clip(frames + ahead, 0, n - 1)] - before, 0.0).sum(axis=1)
+    out: NDArray[np.float64] = np.where(flux > 0, left / np.maximum(flux, 1e-12), 0.0)
     return out
 
 
@@ -131,16 +154,27 @@ def remove_metronome_clicks(
     click_frames = grid_frames(n_frames, fps, 60.0 / target_bpm, grid_start_s)
     if onsets_s.size == 0 or click_frames.size < 8:
         return onsets_s, 0
+    S = np.ascontiguousarray(S, dtype=np.float32)
+    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     F = band_flux(S, lag_frames, max_bands)
     onset_frames = np.clip(np.round((onsets_s - offset_s) * fps).astype(np.int64), 0, n_frames - 1)
     distance = np.abs(onset_frames[:, None] - click_frames[None, :]).min(axis=1)
     on_grid = distance <= CLICK_WINDOW_FRAMES
-    vectors = _at_frames(F, onset_frames, 1)
-    grid_vectors = _at_frames(F, click_frames, CLICK_WINDOW_FRAMES)
+    onset_peaks = _peak_frames(F, onset_frames, 1)
+    grid_peaks = _peak_frames(F, click_frames, CLICK_WINDOW_FRAMES)
+    vectors = F[onset_peaks]
+    grid_vectors = F[grid_peaks]
     signature = click_signature(grid_vectors, vectors[~on_grid], delta)
     if signature is None:
         return onsets_s, 0
     is_click = on_grid & classify_clicks(vectors, signature)
+    # a note played with the click leaves more behind than the click alone does
+    ahead = max(1, round(REMAIN_S * fps))
+    totals = grid_vectors.sum(axis=1)
+    quiet = grid_peaks[totals <= np.quantile(totals, QUIET_SHARE)]
+    click_share = float(np.median(remain_shares(S, ref, quiet, lag_frames, ahead)))
+    limit = max(MIN_REMAIN_SHARE, 2.0 * click_share)
+    is_click &= remain_shares(S, ref, onset_peaks, lag_frames, ahead) <= limit
     return onsets_s[~is_click], int(is_click.sum())
 
 

@@ -157,3 +157,82 @@ def held_peaks(
     best = np.maximum(held[lo], held[idx])
     keep: NDArray[np.bool_] = best >= ratio * odf[idx]
     return keep
+
+
+@njit(cache=True, nogil=True)
+def _rise_starts_kernel(
+    odf: NDArray[np.float64],
+    peaks: NDArray[np.float64],
+    ratio: float,
+    max_frames: int,
+    lead: float,
+    min_rise: float,
+) -> NDArray[np.float64]:
+    """Peaks moved back to ``lead`` frames after the start of their rise (see
+    :func:`rise_starts`)."""
+    n = odf.shape[0]
+    out = peaks.copy()
+    prev = -1
+    for k in range(peaks.shape[0]):
+        i = min(n - 1, max(0, int(np.floor(peaks[k] + 0.5))))
+        lo = max(0, i - max_frames, prev + 1)
+        base = odf[i]
+        for j in range(lo, i):
+            base = min(base, odf[j])
+        thr = base + ratio * (odf[i] - base)
+        j = i
+        while j - 1 >= lo and odf[j - 1] >= thr:
+            j -= 1
+        start = float(j)
+        if j > lo:
+            a, b = odf[j - 1], odf[j]
+            if b > a:
+                start = j - 1 + (thr - a) / (b - a)
+        if peaks[k] - start >= min_rise:
+            out[k] = min(peaks[k], start + lead)
+        prev = i
+    return out
+
+
+def rise_starts(
+    odf: NDArray[np.float64],
+    peaks: NDArray[np.float64],
+    *,
+    ratio: float,
+    max_frames: int,
+    lead_frames: float,
+    min_rise_frames: float = 0.0,
+) -> NDArray[np.float64]:
+    """Onset positions of slow attacks: each peak moved back to its rise.
+
+    The peak of the onset strength is the steepest point of an attack; a bowed or blown
+    note starts rising well before it. The rise of a peak at frame ``i`` is the run of
+    frames before it whose strength exceeds ``ratio`` of the way from the lowest strength
+    of the ``max_frames`` frames before it (not reaching back past the previous peak) to
+    the peak's; its start is where the strength crosses that level (interpolated). A peak
+    is moved to ``lead_frames`` after that start when this is earlier: a sharp attack,
+    which rises within a frame, keeps its place.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength.
+    peaks : ndarray, shape (n_peaks,)
+        Sorted peak positions in (fractional) frames.
+    ratio : float
+        Share of the rise that marks its start (0-1).
+    max_frames : int
+        The farthest a peak may move back, in frames.
+    lead_frames : float
+        Frames from the start of the rise to the reported onset.
+
+    Returns
+    -------
+    ndarray, shape (n_peaks,), float64
+        Onset positions in frames, never later than the peaks.
+    """
+    odf = np.ascontiguousarray(odf, dtype=np.float64)
+    peaks = np.ascontiguousarray(peaks, dtype=np.float64)
+    return _rise_starts_kernel(
+        odf, peaks, float(ratio), int(max_frames), float(lead_frames), float(min_rise_frames)
+    )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fastapi import FastAPI
+
+from tests.api._support.users import make_user
 
 pytestmark = pytest.mark.anyio
 
@@ -27,6 +30,19 @@ async def test_unknown_path_is_problem_details(client: httpx.AsyncClient) -> Non
     body = response.json()
     assert body["code"] == "not_found" and body["status"] == 404
     assert body["instance"] == "/api/v1/no-such-thing"
+
+
+async def test_problem_titles_are_the_status_phrases(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The title is the HTTP status's phrase (RFC 9457), not a class name."""
+    student = await make_user(app, role="student")
+    forbidden = await client.get("/api/v1/teachers/me/dashboard", headers=student.headers)
+    assert (forbidden.status_code, forbidden.json()["title"]) == (403, "Forbidden")
+    invalid = await client.get("/api/v1/sessions?limit=0", headers=student.headers)
+    assert (invalid.status_code, invalid.json()["title"]) == (422, "Unprocessable content")
+    unknown = await client.get("/api/v1/no-such-thing")
+    assert unknown.json()["title"] == "Not found"
 
 
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,95 @@
+"""The database plumbing on the real PostgreSQL: read-only routes run in autocommit (no
+transaction round trips), and a connection the database dropped costs one request a 503
+``database_unavailable`` (the pool is renewed), not a 500 on every pooled connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from api.main import create_app
+from api.notify import MemoryNotifier
+from mpt.settings import ApiSettings, DatabaseSettings, RateLimitSettings, Settings
+from tests.api._support.db import truncate_all
+from tests.api._support.users import make_user
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def pg_settings(tmp_path: Path, postgres_session_url: str) -> Settings:
+    truncate_all(postgres_session_url)
+    return Settings(
+        data_dir=tmp_path / "data",
+        database=DatabaseSettings(url=postgres_session_url, auto_migrate=False),
+        api=ApiSettings(rate_limits=RateLimitSettings(enabled=False), consume_events=False),
+    )
+
+
+@pytest.fixture
+async def pg_app(pg_settings: Settings) -> AsyncIterator[FastAPI]:
+    app = create_app(pg_settings, notifier=MemoryNotifier())
+    async with LifespanManager(app):
+        yield app
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def test_read_sessions_autocommit_and_write_sessions_keep_one_transaction(
+    pg_app: FastAPI,
+) -> None:
+    state = pg_app.state.mpt
+    query = text("SELECT transaction_timestamp()")
+    async with state.read_sessions() as db:
+        first = (await db.execute(query)).scalar_one()
+        await asyncio.sleep(0.01)
+        second = (await db.execute(query)).scalar_one()
+    assert second > first, "each statement of a read session is its own transaction"
+    async with state.sessions() as db, db.begin():
+        first = (await db.execute(query)).scalar_one()
+        await asyncio.sleep(0.01)
+        second = (await db.execute(query)).scalar_one()
+    assert second == first, "a write session's statements share one transaction"
+
+
+async def test_dropped_connections_cost_one_503_then_the_pool_recovers(
+    pg_app: FastAPI, postgres_session_url: str
+) -> None:
+    user = await make_user(pg_app)
+    transport = httpx.ASGITransport(app=pg_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        assert (await http.get("/api/v1/users/me", headers=user.headers)).status_code == 200
+        # the database drops every connection of the app (as a restart or failover does)
+        admin = await asyncpg.connect(_asyncpg_dsn(postgres_session_url))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the terminations reach the pooled connections
+        lost = await http.get("/api/v1/users/me", headers=user.headers)
+        assert lost.status_code == 503, lost.text
+        assert lost.headers["content-type"] == "application/problem+json"
+        assert lost.headers["retry-after"] == "1"
+        assert lost.json()["code"] == "database_unavailable"
+        # the pool was invalidated: the retry gets a new connection, and so do writes
+        again = await http.get("/api/v1/users/me", headers=user.headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == str(user.id)
+        created = await http.post("/api/v1/sessions", headers=user.headers, json={
+            "started_at": "2026-01-05T10:00:00+00:00", "ended_at": "2026-01-05T10:20:00+00:00",
+        })
+        assert created.status_code == 201, created.text
