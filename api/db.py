@@ -140,16 +140,21 @@ def make_engine(settings: Settings, *, url: str | None = None) -> AsyncEngine:
     )
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit (no lazy loads in async code)."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions that keep loaded objects usable after commit (no lazy loads in async code).
+    ``info`` is each session's ``info`` (the app puts its facts cache there)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info)
 
 
-def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def make_read_sessionmaker(
+    engine: AsyncEngine, *, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
     """Sessions for read-only requests: the same pool in autocommit mode, so a read sends no
     ``BEGIN``/``COMMIT`` (two round trips of the three to five a read route makes). Each
     statement sees the data committed when it runs, not one snapshot for the request (as in
     Django's default autocommit mode); routes whose answer must be one consistent snapshot
     (the sync pull) and anything that writes use :func:`make_sessionmaker`'s sessions."""
     return async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
-                              expire_on_commit=False)
+                              expire_on_commit=False, info=info)

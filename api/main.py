@@ -36,6 +36,7 @@ from api.notify import LogNotifier, Notifier
 from api.observability import ApiMetrics, BodyLimitMiddleware, RequestMiddleware
 from api.openapi import install_openapi
 from api.practice.router import router as practice_router
+from api.progress.factcache import FACTS_CACHE_KEY, FactsCache
 from api.progress.router import router as progress_router
 from api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from api.state import AppState
@@ -88,13 +89,15 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             RedisRateLimiter(redis_client, prefix=settings.redis.key_prefix)
             if redis_client is not None else MemoryRateLimiter()
         )
-        sessions = make_sessionmaker(engine)
+        facts_cache = FactsCache(settings.api.facts_cache_entries)
+        sessions = make_sessionmaker(engine, info={FACTS_CACHE_KEY: facts_cache})
         public_key = verification_key(settings)
         app.state.mpt = AppState(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            read_sessions=make_read_sessionmaker(engine),
+            read_sessions=make_read_sessionmaker(engine, info={FACTS_CACHE_KEY: facts_cache}),
+            facts_cache=facts_cache,
             limiter=limiter,
             redis=redis_client,
             notifier=notifier or LogNotifier(),

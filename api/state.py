@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.notify import Notifier
 from api.observability import ApiMetrics
+from api.progress.factcache import FactsCache
 from api.ratelimit import RateLimiter
 from api.usergate import UserGate
 from mpt.settings import Settings
@@ -28,6 +29,7 @@ class AppState:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    facts_cache: FactsCache
     limiter: RateLimiter
     redis: aioredis.Redis | None
     notifier: Notifier

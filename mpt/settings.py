@@ -183,6 +183,9 @@ class ApiSettings(BaseModel):
         metrics) inside the API process.
     consumer_sweep_s : float
         How often the consumer retries events whose practice session arrived late.
+    facts_cache_entries : int
+        Students whose session facts each API process keeps in memory (LRU) between
+        requests; an entry is reused only while the student's data version is unchanged.
     rate_limits : RateLimitSettings
         Per-client request limits.
     """
@@ -196,6 +199,7 @@ class ApiSettings(BaseModel):
     docs: bool = True
     consume_events: bool = True
     consumer_sweep_s: float = Field(default=30.0, gt=0)
+    facts_cache_entries: int = Field(default=2048, ge=1, le=1_000_000)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
 

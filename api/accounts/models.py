@@ -18,6 +18,8 @@ class User(Base):
 
     ``change_seq`` counts the user's synced changes: every write to their practice data bumps
     it under the row lock, so the ``since`` cursor of offline sync is ordered by commit.
+    ``facts_seq`` counts the metric rows written for them (a stream summary, say); with
+    ``change_seq`` it versions the cached facts (:mod:`api.progress.factcache`).
     """
 
     __tablename__ = "users"
@@ -35,6 +37,7 @@ class User(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     reputation: Mapped[int] = mapped_column(default=0)
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    facts_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -66,7 +66,13 @@ from api.gamification.schemas import (
 )
 from api.pagination import decode_time_id_cursor, encode_time_id_cursor, keyset_before, split_page
 from api.practice.models import PracticeSession
-from api.progress.facts import FACT_COLUMNS, SessionRow, facts_for_rows, load_facts
+from api.progress.facts import (
+    FACT_COLUMNS,
+    SessionRow,
+    facts_for_rows,
+    facts_version,
+    load_facts,
+)
 from api.progress.rules import SessionFacts, local_day, require_aware
 from api.teaching.access import ensure_can_view_student
 
@@ -549,8 +555,8 @@ async def get_points(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
                      now: datetime, limit: int) -> PointsResponse:
     """All-time and this week's points and the latest ``limit`` sessions' points."""
     async with db.begin():
-        await _viewable_student(db, viewer, student_id)
-        facts = await load_facts(db, student_id, pieces=False)
+        user = await _viewable_student(db, viewer, student_id)
+        facts = await load_facts(db, student_id, pieces=False, version=facts_version(user))
     start = week_start(now)
     end = start + timedelta(days=7)
     points = [session_points(f) for f in facts]
@@ -574,7 +580,7 @@ async def get_streak(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
     async with db.begin():
         user = await _viewable_student(db, viewer, student_id)
         tz = user.timezone
-        facts = await load_facts(db, student_id, pieces=False)
+        facts = await load_facts(db, student_id, pieces=False, version=facts_version(user))
     today = local_day(now, tz)
     streak = compute_streak(practice_days(facts, tz), today)
     return StreakResponse(

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.models import User
 from api.db import new_id, utcnow
 from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.summary import MetricValue, SummaryError, metrics_from_summary
@@ -111,10 +112,18 @@ async def record_metrics(
     db: AsyncSession, *, student_id: uuid.UUID, session_id: uuid.UUID, time: datetime,
     source: str, values: Sequence[MetricValue], event_id: str | None = None,
 ) -> None:
-    """Insert ``values`` as metric rows of one session and source, and update the rollups
-    (inside the caller's transaction)."""
+    """Insert ``values`` as metric rows of one session and source and update the rollups
+    (inside the caller's transaction). A stream's or recording's metrics bump the student's
+    ``facts_seq`` (the cached facts' version, :mod:`api.progress.factcache`); manual ones
+    are written only with their session (:func:`api.metrics.hooks.sessions_written`),
+    whose write already bumps ``change_seq``."""
     if not values:
         return
+    if source != "manual":
+        await db.execute(
+            update(User).where(User.id == student_id)
+            .values(facts_seq=User.facts_seq + 1, updated_at=User.updated_at)
+        )
     await db.execute(insert(PracticeMetric), [
         {"time": time, "id": new_id(), "student_id": student_id, "session_id": session_id,
          "metric": v.metric, "value": v.value, "source": source, "event_id": event_id,

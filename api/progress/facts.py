@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from typing import Any, Protocol, cast
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.models import User
 from api.gamification.rules import best_source
 from api.metrics.models import PracticeMetric
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.practice.rules import duration_s
+from api.progress.factcache import FACTS_CACHE_KEY, FactsVersion
 from api.progress.rules import Cell, SessionFacts, Source
 
 __all__ = [
@@ -27,6 +30,7 @@ __all__ = [
     "PLAIN_METRICS",
     "SessionRow",
     "facts_for_rows",
+    "facts_version",
     "load_facts",
     "load_timing_cells",
 ]
@@ -195,13 +199,36 @@ def _facts(row: SessionRow, numbers: dict[str, _Numbers],
 
 async def load_facts(
     db: AsyncSession, student_id: uuid.UUID, *, since: datetime | None = None,
-    until: datetime | None = None, pieces: bool = True,
+    until: datetime | None = None, pieces: bool = True, version: FactsVersion | None = None,
 ) -> list[SessionFacts]:
     """The student's active sessions started in ``[since, until)``, oldest first.
     ``pieces=False`` leaves ``piece_ids`` empty, two queries fewer, for the rules that do
-    not use them (points, streaks, minutes, trends, the leaderboard)."""
-    return await facts_for_rows(db, await _sessions(db, student_id, since, until),
-                                pieces=pieces)
+    not use them (points, streaks, minutes, trends, the leaderboard).
+
+    ``version`` is the student's data version read at the start of the request
+    (:func:`facts_version`); with it, and a :class:`~api.progress.factcache.FactsCache` in
+    the session's ``info``, the whole history is loaded once per version and sliced."""
+    cache = db.info.get(FACTS_CACHE_KEY) if version is not None else None
+    if cache is None or version is None:
+        return await facts_for_rows(db, await _sessions(db, student_id, since, until),
+                                    pieces=pieces)
+    facts = cache.get(student_id, pieces=pieces, version=version)
+    if facts is None:
+        loaded = await facts_for_rows(db, await _sessions(db, student_id, None, None),
+                                      pieces=pieces)
+        facts = cache.put(student_id, pieces=pieces, version=version, facts=loaded)
+    lo = 0 if since is None else bisect_left(facts, since, key=_started_at)
+    hi = len(facts) if until is None else bisect_left(facts, until, key=_started_at)
+    return list(facts[lo:hi])
+
+
+def _started_at(facts: SessionFacts) -> datetime:
+    return facts.started_at
+
+
+def facts_version(user: User) -> FactsVersion:
+    """The version of a student's facts: their change counter and metric counter."""
+    return (int(user.change_seq), int(user.facts_seq))
 
 
 async def facts_for_rows(db: AsyncSession, rows: Sequence[SessionRow], *,

@@ -29,6 +29,7 @@ from api.errors import NotFoundError, UnprocessableError
 from api.gamification.rules import compute_streak, practice_days
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.progress import charts
+from api.progress.factcache import FactsVersion
 from api.progress.facts import load_facts, load_timing_cells
 from api.progress.recommend import recommend
 from api.progress.rules import (
@@ -92,6 +93,7 @@ class _Student:
     id: uuid.UUID
     tz_name: str
     zone: ZoneInfo
+    version: FactsVersion
 
 
 # --- shared steps --------------------------------------------------------------------------
@@ -99,16 +101,17 @@ class _Student:
 
 async def _student(db: AsyncSession, viewer: Principal, student_id: uuid.UUID) -> _Student:
     await ensure_can_view_student(db, viewer, student_id)
-    tz_name = (
+    row = (
         await db.execute(
-            select(User.timezone).where(
+            select(User.timezone, User.change_seq, User.facts_seq).where(
                 User.id == student_id, User.role == "student", User.status == "active"
             )
         )
-    ).scalar_one_or_none()
-    if tz_name is None:
+    ).one_or_none()
+    if row is None:
         raise NotFoundError(f"student {student_id} does not exist")
-    return _Student(student_id, tz_name, load_zone(tz_name))
+    tz_name, change_seq, facts_seq = row
+    return _Student(student_id, tz_name, load_zone(tz_name), (int(change_seq), int(facts_seq)))
 
 
 async def _check_filters(db: AsyncSession, student: _Student, filters: Filters) -> None:
@@ -143,7 +146,8 @@ async def _facts(db: AsyncSession, student: _Student, filters: Filters,
                  since: datetime | None) -> list[SessionFacts]:
     """The student's facts since ``since``, filtered by piece and tag (oldest first)."""
     await _check_filters(db, student, filters)
-    facts = await load_facts(db, student.id, since=since, pieces=filters.piece_id is not None)
+    facts = await load_facts(db, student.id, since=since, pieces=filters.piece_id is not None,
+                             version=student.version)
     if filters.piece_id is not None:
         facts = [f for f in facts if filters.piece_id in f.piece_ids]
     if filters.tag_id is not None:
@@ -364,7 +368,7 @@ async def recommendations(
     """Suggestions from the last seven local days; the streak counts the whole history."""
     student = await _student(db, viewer, student_id)
     today = _today(now, student.zone)
-    facts = await load_facts(db, student.id)
+    facts = await load_facts(db, student.id, version=student.version)
     streak = compute_streak(practice_days(facts, student.tz_name), today)
     window_start = datetime.combine(today - timedelta(days=6), time(), tzinfo=student.zone)
     items = recommend(facts, now=now, tz_name=student.tz_name,

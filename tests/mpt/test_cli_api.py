@@ -76,21 +76,21 @@ def test_db_upgrade_current_downgrade_on_sqlite(
     assert code == 0
     assert out.strip() == (
         f"sqlite+aiosqlite:///{db}: revision none (no schema) "
-        "(the newest is 0002: run `mpt db upgrade`)"
+        "(the newest is 0003: run `mpt db upgrade`)"
     )
 
     code, out, _ = run(capsys, "db", "upgrade", "0001", "--data-dir", str(data_dir))
     assert code == 0
-    assert "revision 0001 (the newest is 0002" in out
+    assert "revision 0001 (the newest is 0003" in out
     assert "users" in tables(db) and "practice_metrics" not in tables(db)
 
     code, out, _ = run(capsys, "--data-dir", str(data_dir), "db", "upgrade")
     assert code == 0
-    assert out.startswith("upgraded ") and out.rstrip().endswith("revision 0002 (the newest)")
+    assert out.startswith("upgraded ") and out.rstrip().endswith("revision 0003 (the newest)")
     assert {"users", "practice_sessions", "practice_metrics"} <= tables(db)
 
     code, out, _ = run(capsys, "db", "current", "--data-dir", str(data_dir))
-    assert (code, out.strip()) == (0, f"sqlite+aiosqlite:///{db}: revision 0002 (the newest)")
+    assert (code, out.strip()) == (0, f"sqlite+aiosqlite:///{db}: revision 0003 (the newest)")
 
     code, out, _ = run(capsys, "db", "downgrade", "base", "--data-dir", str(data_dir))
     assert code == 0
@@ -104,12 +104,12 @@ def test_db_on_postgres(
     with postgres_database(require_postgres()) as url:
         set_env(monkeypatch, "MPT_DATABASE__URL", url)
         code, out, _ = run(capsys, "db", "current")
-        assert code == 0 and out.rstrip().endswith("revision 0002 (the newest)")
+        assert code == 0 and out.rstrip().endswith("revision 0003 (the newest)")
         assert "postgresql+asyncpg://" in out
         code, out, _ = run(capsys, "db", "downgrade", "0001")
-        assert code == 0 and "revision 0001 (the newest is 0002" in out
+        assert code == 0 and "revision 0001 (the newest is 0003" in out
         code, out, _ = run(capsys, "db", "upgrade")
-        assert code == 0 and out.rstrip().endswith("revision 0002 (the newest)")
+        assert code == 0 and out.rstrip().endswith("revision 0003 (the newest)")
 
 
 def test_db_errors_are_one_line(capsys: pytest.CaptureFixture[str], data_dir: Path,

@@ -164,6 +164,7 @@ async def test_queries_do_not_grow_with_sessions(app: FastAPI, client: httpx.Asy
     # warm-up: the first request of a token also looks its user up (cached)
     assert (await client.get(url(student.id), params=params,
                              headers=student.headers)).status_code == 200
+    app.state.mpt.facts_cache.clear()  # both measured requests load the facts
     with count_queries(app) as few:
         assert (await client.get(url(student.id), params=params,
                                  headers=student.headers)).status_code == 200
@@ -172,6 +173,7 @@ async def test_queries_do_not_grow_with_sessions(app: FastAPI, client: httpx.Asy
                                 started_at=local("UTC", today_in("UTC"), 0)
                                 - timedelta(hours=hours))
         await tag_session(app, sid, tag)
+    app.state.mpt.facts_cache.clear()
     with count_queries(app) as many:
         response = await client.get(url(student.id), params=params, headers=student.headers)
     assert response.json()["totals"]["sessions"] == 13

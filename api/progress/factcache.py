@@ -1,0 +1,74 @@
+"""A per-process cache of each student's session facts, keyed by the student's data version.
+
+Points, streaks, progress, charts and recommendations all read a student's whole history
+as :class:`~api.progress.rules.SessionFacts` (two queries and a reduction per session), so
+without a cache their cost grows with the history. The version is the pair
+``(users.change_seq, users.facts_seq)``, read with the student's row at the start of the
+request: every write to a student's sessions, tags or segments bumps ``change_seq``
+(:mod:`api.practice.changes`; manual metrics are written only with their session) and the
+metrics of a stream or recording bump ``facts_seq``
+(:func:`api.metrics.service.record_metrics`), each in the transaction of the write. An
+entry is used only when its version equals the one just read, so a reader never gets facts
+older than the version it saw; facts loaded after a concurrent write are newer than their
+key and are simply reloaded by the next reader, who sees the new version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from api.progress.rules import SessionFacts
+
+__all__ = ["FACTS_CACHE_KEY", "FactsCache", "FactsVersion"]
+
+#: Where a session factory carries the cache (``async_sessionmaker(..., info={...})``).
+FACTS_CACHE_KEY = "facts_cache"
+
+FactsVersion = tuple[int, int]
+
+
+class FactsCache:
+    """Least-recently-used map ``(student, pieces) -> (version, facts)``, at most
+    ``max_entries`` students' histories."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries}")
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[uuid.UUID, bool],
+                                   tuple[FactsVersion, tuple[SessionFacts, ...]]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry (the counters stay)."""
+        self._entries.clear()
+
+    def get(self, student_id: uuid.UUID, *, pieces: bool,
+            version: FactsVersion) -> tuple[SessionFacts, ...] | None:
+        """The cached facts if they were stored under ``version`` (else None). An entry
+        with piece ids also answers a request without them."""
+        for key in ((student_id, pieces), (student_id, True)):
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry[1]
+        self.misses += 1
+        return None
+
+    def put(self, student_id: uuid.UUID, *, pieces: bool, version: FactsVersion,
+            facts: Sequence[SessionFacts]) -> tuple[SessionFacts, ...]:
+        """Store ``facts`` (oldest first) under ``version``; returns them as a tuple."""
+        frozen = tuple(facts)
+        key = (student_id, pieces)
+        self._entries[key] = (version, frozen)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return frozen
