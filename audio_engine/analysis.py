@@ -11,7 +11,14 @@ from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
-from audio_engine.dsp.peaks import held_peaks, pick_peaks, rise_starts
+from audio_engine.dsp.peaks import (
+    distinct_peaks,
+    held_peaks,
+    pick_peaks,
+    rise_frames,
+    rise_starts,
+    swell_frames,
+)
 from audio_engine.dsp.probe import probed_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
@@ -21,10 +28,6 @@ from audio_engine.params import AnalysisParams, OnsetParams
 from audio_engine.result import AnalysisResult
 
 MIN_ONSETS_FOR_TEMPO = 4
-RISE_RATIO = 0.15  # an onset's rise starts where it crosses this share of its peak's height
-RISE_MAX_S = 0.1  # ... at most this long before the peak
-RISE_LEAD_S = 0.0175  # the onset is reported this long after the start of its rise
-RISE_MIN_S = 0.0  # ... when the rise began at least this long before the peak
 
 
 def check_target(
@@ -151,18 +154,14 @@ def analyze(
             S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=1, ref=ref
         )
         peaks = probed_peaks(y, geom, p.spectrogram, o, S, ref, odf, held)
-        starts = peaks
     else:
         peaks = _plain_peaks(S, ref, odf, o, fps)
-        # a slow attack starts well before its steepest point, the peak
-        starts = rise_starts(
-            odf,
-            peaks,
-            ratio=RISE_RATIO,
-            max_frames=round(RISE_MAX_S * fps),
-            lead_frames=RISE_LEAD_S * fps,
-            min_rise_frames=RISE_MIN_S * fps,
-        )
+    # without the swells of an attack that peaked already; a slow attack starts well
+    # before its steepest point, the peak
+    peaks = peaks[distinct_peaks(odf, peaks, max_frames=swell_frames(o, fps),
+                                 dip_ratio=o.swell_dip)]
+    starts = rise_starts(odf, peaks, ratio=o.rise_ratio, max_frames=rise_frames(o, fps),
+                         rebound=o.rise_rebound, lead_frames=o.rise_lead_s * fps)
     # metronome clicks are found at the peaks: their precise, machine-regular times
     peaks_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
     kept_s, n_blind_clicks = remove_blind_clicks(

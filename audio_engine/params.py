@@ -65,6 +65,16 @@ class OnsetParams:
         that frame is complete (:mod:`audio_engine.dsp.probe`); needs one frame of
         look-ahead (``post_max_s`` one hop, ``post_avg_s`` 0, ``hold_frames`` 1). None: wait
         for the frames themselves.
+    swell_s, swell_dip : float
+        A peak at most ``swell_s`` after the last one kept, with no dip below ``swell_dip``
+        of the smaller of the two between them, is a swell of the same attack and dropped
+        (:func:`audio_engine.dsp.peaks.distinct_peaks`).
+    rise_ratio, rise_max_s, rise_rebound, rise_lead_s : float
+        A slow attack's onset is placed ``rise_lead_s`` after the start of its rise (where
+        the strength crosses ``rise_ratio`` of the peak's height, at most ``rise_max_s``
+        before the peak, not past a dip followed by a rebound of ``rise_rebound``), or at
+        the peak when that is earlier (:func:`audio_engine.dsp.peaks.rise_starts`). Both
+        steps look only back, so the stream applies them too.
     """
 
     lag_frames: int = 2
@@ -80,6 +90,12 @@ class OnsetParams:
     combine_s: float = 0.03
     offset_s: float = 0.0
     probe_s: float | None = None
+    swell_s: float = 0.07
+    swell_dip: float = 0.2
+    rise_ratio: float = 0.15
+    rise_max_s: float = 0.1
+    rise_rebound: float = 0.3
+    rise_lead_s: float = 0.0175
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,14 @@ from audio_engine.dsp.onsets import (
     _max_filter_bands_kernel,
     _superflux_kernel,
 )
-from audio_engine.dsp.peaks import _pick_range_kernel, _refine_range_kernel
+from audio_engine.dsp.peaks import (
+    _pick_range_kernel,
+    _refine_range_kernel,
+    distinct_peaks,
+    rise_frames,
+    rise_starts,
+    swell_frames,
+)
 from audio_engine.dsp.probe import PickState, Probe, Prober, passes_hold, pick_probed
 from audio_engine.dsp.signal import (
     _decimate_range_kernel,
@@ -262,6 +269,7 @@ class StreamAnalyzer:
         self._n_held = 0
         self._n_peaked = 0
         self._last_peak = -(10**9)
+        self._last_onset_peak = -(10**9)  # the frame of the last peak reported as an onset
         self._probed = PickState()
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
@@ -543,7 +551,10 @@ class StreamAnalyzer:
                 best = max(held[max(i - 1, hs) - hs], held[i - hs])
                 if best < o.hold_ratio * strength:
                     continue
-            time_s = max(0.0, pk / fps + o.offset_s)
+            start = self._attack_start(pk)
+            if start is None:
+                continue
+            time_s = max(0.0, start / fps + o.offset_s)
             events.append(
                 (i + self._look + 1, _RANK[OnsetEvent], self._note(time_s, strength, i, events))
             )
@@ -589,7 +600,10 @@ class StreamAnalyzer:
                 lambda f: float(held[f - hs]), i, ahead, o.hold_ratio * strength
             ):
                 continue
-            time_s = max(0.0, pos / geom.fps + o.offset_s)
+            start = self._attack_start(pos)
+            if start is None:
+                continue
+            time_s = max(0.0, start / geom.fps + o.offset_s)
             ahead_flux = None if ahead is None else ahead.flux
             events.append(
                 (
@@ -598,6 +612,28 @@ class StreamAnalyzer:
                     self._note(time_s, strength, i, events, ahead_flux),
                 )
             )
+
+    def _attack_start(self, pos: float) -> float | None:
+        """Where the onset of the peak at ``pos`` (frames, past the hold gate) starts, in
+        frames, as offline analysis places it (:func:`~audio_engine.dsp.peaks.rise_starts`);
+        None when it is a swell of the last onset's attack
+        (:func:`~audio_engine.dsp.peaks.distinct_peaks`). Both look only back."""
+        o = self.params.onset
+        fps = self._geom.fps
+        odf, o0 = self._odf.data, self._odf.start
+        i = math.floor(pos + 0.5)  # the peak's frame, as the offline kernels take it
+        last = self._last_onset_peak
+        if i - last <= swell_frames(o, fps) and last >= o0:
+            window = odf[last - o0 : i - o0 + 1]
+            pair = np.array([0.0, float(i - last)])
+            if not distinct_peaks(window, pair, max_frames=i - last, dip_ratio=o.swell_dip)[1]:
+                return None
+        lo = max(o0, i - rise_frames(o, fps), last + 1)
+        self._last_onset_peak = i
+        start = rise_starts(odf[lo - o0 : i - o0 + 1], np.array([pos - lo]), ratio=o.rise_ratio,
+                            max_frames=i - lo, rebound=o.rise_rebound,
+                            lead_frames=o.rise_lead_s * fps)
+        return float(start[0]) + lo
 
     def _note(
         self,

@@ -6,7 +6,9 @@ student rests, or has drifted off the grid, the click is alone): their per-band 
 be alike (one sound, not notes of varying pitch) and clearly weaker than the student's
 notes. An onset on a grid line is then a click when its flux has the click's spectral shape
 and no more than a click's strength; a note played with the click keeps its own flux and
-stays. The grid is either the target's (given tempo and first click) or found blind: an
+stays. A note whose attack is slow (a clarinet's) has hardly any flux of its own when the
+click sounds; it is told apart by what is left 50 ms later, when a click alone has died
+away. The grid is either the target's (given tempo and first click) or found blind: an
 exactly periodic series of onsets that fills nearly every line, as no player does.
 """
 
@@ -27,12 +29,17 @@ FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
 REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
-MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux (a click does not)
+MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux, a click alone less
+CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what the quiet clicks leave
 
 
-def band_flux(S: NDArray[np.float32], lag: int, max_bands: int) -> NDArray[np.float32]:
-    """Per-band positive SuperFlux, shape (n_frames, n_bands)."""
-    ref = _max_filter_bands_kernel(np.ascontiguousarray(S), max_bands) if max_bands > 0 else S
+def band_flux(
+    S: NDArray[np.float32], lag: int, max_bands: int, ref: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
+    """Per-band positive SuperFlux, shape (n_frames, n_bands); ``ref`` is the max-filtered
+    ``S`` when the caller has it already."""
+    if ref is None:
+        ref = _max_filter_bands_kernel(np.ascontiguousarray(S), max_bands) if max_bands > 0 else S
     prev = np.concatenate([np.zeros((lag, S.shape[1]), dtype=np.float32), ref[:-lag]])
     flux: NDArray[np.float32] = np.maximum(S - prev, np.float32(0.0))
     return flux
@@ -54,12 +61,18 @@ def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDA
 
 
 def remain_shares(
-    S: NDArray[np.float32], ref: NDArray[np.float32], frames: NDArray[np.int64], lag: int, ahead: int
+    S: NDArray[np.float32],
+    ref: NDArray[np.float32],
+    frames: NDArray[np.int64],
+    *,
+    lag: int,
+    ahead: int,
 ) -> NDArray[np.float64]:
-    """What each onset leaves behind: the rise of the spectrum ``ahead`` frames after the
-    onset frame over the max-filtered spectrum ``lag`` frames before it, as a share of the
-    onset's own flux (0 when it has none). A click alone has died away by then; a note
-    played with it is still sounding, or still rising if its attack is slow."""
+    """What each onset leaves behind: the positive rise of the spectrum ``ahead`` frames
+    after its frame over the max-filtered spectrum ``ref`` ``lag`` frames before it, as a
+    share of the onset's own flux (the same rise at its frame; 0 when it has none), one
+    per frame in ``frames``. A click alone has died away by then; a note played with it is
+    still sounding, or still rising if its attack is slow."""
     n = S.shape[0]
     before = ref[np.clip(frames - lag, 0, n - 1)]
     flux = np.maximum(S[frames] - before, 0.0).sum(axis=1)
@@ -156,7 +169,7 @@ def remove_metronome_clicks(
         return onsets_s, 0
     S = np.ascontiguousarray(S, dtype=np.float32)
     ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
-    F = band_flux(S, lag_frames, max_bands)
+    F = band_flux(S, lag_frames, max_bands, ref)
     onset_frames = np.clip(np.round((onsets_s - offset_s) * fps).astype(np.int64), 0, n_frames - 1)
     distance = np.abs(onset_frames[:, None] - click_frames[None, :]).min(axis=1)
     on_grid = distance <= CLICK_WINDOW_FRAMES
@@ -168,13 +181,16 @@ def remove_metronome_clicks(
     if signature is None:
         return onsets_s, 0
     is_click = on_grid & classify_clicks(vectors, signature)
-    # a note played with the click leaves more behind than the click alone does
+    # a note played with the click leaves more behind than a click alone (the quiet lines)
+    # does, unless the next onset comes before that is measured
     ahead = max(1, round(REMAIN_S * fps))
     totals = grid_vectors.sum(axis=1)
     quiet = grid_peaks[totals <= np.quantile(totals, QUIET_SHARE)]
-    click_share = float(np.median(remain_shares(S, ref, quiet, lag_frames, ahead)))
-    limit = max(MIN_REMAIN_SHARE, 2.0 * click_share)
-    is_click &= remain_shares(S, ref, onset_peaks, lag_frames, ahead) <= limit
+    click_share = float(np.median(remain_shares(S, ref, quiet, lag=lag_frames, ahead=ahead)))
+    limit = max(MIN_REMAIN_SHARE, CLICK_REMAIN_FACTOR * click_share)
+    remains = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
+    followed = np.append(np.diff(onset_peaks) <= ahead, False)
+    is_click &= followed | (remains <= limit)
     return onsets_s[~is_click], int(is_click.sum())
 
 

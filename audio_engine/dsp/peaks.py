@@ -6,6 +6,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from audio_engine.params import OnsetParams
+
 
 @njit(cache=True, nogil=True)
 def _pick_range_kernel(
@@ -160,13 +162,65 @@ def held_peaks(
 
 
 @njit(cache=True, nogil=True)
+def _distinct_peaks_kernel(
+    odf: NDArray[np.float64], peaks: NDArray[np.float64], max_frames: int, dip_ratio: float
+) -> NDArray[np.bool_]:
+    """Mask of the peaks that are not the same attack as the one before (see
+    :func:`distinct_peaks`)."""
+    n = odf.shape[0]
+    keep = np.ones(peaks.shape[0], dtype=np.bool_)
+    last = -1
+    for k in range(peaks.shape[0]):
+        b = min(n - 1, max(0, int(np.floor(peaks[k] + 0.5))))
+        if last >= 0 and b - last <= max_frames:
+            low = odf[last]
+            for j in range(last, b + 1):
+                low = min(low, odf[j])
+            if low >= dip_ratio * min(odf[last], odf[b]):
+                keep[k] = False
+                continue
+        last = b
+    return keep
+
+
+def distinct_peaks(
+    odf: NDArray[np.float64], peaks: NDArray[np.float64], *, max_frames: int, dip_ratio: float
+) -> NDArray[np.bool_]:
+    """Mask of the peaks that are attacks of their own, not a later swell of the one before.
+
+    A blown note often starts with a breathy transient and swells 40-60 ms later; both are
+    peaks of the onset strength. A peak at most ``max_frames`` frames after the last kept
+    peak is the same attack when the strength between them never dips below ``dip_ratio``
+    of the smaller of the two; two notes are parted by a dip.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength.
+    peaks : ndarray, shape (n_peaks,)
+        Sorted peak positions in (fractional) frames.
+    max_frames : int
+        Peaks further apart than this are always distinct.
+    dip_ratio : float
+        Share of the smaller peak the strength must fall below between two peaks.
+
+    Returns
+    -------
+    ndarray, shape (n_peaks,), bool
+    """
+    odf = np.ascontiguousarray(odf, dtype=np.float64)
+    peaks = np.ascontiguousarray(peaks, dtype=np.float64)
+    return _distinct_peaks_kernel(odf, peaks, int(max_frames), float(dip_ratio))
+
+
+@njit(cache=True, nogil=True)
 def _rise_starts_kernel(
     odf: NDArray[np.float64],
     peaks: NDArray[np.float64],
     ratio: float,
     max_frames: int,
+    rebound: float,
     lead: float,
-    min_rise: float,
 ) -> NDArray[np.float64]:
     """Peaks moved back to ``lead`` frames after the start of their rise (see
     :func:`rise_starts`)."""
@@ -179,17 +233,17 @@ def _rise_starts_kernel(
         base = odf[i]
         for j in range(lo, i):
             base = min(base, odf[j])
-        thr = base + ratio * (odf[i] - base)
+        level = base + ratio * (odf[i] - base)
+        bump = rebound * (odf[i] - base)
         j = i
-        while j - 1 >= lo and odf[j - 1] >= thr:
+        low = odf[i]
+        while j - 1 >= lo and odf[j - 1] >= level and odf[j - 1] - low <= bump:
             j -= 1
+            low = min(low, odf[j])
         start = float(j)
-        if j > lo:
-            a, b = odf[j - 1], odf[j]
-            if b > a:
-                start = j - 1 + (thr - a) / (b - a)
-        if peaks[k] - start >= min_rise:
-            out[k] = min(peaks[k], start + lead)
+        if j > lo and odf[j - 1] < level and odf[j] > odf[j - 1]:
+            start = j - 1 + (level - odf[j - 1]) / (odf[j] - odf[j - 1])
+        out[k] = min(peaks[k], start + lead)
         prev = i
     return out
 
@@ -200,18 +254,20 @@ def rise_starts(
     *,
     ratio: float,
     max_frames: int,
+    rebound: float,
     lead_frames: float,
-    min_rise_frames: float = 0.0,
 ) -> NDArray[np.float64]:
-    """Onset positions of slow attacks: each peak moved back to its rise.
+    """Onset positions of slow attacks: each peak moved back towards the start of its rise.
 
-    The peak of the onset strength is the steepest point of an attack; a bowed or blown
-    note starts rising well before it. The rise of a peak at frame ``i`` is the run of
-    frames before it whose strength exceeds ``ratio`` of the way from the lowest strength
-    of the ``max_frames`` frames before it (not reaching back past the previous peak) to
-    the peak's; its start is where the strength crosses that level (interpolated). A peak
-    is moved to ``lead_frames`` after that start when this is earlier: a sharp attack,
-    which rises within a frame, keeps its place.
+    The peak of the onset strength is the steepest point of an attack; a blown or bowed
+    note starts rising well before it (FluidSynth's clarinet 30-90 ms). The rise of a peak
+    at frame ``i`` is the run of frames before it whose strength is above ``ratio`` of the
+    way from the lowest strength of the ``max_frames`` frames before it to the peak's,
+    back to where it crosses that level (interpolated between frames). It reaches neither
+    past the previous peak nor past a dip after which the strength rose again by more than
+    ``rebound`` of that height (an earlier sound, not this one's rise). A peak is moved to
+    ``lead_frames`` after the start of its rise when that is earlier: a sharp attack, which
+    rises within a frame or two, keeps its place.
 
     Parameters
     ----------
@@ -220,9 +276,13 @@ def rise_starts(
     peaks : ndarray, shape (n_peaks,)
         Sorted peak positions in (fractional) frames.
     ratio : float
-        Share of the rise that marks its start (0-1).
+        Share of the peak's height (over the lowest strength before it) that marks the
+        start of the rise, 0-1.
     max_frames : int
-        The farthest a peak may move back, in frames.
+        How far back the rise may reach, in frames.
+    rebound : float
+        Share of the peak's height by which the strength may rise again, going back, after
+        a dip within the rise.
     lead_frames : float
         Frames from the start of the rise to the reported onset.
 
@@ -234,5 +294,15 @@ def rise_starts(
     odf = np.ascontiguousarray(odf, dtype=np.float64)
     peaks = np.ascontiguousarray(peaks, dtype=np.float64)
     return _rise_starts_kernel(
-        odf, peaks, float(ratio), int(max_frames), float(lead_frames), float(min_rise_frames)
+        odf, peaks, float(ratio), int(max_frames), float(rebound), float(lead_frames)
     )
+
+
+def swell_frames(o: OnsetParams, fps: float) -> int:
+    """``o.swell_s`` in frames (:func:`distinct_peaks`'s ``max_frames``)."""
+    return round(o.swell_s * fps)
+
+
+def rise_frames(o: OnsetParams, fps: float) -> int:
+    """``o.rise_max_s`` in frames (:func:`rise_starts`'s ``max_frames``)."""
+    return round(o.rise_max_s * fps)

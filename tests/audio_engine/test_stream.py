@@ -246,6 +246,11 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
         return tone_notes(grid_times(100.0, 6.0, jitter_ms=15.0, seed=3)[:-3], 6.0, sr)
     if kind == "bowed":
         return soft_tones(grid_times(80.0, 6.0, seed=1)[:-2], 6.0, sr)
+    if kind == "blown":  # slow attacks, placed at their rise (not their peak) by both
+        y = soft_tones(grid_times(100.0, 6.0, jitter_ms=10.0, seed=4)[:-2], 6.0, sr,
+                       attack_s=0.15, note_s=0.5, release_s=0.1)
+        noise = np.random.default_rng(5).normal(0.0, 0.01 * float(np.abs(y).max()), y.size)
+        return (y + noise).astype(np.float32)
     if kind == "edges":  # an onset at 0 s and one 30 ms before the end
         return clicks_at([0.0, 0.9, 1.97], 2.0, sr)
     if kind == "short":
@@ -254,7 +259,7 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
 
 
 @pytest.mark.parametrize("sr", [8000, 22050, 44100])
-@pytest.mark.parametrize("kind", ["practice", "melody", "bowed", "edges", "short"])
+@pytest.mark.parametrize("kind", ["practice", "melody", "bowed", "blown", "edges", "short"])
 def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
     y = _offline_signal(kind, sr)
     events, summary = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.shape[0], sr, 20.0))

@@ -1,4 +1,5 @@
-"""Tests of audio_engine/dsp/peaks.py: peak picking and parabolic refinement."""
+"""Tests of audio_engine/dsp/peaks.py: peak picking, parabolic refinement and the starts of
+slow rises, the swells of one attack."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from audio_engine.dsp.peaks import _pick_peaks_kernel, _refine_kernel, held_peaks, pick_peaks
+from audio_engine.dsp.peaks import (
+    _distinct_peaks_kernel,
+    _pick_peaks_kernel,
+    _refine_kernel,
+    _rise_starts_kernel,
+    distinct_peaks,
+    held_peaks,
+    pick_peaks,
+    rise_starts,
+)
 
 
 def _pick_peaks_reference(
@@ -131,3 +141,159 @@ def test_held_peaks_keeps_peaks_whose_strength_is_held() -> None:
     np.testing.assert_array_equal(held_peaks(odf, held, peaks, 0.1), [True, True, True])
     np.testing.assert_array_equal(held_peaks(odf, held, peaks, 0.3), [True, False, False])
     assert held_peaks(odf, held, np.zeros(0), 0.2).shape == (0,)
+
+
+# --- the starts of slow rises ---------------------------------------------------------------
+
+
+def _rise_starts_reference(
+    odf: list[float],
+    peaks: list[float],
+    ratio: float,
+    max_frames: int,
+    rebound: float,
+    lead: float,
+) -> list[float]:
+    """The docstring, literally, one peak at a time."""
+    out = []
+    prev = -1
+    for p in peaks:
+        i = min(len(odf) - 1, max(0, int(np.floor(p + 0.5))))
+        lo = max(0, i - max_frames, prev + 1)
+        base = min(odf[lo : i + 1])
+        level = base + ratio * (odf[i] - base)
+        # the rise: frames going back from the peak that stay at or above the level and
+        # rise no more than ``rebound`` of the height above the lowest frame passed
+        start = i
+        for j in range(i - 1, lo - 1, -1):
+            if odf[j] < level or odf[j] - min(odf[j + 1 : i + 1]) > rebound * (odf[i] - base):
+                break
+            start = j
+        s = float(start)
+        if start > lo and odf[start - 1] < level:  # crossed between start - 1 and start
+            s = start - 1 + (level - odf[start - 1]) / (odf[start] - odf[start - 1])
+        out.append(min(p, s + lead))
+        prev = i
+    return out
+
+
+@pytest.mark.nojit
+@settings(max_examples=300, deadline=None)
+@given(
+    odf=arrays(np.float64, st.integers(1, 80), elements=st.floats(0.0, 20.0, width=32)),
+    data=st.data(),
+    ratio=st.sampled_from([0.0, 0.15, 0.5, 1.0]),
+    max_frames=st.integers(0, 12),
+    rebound=st.sampled_from([0.0, 0.3, 1.0]),
+    lead=st.sampled_from([0.0, 0.5, 1.75]),
+)
+def test_rise_starts_kernel_matches_reference(
+    odf: np.ndarray,
+    data: st.DataObject,
+    ratio: float,
+    max_frames: int,
+    rebound: float,
+    lead: float,
+) -> None:
+    n = odf.shape[0]
+    frames = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=8).map(sorted))
+    offsets = data.draw(st.lists(st.floats(-0.5, 0.49), min_size=len(frames), max_size=len(frames)))
+    peaks = np.clip(np.array(frames, dtype=np.float64) + np.array(offsets), 0, n - 1)
+    got = _rise_starts_kernel(odf, peaks, ratio, max_frames, rebound, lead)
+    want = _rise_starts_reference(odf.tolist(), peaks.tolist(), ratio, max_frames, rebound, lead)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert np.all(got <= peaks)
+
+
+def test_a_slow_rise_moves_back_to_its_start() -> None:
+    """A blown note: the strength creeps up for 8 frames before its steepest point."""
+    odf = np.array([0.5, 0.4, 0.6, 2.0, 3.0, 3.5, 4.0, 5.0, 7.0, 9.0, 10.0, 6.0, 1.0])
+    got = rise_starts(
+        odf, np.array([10.0]), ratio=0.15, max_frames=10, rebound=0.3, lead_frames=1.0
+    )
+    level = 0.4 + 0.15 * (10.0 - 0.4)  # 1.84: crossed between frames 2 (0.6) and 3 (2.0)
+    assert got[0] == pytest.approx(2 + (level - 0.6) / (2.0 - 0.6) + 1.0)
+    # never further back than max_frames: the level is then 15 % above the frames 6-10
+    got = rise_starts(odf, np.array([10.0]), ratio=0.15, max_frames=4, rebound=0.3, lead_frames=0)
+    assert got[0] == pytest.approx(6 + (4.0 + 0.15 * 6.0 - 4.0) / (5.0 - 4.0))
+
+
+def test_a_sharp_attack_keeps_its_peak() -> None:
+    """A click rises within two frames: the start of its rise plus the lead is past the peak."""
+    odf = np.array([0.0, 0.0, 0.0, 42.0, 118.0, 93.0, 10.0, 0.0])
+    peaks = np.array([4.1])
+    got = rise_starts(odf, peaks, ratio=0.15, max_frames=10, rebound=0.3, lead_frames=1.75)
+    np.testing.assert_array_equal(got, peaks)
+
+
+def test_a_rise_stops_at_an_earlier_sound_and_the_previous_peak() -> None:
+    """Two hits 30 ms apart (a dip to 23 between 45 and 53): the second's rise starts at the
+    dip, not at the first hit; and no rise reaches back past the previous peak."""
+    odf = np.array([0.7, 0.7, 10.7, 45.5, 42.8, 23.5, 52.4, 53.3, 10.5, 0.0])
+    got = rise_starts(odf, np.array([7.0]), ratio=0.15, max_frames=10, rebound=0.3, lead_frames=0)
+    assert got[0] == 5.0
+    # without the rebound rule the first hit would be taken for the start of the rise
+    got = rise_starts(odf, np.array([7.0]), ratio=0.15, max_frames=10, rebound=1.0, lead_frames=0)
+    assert got[0] < 3.0
+    got = rise_starts(
+        odf, np.array([3.0, 7.0]), ratio=0.15, max_frames=10, rebound=1.0, lead_frames=0
+    )
+    assert got[1] > 4.0  # the rise is looked for only after the previous peak
+    assert rise_starts(
+        odf, np.zeros(0), ratio=0.15, max_frames=10, rebound=0.3, lead_frames=0
+    ).shape == (0,)
+
+
+# --- swells of one attack ------------------------------------------------------------------
+
+
+def _distinct_peaks_reference(
+    odf: list[float], peaks: list[float], max_frames: int, dip_ratio: float
+) -> list[bool]:
+    """The docstring, literally."""
+    keep = []
+    last = -1  # no kept peak yet
+    for p in peaks:
+        b = min(len(odf) - 1, max(0, int(np.floor(p + 0.5))))
+        near = last >= 0 and b - last <= max_frames
+        if near and min(odf[last : b + 1]) >= dip_ratio * min(odf[last], odf[b]):
+            keep.append(False)
+            continue
+        keep.append(True)
+        last = b
+    return keep
+
+
+@pytest.mark.nojit
+@settings(max_examples=300, deadline=None)
+@given(
+    odf=arrays(np.float64, st.integers(1, 80), elements=st.floats(0.0, 20.0, width=32)),
+    data=st.data(),
+    max_frames=st.integers(0, 10),
+    dip_ratio=st.sampled_from([0.0, 0.2, 0.5, 1.0]),
+)
+def test_distinct_peaks_kernel_matches_reference(
+    odf: np.ndarray, data: st.DataObject, max_frames: int, dip_ratio: float
+) -> None:
+    n = odf.shape[0]
+    frames = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=8).map(sorted))
+    peaks = np.array(frames, dtype=np.float64)
+    got = _distinct_peaks_kernel(odf, peaks, max_frames, dip_ratio)
+    want = _distinct_peaks_reference(odf.tolist(), peaks.tolist(), max_frames, dip_ratio)
+    assert got.tolist() == want
+
+
+def test_a_swell_of_the_same_attack_is_not_a_new_onset() -> None:
+    """A clarinet's breathy start (8.5) and its swell 70 ms later (13.7) with no dip below
+    5.9 between them: one note. A flute's chiff (15.3) and its body (9.7) with a dip to 2.6
+    (27 % of the body) between them: one note at a dip ratio of 0.2, two at 0.3. A peak
+    beyond max_frames is always distinct."""
+    clarinet = np.array([1.0, 8.5, 7.8, 5.9, 6.9, 7.2, 9.2, 12.2, 13.7, 10.1, 3.8, 1.5, 0.8])
+    got = distinct_peaks(clarinet, np.array([1.0, 8.1]), max_frames=7, dip_ratio=0.2)
+    np.testing.assert_array_equal(got, [True, False])
+    assert distinct_peaks(clarinet, np.array([1.0, 8.1]), max_frames=6, dip_ratio=0.2).all()
+    flute = np.array([0.1, 7.4, 15.3, 7.9, 2.6, 2.7, 5.9, 8.9, 9.7, 8.0, 6.2])
+    got = distinct_peaks(flute, np.array([2.0, 8.0]), max_frames=7, dip_ratio=0.2)
+    np.testing.assert_array_equal(got, [True, False])
+    assert distinct_peaks(flute, np.array([2.0, 8.0]), max_frames=7, dip_ratio=0.3).all()
+    assert distinct_peaks(flute, np.zeros(0), max_frames=7, dip_ratio=0.2).shape == (0,)
