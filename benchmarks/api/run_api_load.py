@@ -56,6 +56,7 @@ from benchmarks.load.serverproc import pin_tree, process_tree, tree_cpu_s
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
+BOTTLENECK = REPO / "benchmarks" / "api" / "bottleneck.md"
 START = "<!-- api-load:start -->"
 END = "<!-- api-load:end -->"
 _BLOCK_RE = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
@@ -737,8 +738,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="py-spy the server for this long in the middle of the capacity phase "
                    "(0 = off)")
     p.add_argument("--log-level", default="info", help="the server's log level (default info)")
-    p.add_argument("--bottleneck", default="",
-                   help="a sentence naming the bottleneck, written under the results")
+    p.add_argument("--bottleneck", default=None,
+                   help="the paragraph naming the bottleneck, written under the results "
+                   f"(default: the text of {BOTTLENECK.relative_to(REPO)}, kept by hand)")
     p.add_argument("--out", type=Path, default=RESULTS, help="the results file to update")
     return p.parse_args(argv)
 
@@ -896,7 +898,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = LoadResult(
         command=command, started=started, duration_s=args.duration_s, workers=args.workers,
         pinned=pinned, phases=phases, server_exit=server_exit, history=history,
-        bottleneck=args.bottleneck, machine=_machine(), versions=_versions(),
+        bottleneck=(args.bottleneck if args.bottleneck is not None
+                    else BOTTLENECK.read_text().strip()),
+        machine=_machine(), versions=_versions(),
         redis="Redis (the weekly leaderboard is a sorted set, kept current after each "
         "session write)" if args.redis_url else "no Redis (the leaderboard is computed from "
         "the database on each request)",
