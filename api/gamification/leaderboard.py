@@ -45,7 +45,7 @@ from api.gamification.schemas import (
     LeaderboardScope,
 )
 from api.gamification.service import iter_facts
-from api.progress.facts import load_facts
+from api.progress.facts import facts_version, load_facts
 from api.state import AppState
 from api.teaching.models import TeacherStudentLink
 
@@ -120,7 +120,10 @@ async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
     user = await db.get(User, user_id)
     if user is None or user.status != "active" or user.role != "student":
         return None
-    facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False)
+    # through the facts cache: the write just changed the version, so this loads the
+    # history once for the student's next reads of points, streak and progress too
+    facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False,
+                             version=facts_version(user))
     return float(sum(session_points(f) for f in facts)) if facts else None
 
 

@@ -14,11 +14,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, delete, exists, func, insert, or_, select
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from api.db import new_id, utcnow
 from api.deps import Principal
@@ -91,41 +92,91 @@ class ListFilters:
 
 # --- reading -----------------------------------------------------------------------------
 
+# The views' queries, built once (and cache-keyed once) with the session ids bound per call:
+# a list page runs them on every request.
+_SESSION_IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
+_TAGS_OF = (
+    select(SessionTag.session_id, Tag.id, Tag.name, Tag.kind)
+    .join(Tag, Tag.id == SessionTag.tag_id)
+    .where(SessionTag.session_id.in_(_SESSION_IDS))
+    .order_by(SessionTag.session_id, Tag.kind, Tag.name_key, Tag.id)
+)
+_SEGMENTS_OF = (
+    select(PracticeSegment.session_id, PracticeSegment.id, PracticeSegment.piece_id,
+           PracticeSegment.label, PracticeSegment.start_bar, PracticeSegment.end_bar,
+           PracticeSegment.click_count, PracticeSegment.duration_s, PracticeSegment.tempo_bpm,
+           PracticeSegment.accuracy_pct)
+    .where(PracticeSegment.session_id.in_(_SESSION_IDS))
+    .order_by(PracticeSegment.session_id, PracticeSegment.id)
+)
+_FEEDBACK_COUNTS = (
+    select(SessionFeedback.session_id, func.count())
+    .where(SessionFeedback.session_id.in_(_SESSION_IDS), SessionFeedback.status == "active")
+    .group_by(SessionFeedback.session_id)
+)
+
+
+class SessionViewRow(Protocol):
+    """The columns of a practice session a view shows (an ORM object or a Core row)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def student_id(self) -> uuid.UUID: ...
+    @property
+    def focus(self) -> str | None: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def self_rating(self) -> int | None: ...
+    @property
+    def note(self) -> str | None: ...
+    @property
+    def target_bpm(self) -> float | None: ...
+    @property
+    def accuracy_pct(self) -> float | None: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def client_updated_at(self) -> datetime | None: ...
+    @property
+    def deleted_at(self) -> datetime | None: ...
+    @property
+    def change_seq(self) -> int: ...
+
+
+#: Every column of a session, as Core rows: a page of them is read on every list request,
+#: and rows cost a fraction of ORM objects.
+_SESSION_COLUMNS = tuple(PracticeSession.__table__.columns)
+
 
 async def session_views(
-    db: AsyncSession, rows: Sequence[PracticeSession]
+    db: AsyncSession, rows: Sequence[SessionViewRow]
 ) -> list[SessionResponse]:
     """Responses for ``rows`` with their tags, segments and feedback counts (3 queries)."""
     if not rows:
         return []
-    ids = [row.id for row in rows]
+    ids = {"ids": [row.id for row in rows]}
     tags: dict[uuid.UUID, list[TagRef]] = defaultdict(list)
-    for session_id, tag in (
-        await db.execute(
-            select(SessionTag.session_id, Tag)
-            .join(Tag, Tag.id == SessionTag.tag_id)
-            .where(SessionTag.session_id.in_(ids))
-            .order_by(SessionTag.session_id, Tag.kind, Tag.name_key, Tag.id)
-        )
-    ):
-        tags[session_id].append(TagRef(id=tag.id, name=tag.name, kind=cast(TagKind, tag.kind)))
+    for session_id, tag_id, name, kind in await db.execute(_TAGS_OF, ids):
+        tags[session_id].append(TagRef(id=tag_id, name=name, kind=cast(TagKind, kind)))
     segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
-    for seg in await _segments_of(db, ids):
+    for seg in await db.execute(_SEGMENTS_OF, ids):
         segments[seg.session_id].append(SegmentResponse(
             id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
             tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
         ))
-    feedback: dict[uuid.UUID, int] = {
-        session_id: int(count)
-        for session_id, count in (
-            await db.execute(
-                select(SessionFeedback.session_id, func.count())
-                .where(SessionFeedback.session_id.in_(ids), SessionFeedback.status == "active")
-                .group_by(SessionFeedback.session_id)
-            )
-        )
-    }
+    feedback = {session_id: int(count)
+                for session_id, count in await db.execute(_FEEDBACK_COUNTS, ids)}
     return [
         SessionResponse(
             id=row.id, student_id=row.student_id, focus=row.focus, started_at=row.started_at,
@@ -225,7 +276,7 @@ async def get_session(
     return (await session_views(db, [row]))[0]
 
 
-def _filtered(stmt: Select[PracticeSession], filters: ListFilters) -> Select[PracticeSession]:
+def _filtered(stmt: Select[Any], filters: ListFilters) -> Select[Any]:
     if filters.started_from is not None:
         stmt = stmt.where(PracticeSession.started_at >= filters.started_from)
     if filters.started_to is not None:
@@ -270,14 +321,14 @@ async def list_sessions(
     after = decode_time_id_cursor(cursor, kind=CURSOR_KIND) if cursor else None
     if owner != viewer.id:
         await ensure_can_view_student(db, viewer, owner)
-    stmt = select(PracticeSession).where(
+    stmt = select(*_SESSION_COLUMNS).where(
         PracticeSession.student_id == owner, PracticeSession.status == "active"
     )
     stmt = _filtered(stmt, filters)
     if after is not None:
         stmt = stmt.where(keyset_before(PracticeSession.started_at, PracticeSession.id, after))
     stmt = stmt.order_by(PracticeSession.started_at.desc(), PracticeSession.id.desc())
-    rows = (await db.execute(stmt.limit(limit + 1))).scalars().all()
+    rows: Sequence[SessionViewRow] = (await db.execute(stmt.limit(limit + 1))).all()
     page, next_cursor = split_page(
         rows, limit, lambda r: encode_time_id_cursor(CURSOR_KIND, r.started_at, r.id)
     )
