@@ -6,7 +6,7 @@ commit, the student's totals on the Redis leaderboard are recomputed."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -14,19 +14,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.gamification.leaderboard import refresh_user_week
 from api.gamification.rules import week_start
-from api.metrics.service import apply_pending_for_session, record_manual_metrics
+from api.metrics.service import (
+    apply_pending_for_session,
+    pending_session_ids_among,
+    record_manual_metrics,
+)
 from api.practice.models import PracticeSession
 from api.state import AppState
 
 __all__ = ["refresh_leaderboard", "session_started_at", "sessions_written"]
 
 
-async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession]) -> None:
-    """Keep the metrics of ``rows`` current (inside the caller's transaction)."""
+async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession], *,
+                           fresh: Collection[uuid.UUID] = ()) -> None:
+    """Keep the metrics of ``rows`` current (inside the caller's transaction). ``fresh``
+    holds the ids of rows inserted by this transaction: they have no metrics to replace.
+    One query finds which of the active rows have pending summaries."""
+    rows = list(rows)
     for row in rows:
-        await record_manual_metrics(db, row)
-        if row.status == "active":
-            await apply_pending_for_session(db, row.id)
+        await record_manual_metrics(db, row, fresh=row.id in fresh)
+    active = [row.id for row in rows if row.status == "active"]
+    if active:
+        for session_id in await pending_session_ids_among(db, active):
+            await apply_pending_for_session(db, session_id)
 
 
 async def refresh_leaderboard(

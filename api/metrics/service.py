@@ -133,10 +133,12 @@ async def record_metrics(
     await _upsert_rollups(db, student_id=student_id, time=time, source=source, values=values)
 
 
-async def record_manual_metrics(db: AsyncSession, session: PracticeSession) -> None:
+async def record_manual_metrics(db: AsyncSession, session: PracticeSession, *,
+                                fresh: bool = False) -> None:
     """Replace the ``manual`` metrics of a session logged (or edited) by hand: minutes,
-    and the numbers the student entered (inside the caller's transaction)."""
-    old = (
+    and the numbers the student entered (inside the caller's transaction). ``fresh``: the
+    session was inserted by this transaction, so it has none to replace."""
+    old = [] if fresh else (
         await db.execute(
             select(PracticeMetric).where(
                 PracticeMetric.session_id == session.id, PracticeMetric.source == "manual"
@@ -262,6 +264,18 @@ def _check_owner(session: PracticeSession, env: _Envelope) -> str | None:
     if session.status != "active":
         return f"session {session.id} is deleted"
     return None
+
+
+async def pending_session_ids_among(
+    db: AsyncSession, session_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Which of ``session_ids`` have stream summaries waiting for them (one query)."""
+    found = (await db.execute(
+        select(ProcessedEvent.session_id).where(
+            ProcessedEvent.session_id.in_(session_ids), ProcessedEvent.status == "pending"
+        ).distinct()
+    )).scalars()
+    return [session_id for session_id in found if session_id is not None]
 
 
 async def apply_pending_for_session(db: AsyncSession, session_id: uuid.UUID) -> int:

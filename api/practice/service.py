@@ -453,13 +453,14 @@ async def create_session(
             await db.flush()
             await replace_children(db, tags={row.id: request.tag_ids},
                                    segments={row.id: request.segments}, fresh={row.id})
-            await sessions_written(db, [row])
+            await sessions_written(db, [row], fresh={row.id})
+            view = (await session_views(db, [row]))[0]  # in the transaction: no second one
     except IntegrityError:
         raise ConflictError(
             f"practice session {session_id} already exists, or a tag it names was just "
             "deleted; retry"
         ) from None
-    return (await session_views(db, [row]))[0]
+    return view
 
 
 async def _own_live_session(

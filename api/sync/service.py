@@ -301,7 +301,7 @@ async def _apply(
     await db.flush()
     await replace_children(db, tags=tags, segments=segments, fresh=fresh)
     written = {r.id for r in results if r.status in ("created", "updated", "deleted")}
-    await sessions_written(db, [rows[i] for i in written])
+    await sessions_written(db, [rows[i] for i in written], fresh=fresh)
     last_seq = max(base_seq, seq - 1)
     await advance_change_seq(db, user.id, last_seq)
     if conflicts:

@@ -94,6 +94,40 @@ async def test_event_before_its_session_waits_then_applies(
         assert await apply_pending_for_session(db, session_id) == 0
 
 
+async def test_pending_summaries_apply_when_their_sessions_arrive_over_http(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The routes find the waiting summaries of the sessions they write (one lookup for a
+    whole sync batch) and apply them in the same transaction."""
+    student = await make_user(app)
+    created_id, synced_id, plain_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = {}
+    for session_id in (created_id, synced_id):
+        event_id, payload = summary_event(user_id=student.id, session_id=session_id)
+        async with app.state.mpt.sessions() as db:
+            assert await apply_stream_summary(db, payload, event_id=event_id) == "pending"
+        events[session_id] = event_id
+    body = {"started_at": "2026-11-20T18:00:00+00:00", "ended_at": "2026-11-20T18:20:00+00:00"}
+    created = await client.post("/api/v1/sessions", headers=student.headers,
+                                json={**body, "id": str(created_id)})
+    assert created.status_code == 201, created.text
+    assert await _status(app, events[created_id]) == "applied"
+    assert await _status(app, events[synced_id]) == "pending"
+    synced = await client.post(
+        "/api/v1/sync/batch", headers={**student.headers, "Idempotency-Key": uuid.uuid4().hex},
+        json={"sessions": [
+            {**body, "id": str(session_id), "updated_at": "2026-11-21T09:00:00+00:00"}
+            for session_id in (plain_id, synced_id)
+        ]},
+    )
+    assert synced.status_code == 200, synced.text
+    assert [r["status"] for r in synced.json()["results"]] == ["created", "created"]
+    assert await _status(app, events[synced_id]) == "applied"
+    assert (await _metrics(app, synced_id))["accuracy_pct"] == 92.0
+    assert await _metrics(app, plain_id) == {}
+    assert (await _metrics(app, created_id, source="manual"))["minutes"] == 20.0
+
+
 async def test_malformed_summary_is_rejected_with_a_reason(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
