@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.errors import ForbiddenError, UnauthenticatedError, UnavailableError
 from api.ratelimit import enforce, rate_limit_headers
@@ -51,23 +52,26 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+@asynccontextmanager
+async def _opened(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     try:
-        async with state.sessions() as session:
+        async with maker() as session:
             yield session
     except PoolTimeoutError as exc:
         raise UnavailableError("no database connection is free; retry shortly") from exc
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with _opened(state.sessions) as session:
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
 async def get_read_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    try:
-        async with state.read_sessions() as session:
-            yield session
-    except PoolTimeoutError as exc:
-        raise UnavailableError("no database connection is free; retry shortly") from exc
+    async with _opened(state.read_sessions) as session:
+        yield session
 
 
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

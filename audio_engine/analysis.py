@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
-from audio_engine.dsp.metronome import remove_blind_clicks, remove_metronome_clicks
+from audio_engine.dsp.metronome import blind_clicks, metronome_clicks
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import (
     distinct_peaks,
@@ -164,7 +164,7 @@ def analyze(
                          rebound=o.rise_rebound, lead_frames=o.rise_lead_s * fps)
     # metronome clicks are found at the peaks: their precise, machine-regular times
     peaks_s = np.clip(peaks / fps + o.offset_s, 0.0, duration_s)
-    kept_s, n_blind_clicks = remove_blind_clicks(
+    blind = blind_clicks(
         S,
         peaks_s,
         fps,
@@ -173,9 +173,9 @@ def analyze(
         delta=o.delta,
         offset_s=o.offset_s,
     )
-    kept = np.isin(peaks_s, kept_s)
-    peaks_s = peaks_s[kept]
-    onsets_s = np.clip(starts / fps + o.offset_s, 0.0, duration_s)[kept]
+    n_blind_clicks = int(blind.sum())
+    peaks_s = peaks_s[~blind]
+    onsets_s = np.clip(starts / fps + o.offset_s, 0.0, duration_s)[~blind]
 
     tempo_bpm: float | None = None
     confidence = 0.0
@@ -217,7 +217,7 @@ def analyze(
     if target_bpm is not None:
         from audio_engine.timing import timing_report
 
-        notes_at_peaks_s, n_clicks = remove_metronome_clicks(
+        clicks = metronome_clicks(
             S,
             peaks_s,
             fps,
@@ -228,7 +228,8 @@ def analyze(
             delta=p.onset.delta,
             offset_s=o.offset_s,
         )
-        notes_s = onsets_s[np.isin(peaks_s, notes_at_peaks_s)]
+        notes_s = onsets_s[~clicks]
+        n_clicks = int(clicks.sum())
         timing = timing_report(
             notes_s,
             beats_s,

@@ -218,6 +218,8 @@ class StreamAnalyzer:
         self._pre_avg = max(1, round(o.pre_avg_s * fps))
         self._post_avg = max(0, round(o.post_avg_s * fps))
         self._combine = max(0, round(o.combine_s * fps))
+        self._swell = swell_frames(o, fps)
+        self._rise = rise_frames(o, fps)
         self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
         self._prober = Prober.of(self._geom, p.spectrogram, o)
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
@@ -623,12 +625,12 @@ class StreamAnalyzer:
         odf, o0 = self._odf.data, self._odf.start
         i = math.floor(pos + 0.5)  # the peak's frame, as the offline kernels take it
         last = self._last_onset_peak
-        if i - last <= swell_frames(o, fps) and last >= o0:
+        if i - last <= self._swell and last >= o0:
             window = odf[last - o0 : i - o0 + 1]
             pair = np.array([0.0, float(i - last)])
             if not distinct_peaks(window, pair, max_frames=i - last, dip_ratio=o.swell_dip)[1]:
                 return None
-        lo = max(o0, i - rise_frames(o, fps), last + 1)
+        lo = max(o0, i - self._rise, last + 1)
         self._last_onset_peak = i
         start = rise_starts(odf[lo - o0 : i - o0 + 1], np.array([pos - lo]), ratio=o.rise_ratio,
                             max_frames=i - lo, rebound=o.rise_rebound,

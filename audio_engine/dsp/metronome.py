@@ -163,10 +163,31 @@ def remove_metronome_clicks(
     n_removed : int
         How many onsets were taken as metronome clicks.
     """
+    is_click = metronome_clicks(S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands,
+                                target_bpm=target_bpm, grid_start_s=grid_start_s,
+                                delta=delta, offset_s=offset_s)
+    return onsets_s[~is_click], int(is_click.sum())
+
+
+def metronome_clicks(
+    S: NDArray[np.float32],
+    onsets_s: NDArray[np.float64],
+    fps: float,
+    *,
+    lag_frames: int,
+    max_bands: int,
+    target_bpm: float,
+    grid_start_s: float,
+    delta: float,
+    offset_s: float = 0.0,
+) -> NDArray[np.bool_]:
+    """Which of ``onsets_s`` are only a metronome click (see
+    :func:`remove_metronome_clicks`, which drops them; same parameters)."""
     n_frames = S.shape[0]
+    none = np.zeros(onsets_s.shape[0], dtype=np.bool_)
     click_frames = grid_frames(n_frames, fps, 60.0 / target_bpm, grid_start_s)
     if onsets_s.size == 0 or click_frames.size < 8:
-        return onsets_s, 0
+        return none
     S = np.ascontiguousarray(S, dtype=np.float32)
     ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     F = band_flux(S, lag_frames, max_bands, ref)
@@ -179,8 +200,8 @@ def remove_metronome_clicks(
     grid_vectors = F[grid_peaks]
     signature = click_signature(grid_vectors, vectors[~on_grid], delta)
     if signature is None:
-        return onsets_s, 0
-    is_click = on_grid & classify_clicks(vectors, signature)
+        return none
+    is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, signature)
     # a note played with the click leaves more behind than a click alone (the quiet lines)
     # does, unless the next onset comes before that is measured
     ahead = max(1, round(REMAIN_S * fps))
@@ -191,7 +212,7 @@ def remove_metronome_clicks(
     remains = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
     followed = np.append(np.diff(onset_peaks) <= ahead, False)
     is_click &= followed | (remains <= limit)
-    return onsets_s[~is_click], int(is_click.sum())
+    return is_click
 
 
 def classify_clicks(
@@ -288,12 +309,29 @@ def remove_blind_clicks(
     offset_s: float = 0.0,
 ) -> tuple[NDArray[np.float64], int]:
     """Drop metronome clicks found without knowing the target (see :func:`find_click_grid`)."""
+    is_click = blind_clicks(S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands,
+                            delta=delta, offset_s=offset_s)
+    return onsets_s[~is_click], int(is_click.sum())
+
+
+def blind_clicks(
+    S: NDArray[np.float32],
+    onsets_s: NDArray[np.float64],
+    fps: float,
+    *,
+    lag_frames: int,
+    max_bands: int,
+    delta: float,
+    offset_s: float = 0.0,
+) -> NDArray[np.bool_]:
+    """Which of ``onsets_s`` are clicks of a metronome found without knowing the target
+    (see :func:`remove_blind_clicks`, which drops them; same parameters)."""
     grid = find_click_grid(onsets_s)
     if grid is None:
-        return onsets_s, 0
+        return np.zeros(onsets_s.shape[0], dtype=np.bool_)
     period, phase = grid
     first = phase - np.floor(phase / period) * period
-    return remove_metronome_clicks(
+    return metronome_clicks(
         S,
         onsets_s,
         fps,
