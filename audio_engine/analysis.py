@@ -45,17 +45,24 @@ def check_target(
 
 
 def _snap_to_onsets(
-    beats_s: NDArray[np.float64], onsets_s: NDArray[np.float64], max_s: float
+    beats_s: NDArray[np.float64],
+    peaks_s: NDArray[np.float64],
+    max_s: float,
+    *,
+    onsets_s: NDArray[np.float64],
 ) -> NDArray[np.float64]:
-    """Move each beat to the nearest onset when one lies within ``max_s`` seconds."""
-    if beats_s.size == 0 or onsets_s.size == 0:
+    """Move each beat to the start of the note whose onset-strength peak lies within
+    ``max_s`` seconds of it (``peaks_s[i]`` is the peak of the note starting at
+    ``onsets_s[i]``): a beat tracked on the strength sits at the attack's steepest point,
+    which a slow attack reaches well after the note starts."""
+    if beats_s.size == 0 or peaks_s.size == 0:
         return beats_s
-    idx = np.clip(np.searchsorted(onsets_s, beats_s), 1, onsets_s.size - 1)
-    left, right = onsets_s[idx - 1], onsets_s[idx]
-    near = np.where(beats_s - left < right - beats_s, left, right)
-    if onsets_s.size == 1:
-        near = np.full_like(beats_s, onsets_s[0])
-    return np.where(np.abs(near - beats_s) <= max_s, near, beats_s)
+    idx = np.clip(np.searchsorted(peaks_s, beats_s), 1, max(1, peaks_s.size - 1))
+    if peaks_s.size == 1:
+        near = np.zeros(beats_s.shape, dtype=np.int64)
+    else:
+        near = np.where(beats_s - peaks_s[idx - 1] < peaks_s[idx] - beats_s, idx - 1, idx)
+    return np.where(np.abs(peaks_s[near] - beats_s) <= max_s, onsets_s[near], beats_s)
 
 
 def tempo_curve_from_beats(beats_s: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -190,7 +197,7 @@ def analyze(
         tatum = estimate_tatum(acf, fps, t)
         if tatum is not None:
             n = odf.shape[0]
-            tatum_period = local_period(tg, tatum, n, win, hop)
+            tatum_period = local_period(tg, tatum, n, win, hop, smooth=t.period_smooth)
             tatum_frames = track_beats(
                 odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0
             )
@@ -205,7 +212,8 @@ def analyze(
                 min_bpm=t.min_bpm,
             )
             beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
-            beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, onsets_s, 0.035)
+            beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, peaks_s, p.beat.snap_s,
+                                      onsets_s=onsets_s)
             confidence = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0, 1))
             if beats_s.size >= 4:
                 tempo_bpm = float(60.0 / np.median(np.diff(beats_s)))

@@ -114,6 +114,9 @@ class TempoParams:
         The tatum is the fastest autocorrelation peak at least this share of the highest.
     accent_weight : float
         Weight of the accent contrast against the prior when grouping tatums into beats.
+    period_smooth : float
+        Gaussian smoothing of each window's autocorrelation, as a share of the period, before
+        the local beat period is read off it (see :func:`audio_engine.dsp.tempo.local_period`).
     """
 
     min_bpm: float = 30.0
@@ -124,6 +127,7 @@ class TempoParams:
     prior_octaves: float = 0.5
     tatum_ratio: float = 0.5
     accent_weight: float = 0.1
+    period_smooth: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +141,14 @@ class BeatParams:
     trim_ratio : float
         Leading/trailing beats whose onset strength is below this share of the
         median beat strength are dropped.
+    snap_s : float
+        A beat within this many seconds of a note's onset-strength peak is placed on the
+        note's start (a slow attack peaks well after the note starts).
     """
 
     tightness: float = 100.0
     trim_ratio: float = 0.3
+    snap_s: float = 0.035
 
 
 @dataclass(frozen=True, slots=True)

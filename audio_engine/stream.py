@@ -276,6 +276,8 @@ class StreamAnalyzer:
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
         self._notes: list[float] = []
+        # (peak frame, start time s) of the recent notes, for placing beats on note starts
+        self._note_peaks: deque[tuple[int, float]] = deque(maxlen=RECENT_NOTES)
         self._deviations: list[float] = []
         self._beats: list[float] = []
         self._last_beat_frame = -1
@@ -648,12 +650,14 @@ class StreamAnalyzer:
         cfg = self.config
         if cfg.target_bpm is None:
             self._notes.append(time_s)
+            self._note_peaks.append((frame, time_s))
             return OnsetEvent(time_s=time_s, strength=strength)
         vector = self._flux_at(frame, 1, ahead)
         if self._is_click(frame, vector, events):
             self._clicks_removed += 1
             return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
         self._notes.append(time_s)
+        self._note_peaks.append((frame, time_s))
         if cfg.subdivision is None and len(self._notes) >= 8 and len(self._notes) % 8 == 0:
             recent = np.asarray(self._notes[-RECENT_NOTES:])
             self._subdivision = infer_subdivision(recent, target_bpm=cfg.target_bpm)
@@ -773,7 +777,7 @@ class StreamAnalyzer:
         tatum = estimate_tatum(acf, fps, t)
         if tatum is None:
             return None
-        period = local_period(tg, tatum, win, win, win)
+        period = local_period(tg, tatum, win, win, win, smooth=t.period_smooth)
         tatum_frames = track_beats(
             odf, period, tightness=self.params.beat.tightness, trim_ratio=0.0
         )
@@ -921,11 +925,25 @@ class StreamAnalyzer:
             else:
                 beat = round(expected)
             self._last_beat_frame = beat
-            time_s = beat / fps + self.params.onset.offset_s
+            time_s = self._beat_time(beat)
             self._beats.append(time_s)
             events.append(
                 (self._emit_at, _RANK[BeatEvent], BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
             )
+
+    def _beat_time(self, beat: int) -> float:
+        """Time in seconds of the beat at frame ``beat``: the start of the note whose
+        onset-strength peak lies within ``params.beat.snap_s`` of it, as offline analysis
+        places beats (a slow attack peaks well after the note starts), else the frame's own
+        time."""
+        fps = self._geom.fps
+        best = beat / fps + self.params.onset.offset_s
+        best_d = self.params.beat.snap_s * fps + 1e-9
+        for frame, start_s in self._note_peaks:
+            d = abs(frame - beat)
+            if d <= best_d:
+                best, best_d = start_s, d
+        return best
 
     def _accuracy(self) -> float | None:
         if not self._deviations:

@@ -7,6 +7,7 @@ much stronger the onsets are on its beats than between them (metrical accent).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,23 +180,55 @@ def estimate_tempo(
     return TempoEstimate(60.0 * fps / lag, conf, lag)
 
 
+def _smooth_lags(
+    tg: NDArray[np.float64], sigma: float, lo: float, hi: float
+) -> NDArray[np.float64]:
+    """``tg`` with its lags ``[lo, hi]`` (and one either side) smoothed by a Gaussian of
+    ``sigma`` lags; the other lags as they were."""
+    r = int(3.0 * sigma) + 1
+    n = tg.shape[1]
+    a = max(0, int(lo) - 2 - r)
+    b = min(n, math.ceil(hi) + 3 + r)
+    if b - a < 2 * r + 1:
+        return tg
+    ker = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    ker /= ker.sum()
+    out = tg.copy()
+    windows = np.lib.stride_tricks.sliding_window_view(tg[:, a:b], 2 * r + 1, axis=1)
+    out[:, a + r : b - r] = windows @ ker
+    return out
+
+
 def local_period(
-    tg: NDArray[np.float64], period: float, n_frames: int, win: int, hop: int, spread: float = 1.3
+    tg: NDArray[np.float64],
+    period: float,
+    n_frames: int,
+    win: int,
+    hop: int,
+    spread: float = 1.3,
+    *,
+    smooth: float = 0.0,
 ) -> NDArray[np.float64]:
     """Beat period in frames at every frame, following the tempogram near ``period``.
 
     Each window's autocorrelation peak within ``[period/spread, period*spread]`` gives the
     local period at the window's centre; a 3-window median removes outliers and the result
-    is interpolated to every frame.
+    is interpolated to every frame. ``smooth`` > 0 first smooths each window's
+    autocorrelation over lags with a Gaussian of ``smooth * period`` lags, so that a few
+    jittered notes (a window holds only eight beats of a slow piece) give one peak at their
+    mean interval instead of a ragged cluster whose highest point is any of them.
     """
     n_win = tg.shape[0]
     win = min(win, n_frames)
     centres = np.minimum(np.arange(n_win) * hop + win / 2.0, n_frames - 1)
     if n_win > 1 and centres[-1] <= centres[-2]:
         centres[-1] = n_frames - 1
+    lo, hi = period / spread, period * spread
+    if smooth * period > 0.3:
+        tg = _smooth_lags(tg, smooth * period, lo, hi)
     per = np.empty(n_win)
     for k in range(n_win):
-        p = _peak_near_kernel(tg[k], period / spread, period * spread)
+        p = _peak_near_kernel(tg[k], lo, hi)
         per[k] = p if p > 0 else period
     if n_win >= 3:
         padded = np.concatenate([per[:1], per, per[-1:]])

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,6 +114,27 @@ def test_beats_follow_tempo_changes(times: np.ndarray, duration_s: float, final_
     assert m.recall >= 0.9 and m.precision >= 0.9
     late = r.tempo_curve[r.tempo_curve[:, 0] > duration_s - 3.0, 1]
     assert np.median(late) == pytest.approx(final_bpm, rel=0.04)
+
+
+def _slow_attack_take(sr: int) -> NDArray[np.float32]:
+    """Notes at 100 BPM whose attacks take 250 ms: the onset strength peaks 40-60 ms after
+    a note starts, so a beat placed at the peak would miss the note start."""
+    times = grid_times(100.0, 10.0, jitter_ms=10.0, seed=4)[:-2]
+    y = soft_tones(times, 10.0, sr, attack_s=0.25, note_s=0.5, release_s=0.1)
+    noise = np.random.default_rng(5).normal(0.0, 0.01 * float(np.abs(y).max()), y.size)
+    return (y + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [22050, 44100])
+def test_beats_of_slow_attacks_sit_on_the_note_starts(sr: int) -> None:
+    """Every beat among the notes is a note's start (an onset), not the attack's steepest
+    point; snapping beats to onsets within 35 ms instead leaves two beats 40-57 ms late."""
+    r = analyze(_slow_attack_take(sr), sr)
+    assert r.onsets.size >= 14
+    inside = r.beats[(r.beats >= r.onsets[0]) & (r.beats <= r.onsets[-1])]
+    assert inside.size >= 12
+    gaps_ms = [1000.0 * float(np.min(np.abs(r.onsets - b))) for b in inside]
+    assert max(gaps_ms) < 1e-6, gaps_ms
 
 
 def test_tempo_curve_from_beats_known_answer() -> None:

@@ -283,6 +283,24 @@ def test_stream_onsets_are_the_offline_onsets_of_stereo_int16() -> None:
     np.testing.assert_allclose(_times(events, OnsetEvent), offline, rtol=0.0, atol=1e-9)
 
 
+@pytest.mark.parametrize("sr", [22050, 44100])
+def test_stream_beats_of_slow_attacks_sit_on_the_note_starts(sr: int) -> None:
+    """As offline: a beat near a note's onset-strength peak is placed on the note's start
+    (the onset the stream reported), not 40-60 ms into a slow attack."""
+    times = grid_times(100.0, 10.0, jitter_ms=10.0, seed=4)[:-2]
+    y = soft_tones(times, 10.0, sr, attack_s=0.25, note_s=0.5, release_s=0.1)
+    y = (y + np.random.default_rng(5).normal(0.0, 0.01 * float(np.abs(y).max()), y.size)).astype(
+        np.float32
+    )
+    events, _ = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.shape[0], sr, 100.0))
+    onsets, beats = _times(events, OnsetEvent), _times(events, BeatEvent)
+    assert onsets.size >= 14
+    inside = beats[(beats >= onsets[0]) & (beats <= onsets[-1])]
+    assert inside.size >= 12
+    gaps_ms = [1000.0 * float(np.min(np.abs(onsets - b))) for b in inside]
+    assert max(gaps_ms) < 1e-6, gaps_ms
+
+
 # --- 3. bounded delay, in audio time ---------------------------------------------------------
 
 DELAY_TIMES_S = np.array([0.43, 0.71, 1.17, 1.36, 1.84, 2.09, 2.55, 2.88, 3.31, 3.52])

@@ -211,6 +211,25 @@ def test_local_period_follows_a_step_change() -> None:
     assert np.all(np.diff(per) <= 0.05)  # monotonic through the change: no outliers
 
 
+def test_local_period_of_jittered_notes_is_their_mean_interval() -> None:
+    """Notes alternately 2 frames early and late around a 60-frame beat: each window's
+    autocorrelation has two equal peaks (56 and 64 frames) and only smoothing over lags finds
+    the beat's period between them; without it the period is one of the two intervals."""
+    odf = np.zeros(2000)
+    t = 10.0
+    for k in range(40):
+        odf[round(t + (2.0 if k % 2 else -2.0))] = 1.0
+        t += 60.0
+        if t > 1990:
+            break
+    tg = tempogram(odf, WIN, HOP, MAX_LAG)
+    raw = local_period(tg, 60.0, odf.size, WIN, HOP)
+    smoothed = local_period(tg, 60.0, odf.size, WIN, HOP, smooth=TP.period_smooth)
+    assert abs(np.median(raw) - 60.0) > 2.0
+    assert np.median(smoothed) == pytest.approx(60.0, rel=0.02)
+    assert np.all(np.abs(smoothed - 60.0) < 1.5)
+
+
 def test_local_period_stays_near_the_given_period() -> None:
     """Only peaks within period/1.3 .. period*1.3 count: a 2x periodicity is never taken."""
     odf = pulse_train(120.0, 2000)
