@@ -14,7 +14,7 @@ from benchmarks.cli_timing import CliTiming
 from benchmarks.evaluate import ClipScore, Speed, Summary, Target
 from benchmarks.systems import ENGINE
 
-__all__ = ["HAND_END", "HAND_START", "ReportInput", "hand_section", "render"]
+__all__ = ["HAND_END", "HAND_START", "ReportInput", "hand_section", "other_sections", "render"]
 
 HAND_START = "<!-- hand:start -->"
 HAND_END = "<!-- hand:end -->"
@@ -24,6 +24,8 @@ HAND_PLACEHOLDER = (
     f"the file. -->\n{HAND_END}"
 )
 _HAND_RE = re.compile(re.escape(HAND_START) + r".*?" + re.escape(HAND_END), re.DOTALL)
+# sections other tools write into the same file (the API load and floor benchmarks)
+_SECTION_RE = re.compile(r"<!-- ([a-z][a-z0-9-]*):start -->.*?<!-- \1:end -->", re.DOTALL)
 SET_TITLES = {
     "dev-real": "Real recordings (`dev/real`)",
     "dev-synth": "Dev synthetic takes (`dev/synth`, seed 7)",
@@ -232,8 +234,17 @@ def _appendix(r: ReportInput) -> list[str]:
     return lines
 
 
+def other_sections(previous: str | None) -> list[str]:
+    """The blocks of a previous results file that other benchmarks wrote
+    (``<!-- NAME:start -->`` ... ``<!-- NAME:end -->``, every NAME but ``hand``), in order."""
+    if not previous:
+        return []
+    return [m.group(0) for m in _SECTION_RE.finditer(previous) if m.group(1) != "hand"]
+
+
 def render(r: ReportInput, *, previous: str | None = None, appendix: bool = True) -> str:
-    """The whole Markdown report; ``previous`` supplies the hand-written block to keep."""
+    """The whole Markdown report; ``previous`` supplies the hand-written block and the other
+    benchmarks' sections to keep (those go at the end, unchanged)."""
     versions = ", ".join(f"{k} {v}" for k, v in r.versions.items())
     beats_rule = (
         "beats trimmed before 5 s (`--trim-beats`, mir_eval's customary trim)"
@@ -284,4 +295,6 @@ def render(r: ReportInput, *, previous: str | None = None, appendix: bool = True
         lines += ["## Errors", "", *[f"- {e}" for e in r.errors], ""]
     if appendix:
         lines += ["## Appendix: the engine per clip", "", *_appendix(r)]
+    for section in other_sections(previous):
+        lines += ["", section]
     return "\n".join(lines).rstrip() + "\n"
