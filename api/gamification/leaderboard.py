@@ -31,12 +31,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal, cast
 
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
 from api.deps import Principal
 from api.errors import ForbiddenError, NotFoundError, UnprocessableError
+from api.fastsql import Query
 from api.gamification.rules import RankedEntry, accuracy_gain, rank, session_points, week_start
 from api.gamification.schemas import (
     LeaderboardBy,
@@ -45,7 +46,7 @@ from api.gamification.schemas import (
     LeaderboardScope,
 )
 from api.gamification.service import iter_facts
-from api.progress.facts import facts_version, load_facts
+from api.progress.facts import load_facts
 from api.state import AppState
 from api.teaching.models import TeacherStudentLink
 
@@ -115,15 +116,22 @@ async def _db_accuracy_gain(db: AsyncSession, start: datetime,
     return out
 
 
+_STUDENT_VERSION = Query(lambda member: (
+    select(User.change_seq, User.facts_seq)
+    .where(User.id == bindparam("user_id"), User.status == "active", User.role == "student")
+))
+
+
 async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
                             start: datetime) -> float | None:
-    user = await db.get(User, user_id)
-    if user is None or user.status != "active" or user.role != "student":
+    found = await _STUDENT_VERSION.rows(db, user_id=user_id)
+    if not found:  # no such user, or no longer an active student
         return None
+    change_seq, facts_seq = found[0]
     # through the facts cache: the write just changed the version, so this loads the
     # history once for the student's next reads of points, streak and progress too
     facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False,
-                             version=facts_version(user))
+                             version=(int(change_seq), int(facts_seq)))
     return float(sum(session_points(f) for f in facts)) if facts else None
 
 
@@ -201,14 +209,18 @@ async def _ensure_built(state: AppState, db: AsyncSession, start: datetime) -> N
         await pipe.execute()
 
 
+_ACTIVE_STUDENTS = Query(lambda member: (
+    select(User.id)
+    .where(member(User.id, "ids"), User.status == "active", User.role == "student")
+))
+_NAMES = Query(lambda member: select(User.id, User.display_name).where(member(User.id, "ids")))
+
+
 async def _valid_students(db: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     ids = list(ids)
     out: set[uuid.UUID] = set()
     for i in range(0, len(ids), _CHUNK):
-        out.update((await db.execute(
-            select(User.id).where(User.id.in_(ids[i:i + _CHUNK]), User.status == "active",
-                                  User.role == "student")
-        )).scalars())
+        out.update(uid for (uid,) in await _ACTIVE_STUDENTS.rows(db, ids=ids[i:i + _CHUNK]))
     return out
 
 
@@ -360,9 +372,9 @@ async def leaderboard(
                       else await _db_accuracy_gain(db, start, members))
             board = _board(scores, viewer.id, limit)
         shown = [*board.top, *([board.me] if board.me is not None else [])]
-        names = dict((await db.execute(
-            select(User.id, User.display_name).where(User.id.in_({e.user_id for e in shown}))
-        )).all()) if shown else {}
+        names: dict[uuid.UUID, str] = {
+            uid: name for uid, name in await _NAMES.rows(db, ids=list({e.user_id for e in shown}))
+        } if shown else {}
 
     def entry(e: RankedEntry) -> LeaderboardEntry:
         return LeaderboardEntry(rank=e.rank, user_id=e.user_id,

@@ -17,6 +17,7 @@ from api.gamification.rules import week_start
 from api.metrics.service import (
     apply_pending_for_session,
     pending_session_ids_among,
+    record_fresh_manual_metrics,
     record_manual_metrics,
 )
 from api.practice.models import PracticeSession
@@ -31,8 +32,10 @@ async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession], *,
     holds the ids of rows inserted by this transaction: they have no metrics to replace.
     One query finds which of the active rows have pending summaries."""
     rows = list(rows)
+    await record_fresh_manual_metrics(db, [row for row in rows if row.id in fresh])
     for row in rows:
-        await record_manual_metrics(db, row, fresh=row.id in fresh)
+        if row.id not in fresh:
+            await record_manual_metrics(db, row)
     active = [row.id for row in rows if row.status == "active"]
     if active:
         for session_id in await pending_session_ids_among(db, active):
@@ -50,7 +53,7 @@ async def refresh_leaderboard(
     if state.redis is None:
         return
     weeks = {week_start(t) for t in instants}
-    async with state.sessions() as db:
+    async with state.read_sessions() as db:  # reads only: autocommit, no BEGIN/COMMIT
         for week in sorted(weeks):
             await refresh_user_week(state, db, user_id, week)
 

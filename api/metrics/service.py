@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
 from api.db import new_id, utcnow
+from api.fastsql import Query
 from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.summary import MetricValue, SummaryError, metrics_from_summary
 from api.practice.models import PracticeSession
@@ -37,6 +38,7 @@ __all__ = [
     "EventOutcome",
     "apply_pending_for_session",
     "apply_stream_summary",
+    "record_fresh_manual_metrics",
     "record_manual_metrics",
     "record_metrics",
 ]
@@ -72,6 +74,25 @@ def _rollup_upsert(dialect: str) -> Any:
     )
 
 
+def _rollup_rows(
+    *, student_id: uuid.UUID, time: datetime, source: str, values: Sequence[MetricValue],
+    sign: int = 1,
+) -> list[dict[str, Any]]:
+    """The hourly and daily rollup rows of one write's values (hour rows first, metrics
+    sorted)."""
+    by_metric: dict[str, list[float]] = {}
+    for value in values:
+        by_metric.setdefault(value.metric, []).append(value.value)
+    return [
+        {"bucket": bucket, "bucket_start": _bucket_start(time, bucket),
+         "student_id": student_id, "metric": metric, "source": source,
+         "n": sign * len(numbers), "total": sign * math.fsum(numbers),
+         "min_value": min(numbers), "max_value": max(numbers)}
+        for bucket in ("hour", "day")
+        for metric, numbers in sorted(by_metric.items())
+    ]
+
+
 async def _upsert_rollups(
     db: AsyncSession, *, student_id: uuid.UUID, time: datetime, source: str,
     values: Sequence[MetricValue], sign: int = 1,
@@ -80,20 +101,29 @@ async def _upsert_rollups(
     keeps count and sum exact; min and max keep their extremes (documented approximation).
     One statement with a parameter set per bucket and metric (hour rows first, metrics
     sorted: the same order of row locks as one statement each)."""
-    by_metric: dict[str, list[float]] = {}
-    for value in values:
-        by_metric.setdefault(value.metric, []).append(value.value)
-    if not by_metric:
-        return
-    rows = [
-        {"bucket": bucket, "bucket_start": _bucket_start(time, bucket),
-         "student_id": student_id, "metric": metric, "source": source,
-         "n": sign * len(numbers), "total": sign * math.fsum(numbers),
-         "min_value": min(numbers), "max_value": max(numbers)}
-        for bucket in ("hour", "day")
-        for metric, numbers in sorted(by_metric.items())
-    ]
-    await db.execute(_rollup_upsert(db.get_bind().dialect.name), rows)
+    rows = _rollup_rows(student_id=student_id, time=time, source=source, values=values,
+                        sign=sign)
+    if rows:
+        await db.execute(_rollup_upsert(db.get_bind().dialect.name), rows)
+
+
+def _merged(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rollup rows with one row per bucket, student, metric and source (added up), hour rows
+    first: a batch of sessions on the same day upserts each rollup row once, in one order."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["bucket"], row["bucket_start"], row["student_id"], row["metric"],
+               row["source"])
+        if key not in merged:
+            merged[key] = dict(row)
+            continue
+        into = merged[key]
+        into["n"] += row["n"]
+        into["total"] += row["total"]
+        into["min_value"] = min(into["min_value"], row["min_value"])
+        into["max_value"] = max(into["max_value"], row["max_value"])
+    return sorted(merged.values(), key=lambda r: (r["bucket"] != "hour", r["bucket_start"],
+                                                  r["metric"]))
 
 
 def _least(dialect: str, a: Any, b: Any) -> Any:
@@ -131,6 +161,31 @@ async def record_metrics(
         for v in values
     ])
     await _upsert_rollups(db, student_id=student_id, time=time, source=source, values=values)
+
+
+async def record_fresh_manual_metrics(
+    db: AsyncSession, sessions: Sequence[PracticeSession]
+) -> None:
+    """:func:`record_manual_metrics` for sessions inserted by this transaction (so with no
+    metrics to replace), all in two statements: one insert of their metric rows, one upsert
+    of their rollups (inside the caller's transaction)."""
+    metric_rows: list[dict[str, Any]] = []
+    rollups: list[dict[str, Any]] = []
+    for session in sessions:
+        if session.status != "active":
+            continue
+        values = manual_values(session)
+        metric_rows += [
+            {"time": session.started_at, "id": new_id(), "student_id": session.student_id,
+             "session_id": session.id, "metric": v.metric, "value": v.value,
+             "source": "manual", "event_id": None, "meta": v.meta}
+            for v in values
+        ]
+        rollups += _rollup_rows(student_id=session.student_id, time=session.started_at,
+                                source="manual", values=values)
+    if metric_rows:
+        await db.execute(insert(PracticeMetric), metric_rows)
+        await db.execute(_rollup_upsert(db.get_bind().dialect.name), _merged(rollups))
 
 
 async def record_manual_metrics(db: AsyncSession, session: PracticeSession, *,
@@ -266,16 +321,21 @@ def _check_owner(session: PracticeSession, env: _Envelope) -> str | None:
     return None
 
 
+
+# every session write runs it (api.metrics.hooks.sessions_written)
+_PENDING_AMONG = Query(lambda member: (
+    select(ProcessedEvent.session_id)
+    .where(member(ProcessedEvent.session_id, "ids"), ProcessedEvent.status == "pending")
+    .distinct()
+))
+
+
 async def pending_session_ids_among(
     db: AsyncSession, session_ids: Sequence[uuid.UUID]
 ) -> list[uuid.UUID]:
     """Which of ``session_ids`` have stream summaries waiting for them (one query)."""
-    found = (await db.execute(
-        select(ProcessedEvent.session_id).where(
-            ProcessedEvent.session_id.in_(session_ids), ProcessedEvent.status == "pending"
-        ).distinct()
-    )).scalars()
-    return [session_id for session_id in found if session_id is not None]
+    found = await _PENDING_AMONG.rows(db, ids=list(session_ids))
+    return [session_id for (session_id,) in found if session_id is not None]
 
 
 async def apply_pending_for_session(db: AsyncSession, session_id: uuid.UUID) -> int:

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, bindparam, delete, exists, func, insert, or_, select
+from sqlalchemy import Select, delete, exists, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
 from api.db import new_id, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from api.fastsql import Query
 from api.metrics.hooks import sessions_written
 from api.pagination import (
     decode_time_id_cursor,
@@ -92,28 +92,27 @@ class ListFilters:
 
 # --- reading -----------------------------------------------------------------------------
 
-# The views' queries, built once (and cache-keyed once) with the session ids bound per call:
-# a list page runs them on every request.
-_SESSION_IDS: BindParameter[list[uuid.UUID]] = bindparam("ids", expanding=True)
-_TAGS_OF = (
+# The views' queries (a list page runs them on every request), run as plain SQL on
+# PostgreSQL (api.fastsql) with the session ids bound per call.
+_TAGS_OF = Query(lambda member: (
     select(SessionTag.session_id, Tag.id, Tag.name, Tag.kind)
     .join(Tag, Tag.id == SessionTag.tag_id)
-    .where(SessionTag.session_id.in_(_SESSION_IDS))
+    .where(member(SessionTag.session_id, "ids"))
     .order_by(SessionTag.session_id, Tag.kind, Tag.name_key, Tag.id)
-)
-_SEGMENTS_OF = (
+))
+_SEGMENTS_OF = Query(lambda member: (
     select(PracticeSegment.session_id, PracticeSegment.id, PracticeSegment.piece_id,
            PracticeSegment.label, PracticeSegment.start_bar, PracticeSegment.end_bar,
            PracticeSegment.click_count, PracticeSegment.duration_s, PracticeSegment.tempo_bpm,
            PracticeSegment.accuracy_pct)
-    .where(PracticeSegment.session_id.in_(_SESSION_IDS))
+    .where(member(PracticeSegment.session_id, "ids"))
     .order_by(PracticeSegment.session_id, PracticeSegment.id)
-)
-_FEEDBACK_COUNTS = (
-    select(SessionFeedback.session_id, func.count())
-    .where(SessionFeedback.session_id.in_(_SESSION_IDS), SessionFeedback.status == "active")
+))
+_FEEDBACK_COUNTS = Query(lambda member: (
+    select(SessionFeedback.session_id, func.count().label("n"))
+    .where(member(SessionFeedback.session_id, "ids"), SessionFeedback.status == "active")
     .group_by(SessionFeedback.session_id)
-)
+))
 
 
 class SessionViewRow(Protocol):
@@ -164,19 +163,19 @@ async def session_views(
     """Responses for ``rows`` with their tags, segments and feedback counts (3 queries)."""
     if not rows:
         return []
-    ids = {"ids": [row.id for row in rows]}
+    ids = [row.id for row in rows]
     tags: dict[uuid.UUID, list[TagRef]] = defaultdict(list)
-    for session_id, tag_id, name, kind in await db.execute(_TAGS_OF, ids):
+    for session_id, tag_id, name, kind in await _TAGS_OF.rows(db, ids=ids):
         tags[session_id].append(TagRef(id=tag_id, name=name, kind=cast(TagKind, kind)))
     segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
-    for seg in await db.execute(_SEGMENTS_OF, ids):
+    for seg in await _SEGMENTS_OF.rows(db, ids=ids):
         segments[seg.session_id].append(SegmentResponse(
             id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
             end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
             tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
         ))
     feedback = {session_id: int(count)
-                for session_id, count in await db.execute(_FEEDBACK_COUNTS, ids)}
+                for session_id, count in await _FEEDBACK_COUNTS.rows(db, ids=ids)}
     return [
         SessionResponse(
             id=row.id, student_id=row.student_id, focus=row.focus, started_at=row.started_at,

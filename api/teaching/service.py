@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVarTuple
 
-from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy import Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from api.accounts.models import StudentProfile, User
 from api.db import utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from api.fastsql import Member, Query
 from api.pagination import (
     decode_cursor,
     decode_time_id_cursor,
@@ -432,6 +432,49 @@ class _Linked:
     is_minor: bool
 
 
+# the dashboard's reads (api.fastsql: plain SQL on PostgreSQL)
+_LINKED = Query(lambda member: (
+    select(User.id, User.display_name, User.timezone, StudentProfile.is_minor)
+    .join(TeacherStudentLink, TeacherStudentLink.student_id == User.id)
+    .outerjoin(StudentProfile, StudentProfile.user_id == User.id)
+    .where(TeacherStudentLink.teacher_id == bindparam("teacher_id"),
+           TeacherStudentLink.status == "active")
+    .order_by(User.display_name, User.id)
+))
+_WINDOW = Query(lambda member: (
+    select(PracticeSession.student_id, PracticeSession.started_at,
+           PracticeSession.ended_at, PracticeSession.accuracy_pct)
+    .where(member(PracticeSession.student_id, "ids"), PracticeSession.status == "active",
+           PracticeSession.started_at >= bindparam("since"))
+))
+
+
+def _recent(member: Member) -> Select[
+    uuid.UUID, uuid.UUID, datetime, datetime | None, str | None, str, float | None,
+    float | None, int | None,
+]:
+    """Each student's latest ``RECENT_SESSIONS`` active sessions (a window function)."""
+    rank = func.row_number().over(
+        partition_by=PracticeSession.student_id,
+        order_by=(PracticeSession.started_at.desc(), PracticeSession.id.desc()),
+    ).label("rank")
+    ranked = (select(PracticeSession.id, PracticeSession.student_id,
+                     PracticeSession.started_at, PracticeSession.ended_at,
+                     PracticeSession.focus, PracticeSession.mode, PracticeSession.target_bpm,
+                     PracticeSession.accuracy_pct, PracticeSession.self_rating, rank)
+              .where(member(PracticeSession.student_id, "ids"),
+                     PracticeSession.status == "active")
+              .subquery())
+    c = ranked.c
+    return (select(c.id, c.student_id, c.started_at, c.ended_at, c.focus, c.mode,
+                   c.target_bpm, c.accuracy_pct, c.self_rating)
+            .where(c.rank <= RECENT_SESSIONS)
+            .order_by(c.student_id, c.started_at.desc(), c.id.desc()))
+
+
+_RECENT = Query(_recent)
+
+
 async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> DashboardResponse:
     """Every actively linked student with their recent sessions and weekly numbers.
 
@@ -442,14 +485,7 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
     now = utcnow()
     linked = [
         _Linked(student_id=sid, display_name=name, timezone=tz, is_minor=bool(minor))
-        for sid, name, tz, minor in (await db.execute(
-            select(User.id, User.display_name, User.timezone, StudentProfile.is_minor)
-            .join(TeacherStudentLink, TeacherStudentLink.student_id == User.id)
-            .outerjoin(StudentProfile, StudentProfile.user_id == User.id)
-            .where(TeacherStudentLink.teacher_id == teacher.id,
-                   TeacherStudentLink.status == "active")
-            .order_by(User.display_name, User.id)
-        )).all()
+        for sid, name, tz, minor in await _LINKED.rows(db, teacher_id=teacher.id)
     ]
     visible = set(await visible_student_ids(db, teacher.id))
     ids = [s.student_id for s in linked if s.student_id in visible]
@@ -457,26 +493,10 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
         defaultdict(list))
     recent: dict[uuid.UUID, list[DashboardSession]] = defaultdict(list)
     if ids:
-        for sid, started_at, ended_at, accuracy in (await db.execute(
-            select(PracticeSession.student_id, PracticeSession.started_at,
-                   PracticeSession.ended_at, PracticeSession.accuracy_pct)
-            .where(PracticeSession.student_id.in_(ids), PracticeSession.status == "active",
-                   PracticeSession.started_at >= window_start_utc(weeks=weeks, now=now))
-        )).all():
+        since = window_start_utc(weeks=weeks, now=now)
+        for sid, started_at, ended_at, accuracy in await _WINDOW.rows(db, ids=ids, since=since):
             points[sid].append((started_at, ended_at, accuracy))
-        rank = func.row_number().over(
-            partition_by=PracticeSession.student_id,
-            order_by=(PracticeSession.started_at.desc(), PracticeSession.id.desc()),
-        ).label("rank")
-        ranked = (select(PracticeSession, rank)
-                  .where(PracticeSession.student_id.in_(ids),
-                         PracticeSession.status == "active")
-                  .subquery())
-        latest = aliased(PracticeSession, ranked)
-        for row in (await db.execute(
-            select(latest).where(ranked.c.rank <= RECENT_SESSIONS)
-            .order_by(latest.student_id, latest.started_at.desc(), latest.id.desc())
-        )).scalars():
+        for row in await _RECENT.rows(db, ids=ids):
             recent[row.student_id].append(DashboardSession(
                 id=row.id, started_at=row.started_at, ended_at=row.ended_at,
                 duration_s=(None if row.ended_at is None

@@ -14,6 +14,7 @@ from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.service import (
     apply_pending_for_session,
     apply_stream_summary,
+    record_fresh_manual_metrics,
     record_manual_metrics,
 )
 from api.practice.models import PracticeSession
@@ -161,3 +162,46 @@ async def test_manual_metrics_are_replaced_on_edit(app: FastAPI, client: httpx.A
             MetricRollup.bucket == "day", MetricRollup.metric == "accuracy_pct",
         ))).scalar_one()
     assert (rollup.n, rollup.total) == (1, 80.0)
+
+
+async def test_fresh_sessions_metrics_in_one_write_equal_one_by_one(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Three new sessions, two in the same hour: written together (as a sync batch does),
+    their manual metrics and rollups are those written one session at a time; the shared
+    hour's and day's rollup rows add up."""
+    from datetime import timedelta
+
+    from api.db import utcnow
+
+    start = utcnow().replace(minute=5, second=0, microsecond=0) - timedelta(days=2)
+    students = [await make_user(app), await make_user(app)]
+    plans = [(start, 70.0), (start + timedelta(minutes=20), 90.0),
+             (start + timedelta(days=1), None)]
+    rollups = []
+    for together, student in zip((True, False), students, strict=True):
+        ids = [await add_session(app, student.id, started_at=t, accuracy_pct=acc)
+               for t, acc in plans]
+        async with app.state.mpt.sessions() as db, db.begin():
+            rows = [await db.get(PracticeSession, i) for i in ids]
+            assert all(row is not None for row in rows)
+            if together:
+                await record_fresh_manual_metrics(db, rows)  # type: ignore[arg-type]
+            else:
+                for row in rows:
+                    assert row is not None
+                    await record_manual_metrics(db, row, fresh=True)
+        async with app.state.mpt.sessions() as db:
+            found = (await db.execute(
+                select(MetricRollup.bucket, MetricRollup.bucket_start, MetricRollup.metric,
+                       MetricRollup.n, MetricRollup.total, MetricRollup.min_value,
+                       MetricRollup.max_value)
+                .where(MetricRollup.student_id == student.id)
+                .order_by(MetricRollup.bucket, MetricRollup.bucket_start, MetricRollup.metric)
+            )).all()
+        rollups.append([tuple(row) for row in found])
+        manual = [await _metrics(app, i, "manual") for i in ids]
+        assert [m.get("accuracy_pct") for m in manual] == [70.0, 90.0, None]
+    assert rollups[0] == rollups[1]
+    day_accuracy = [r for r in rollups[0] if r[0] == "day" and r[2] == "accuracy_pct"]
+    assert [(r[3], r[4]) for r in day_accuracy] == [(2, 160.0)]

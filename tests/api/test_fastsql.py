@@ -1,0 +1,115 @@
+"""Hot reads as plain SQL on PostgreSQL (``api.fastsql.Query``), on both back ends: the same
+rows as the statement run through SQLAlchemy, pending ORM changes seen, parameters checked,
+and database errors still SQLAlchemy's (so the API's error handling still applies)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError, StatementError
+
+from api.db import utcnow
+from api.fastsql import Query
+from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
+from api.practice.service import _FEEDBACK_COUNTS, _SEGMENTS_OF, _TAGS_OF
+from api.progress.facts import _PIECE_TAGS, _SEGMENT_PIECES, _SESSIONS, _TAKES
+from tests.api._support.users import make_user
+from tests.api._support.world import add_session
+
+pytestmark = pytest.mark.anyio
+
+_SINCE_UNTIL = Query(lambda member: (
+    select(PracticeSession.id, PracticeSession.started_at)
+    .where(member(PracticeSession.id, "ids"), member(PracticeSession.mode, ("normal", "slow")),
+           PracticeSession.started_at >= bindparam("since"))
+    .order_by(PracticeSession.started_at)
+))
+
+
+async def _three_sessions(app: FastAPI) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    student = await make_user(app)
+    now = utcnow()
+    ids = [
+        await add_session(app, student.id, started_at=now - timedelta(days=d), mode=mode)
+        for d, mode in ((1, "normal"), (2, "slow"), (3, "performance"))
+    ]
+    async with app.state.mpt.sessions() as db, db.begin():
+        piece = Tag(scope="global", kind="piece", name="Etude", name_key="etude")
+        db.add(piece)
+        await db.flush()
+        db.add(SessionTag(session_id=ids[0], tag_id=piece.id))
+        db.add(PracticeSegment(session_id=ids[1], label="A", start_bar=1, end_bar=8,
+                               click_count=2, piece_id=piece.id))
+    return student.id, ids
+
+
+async def test_rows_are_those_of_the_statement_through_sqlalchemy(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    student_id, ids = await _three_sessions(app)
+    cases = [
+        (_SESSIONS, {"student_id": student_id, "since": utcnow() - timedelta(days=30),
+                     "until": utcnow()}),
+        (_TAKES, {"ids": ids}), (_PIECE_TAGS, {"ids": ids}), (_SEGMENT_PIECES, {"ids": ids}),
+        (_TAGS_OF, {"ids": ids}), (_SEGMENTS_OF, {"ids": ids}), (_FEEDBACK_COUNTS, {"ids": ids}),
+        (_SINCE_UNTIL, {"ids": ids, "since": utcnow() - timedelta(days=30)}),
+    ]
+    async with app.state.mpt.sessions() as db:
+        for query, params in cases:
+            fast = sorted(repr(tuple(row)) for row in await query.rows(db, **params))
+            through = sorted(
+                repr(tuple(row)) for row in (await db.execute(query._portable, params)).all()
+            )
+            assert fast == through
+    async with app.state.mpt.sessions() as db:
+        sessions = await _SESSIONS.rows(db, student_id=student_id,
+                                        since=utcnow() - timedelta(days=30), until=utcnow())
+        assert [row.id for row in sessions] == ids[::-1]  # oldest first, by attribute
+        assert all(row.started_at.tzinfo is not None for row in sessions)
+        two = await _SINCE_UNTIL.rows(db, ids=ids, since=utcnow() - timedelta(days=30))
+        assert [row.id for row in two] == [ids[1], ids[0]]  # the fixed list leaves one out
+        assert len(await _PIECE_TAGS.rows(db, ids=ids)) == 1
+        assert len(await _SEGMENT_PIECES.rows(db, ids=ids)) == 1
+
+
+async def test_pending_changes_are_flushed_first(app: FastAPI, client: httpx.AsyncClient) -> None:
+    _, ids = await _three_sessions(app)
+    async with app.state.mpt.sessions() as db, db.begin():
+        db.add(PracticeSegment(session_id=ids[2], label="B", start_bar=1, end_bar=4,
+                               click_count=0))
+        rows = await _SEGMENTS_OF.rows(db, ids=[ids[2]])
+        assert [row.label for row in rows] == ["B"]
+
+
+async def test_missing_parameters_are_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    async with app.state.mpt.sessions() as db:
+        with pytest.raises(TypeError, match="missing query parameters: since, until"):
+            await _SESSIONS.rows(db, student_id=None)
+
+
+def test_an_expanding_in_is_refused_on_postgresql(postgres_session_url: str) -> None:
+    from sqlalchemy.dialects.postgresql.asyncpg import dialect
+
+    query = Query(lambda member: (
+        select(PracticeSession.id).where(PracticeSession.mode.in_(["normal", "slow"]))
+    ))
+    with pytest.raises(ValueError, match="expanding IN"):
+        query._compiled(dialect())
+
+
+async def test_database_errors_are_sqlalchemy_errors(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A value the database refuses raises SQLAlchemy's error, as a statement through the
+    session would (the API maps those; a raw driver error it would not): on PostgreSQL the
+    driver's error wrapped in DBAPIError, on SQLite the type's own refusal."""
+    async with app.state.mpt.sessions() as db:
+        with pytest.raises(StatementError) as refused:
+            await _SESSIONS.rows(db, student_id="not-a-uuid", since=utcnow(), until="soon")
+        if db.bind.dialect.name == "postgresql":
+            assert isinstance(refused.value, DBAPIError)
