@@ -204,3 +204,20 @@ def test_a_database_that_does_not_answer_fails_the_start(start: Any) -> None:
     assert not server.ready_file.exists()
     records = server.log_records()
     assert any(r["level"] == "error" and "startup failed" in r["msg"].lower() for r in records)
+
+
+def test_tune_gc_freezes_the_started_app_and_raises_the_threshold() -> None:
+    """What a serving process does once its app has started (api.serve.tune_gc)."""
+    import gc
+
+    from api.serve import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    keep = [object() for _ in range(10)]  # alive now: frozen by the call
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() >= len(keep)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
