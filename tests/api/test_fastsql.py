@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from api.db import utcnow
 from api.fastsql import Query
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
-from api.practice.service import _FEEDBACK_COUNTS, _SEGMENTS_OF, _TAGS_OF
+from api.practice.service import _FEEDBACK_COUNTS, _PAGE, _PAGE_AFTER, _SEGMENTS_OF, _TAGS_OF
 from api.progress.facts import _PIECE_TAGS, _SEGMENT_PIECES, _SESSIONS, _TAKES
 from tests.api._support.users import make_user
 from tests.api._support.world import add_session
@@ -58,6 +58,7 @@ async def test_rows_are_those_of_the_statement_through_sqlalchemy(
         (_TAKES, {"ids": ids}), (_PIECE_TAGS, {"ids": ids}), (_SEGMENT_PIECES, {"ids": ids}),
         (_TAGS_OF, {"ids": ids}), (_SEGMENTS_OF, {"ids": ids}), (_FEEDBACK_COUNTS, {"ids": ids}),
         (_SINCE_UNTIL, {"ids": ids, "since": utcnow() - timedelta(days=30)}),
+        (_PAGE, {"owner": student_id, "n": 2}),
     ]
     async with app.state.mpt.sessions() as db:
         for query, params in cases:
@@ -74,6 +75,11 @@ async def test_rows_are_those_of_the_statement_through_sqlalchemy(
         two = await _SINCE_UNTIL.rows(db, ids=ids, since=utcnow() - timedelta(days=30))
         assert [row.id for row in two] == [ids[1], ids[0]]  # the fixed list leaves one out
         assert len(await _PIECE_TAGS.rows(db, ids=ids)) == 1
+        first = await _PAGE.rows(db, owner=student_id, n=2)
+        assert [row.id for row in first] == ids[:2]  # newest first
+        rest = await _PAGE_AFTER.rows(db, owner=student_id, n=5, after_at=first[-1].started_at,
+                                      after_id=first[-1].id)
+        assert [row.id for row in rest] == ids[2:]
         assert len(await _SEGMENT_PIECES.rows(db, ids=ids)) == 1
 
 
