@@ -257,22 +257,19 @@ def _segment_content(seg: SegmentRequest) -> SegmentContent:
     )
 
 
-async def _visible_session(
-    db: AsyncSession, viewer: Principal, session_id: uuid.UUID
-) -> PracticeSession:
-    row = await db.get(PracticeSession, session_id)
-    if row is None or row.status == "deleted":
-        raise NotFoundError(f"practice session {session_id} does not exist")
-    if row.student_id != viewer.id:
-        await ensure_can_view_student(db, viewer, row.student_id)
-    return row
+_ONE = Query(lambda member: select(*_SESSION_COLUMNS).where(PracticeSession.id == bindparam("id")))
 
 
 async def get_session(
     db: AsyncSession, viewer: Principal, session_id: uuid.UUID
 ) -> SessionResponse:
     """One session, for its owner, a teacher who may see the owner, or an admin."""
-    row = await _visible_session(db, viewer, session_id)
+    found = await _ONE.rows(db, id=session_id)  # a row, not an ORM object: read-only
+    row = found[0] if found else None
+    if row is None or row.status == "deleted":
+        raise NotFoundError(f"practice session {session_id} does not exist")
+    if row.student_id != viewer.id:
+        await ensure_can_view_student(db, viewer, row.student_id)
     return (await session_views(db, [row]))[0]
 
 
