@@ -250,9 +250,18 @@ async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
     r = state.redis
     key = week_key(state.settings.redis.key_prefix, start.date())
     candidates: list[tuple[uuid.UUID, float]] = []
+    viewer_score: float | None = None
+    total = 0
     for _attempt in range(3):
-        top = cast(list[tuple[bytes, float]],
-                   await r.zrevrange(key, 0, limit - 1, withscores=True))
+        # the top, the viewer's score and the board's size in one round trip
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.zrevrange(key, 0, limit - 1, withscores=True)
+            pipe.zscore(key, str(viewer_id))
+            pipe.zcard(key)
+            top_raw, viewer_raw, total_raw = await pipe.execute()
+        top = cast(list[tuple[bytes, float]], top_raw)
+        viewer_score = None if viewer_raw is None else float(viewer_raw)
+        total = int(total_raw)
         if len(top) == limit:  # every member tied with the last one, so ties rank right
             top = cast(list[tuple[bytes, float]],
                        await r.zrevrangebyscore(key, "+inf", top[-1][1], withscores=True))
@@ -263,15 +272,15 @@ async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
                       if (uid := parsed[raw]) is not None and uid in valid]
         if not stale:
             break
-        await r.zrem(key, *stale)  # deleted (or demoted) users leave the board for good
+        # deleted (or demoted) users leave the board for good
+        total -= int(await r.zrem(key, *stale))
     ranked = rank(candidates)[:limit]
     me = next((e for e in ranked if e.user_id == viewer_id), None)
-    if me is None:
-        score = await r.zscore(key, str(viewer_id))
-        if score is not None and viewer_id in await _valid_students(db, [viewer_id]):
-            higher = await r.zcount(key, f"({float(score)!r}", "+inf")
-            me = RankedEntry(rank=int(higher) + 1, user_id=viewer_id, score=float(score))
-    return _Board(top=ranked, me=me, total=int(await r.zcard(key)))
+    if (me is None and viewer_score is not None
+            and viewer_id in await _valid_students(db, [viewer_id])):
+        higher = await r.zcount(key, f"({viewer_score!r}", "+inf")
+        me = RankedEntry(rank=int(higher) + 1, user_id=viewer_id, score=viewer_score)
+    return _Board(top=ranked, me=me, total=total)
 
 
 async def _redis_members(state: AppState, start: datetime,
