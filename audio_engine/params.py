@@ -54,8 +54,6 @@ class OnsetParams:
         Window of the moving average the peak must exceed by ``delta``.
     delta : float
         Absolute threshold above the moving average (onset-strength units).
-    rel_delta : float
-        Additional threshold relative to the running peak level of the onset strength.
     combine_s : float
         Peaks closer than this are merged (the first is kept).
     offset_s : float
@@ -86,7 +84,6 @@ class OnsetParams:
     pre_avg_s: float = 0.10
     post_avg_s: float = 0.03
     delta: float = 3.0
-    rel_delta: float = 0.0
     combine_s: float = 0.03
     offset_s: float = 0.0
     probe_s: float | None = None
