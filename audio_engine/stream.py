@@ -649,15 +649,13 @@ class StreamAnalyzer:
     ) -> OnsetEvent:
         cfg = self.config
         if cfg.target_bpm is None:
-            self._notes.append(time_s)
-            self._note_peaks.append((frame, time_s))
+            self._keep_note(frame, time_s)
             return OnsetEvent(time_s=time_s, strength=strength)
         vector = self._flux_at(frame, 1, ahead)
         if self._is_click(frame, vector, events):
             self._clicks_removed += 1
             return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
-        self._notes.append(time_s)
-        self._note_peaks.append((frame, time_s))
+        self._keep_note(frame, time_s)
         if cfg.subdivision is None and len(self._notes) >= 8 and len(self._notes) % 8 == 0:
             recent = np.asarray(self._notes[-RECENT_NOTES:])
             self._subdivision = infer_subdivision(recent, target_bpm=cfg.target_bpm)
@@ -930,6 +928,11 @@ class StreamAnalyzer:
             events.append(
                 (self._emit_at, _RANK[BeatEvent], BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
             )
+
+    def _keep_note(self, frame: int, time_s: float) -> None:
+        """Remember a student's note (not a click): its start, and its peak for the beats."""
+        self._notes.append(time_s)
+        self._note_peaks.append((frame, time_s))
 
     def _beat_time(self, beat: int) -> float:
         """Time in seconds of the beat at frame ``beat``: the start of the note whose

@@ -381,9 +381,9 @@ async def leaderboard(
                       else await _db_accuracy_gain(db, start, members))
             board = _board(scores, viewer.id, limit)
         shown = [*board.top, *([board.me] if board.me is not None else [])]
-        names: dict[uuid.UUID, str] = {
-            uid: name for uid, name in await _NAMES.rows(db, ids=list({e.user_id for e in shown}))
-        } if shown else {}
+        names: dict[uuid.UUID, str] = dict(
+            await _NAMES.rows(db, ids=list({e.user_id for e in shown}))
+        ) if shown else {}
 
     def entry(e: RankedEntry) -> LeaderboardEntry:
         return LeaderboardEntry(rank=e.rank, user_id=e.user_id,

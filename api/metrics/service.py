@@ -154,13 +154,24 @@ async def record_metrics(
             update(User).where(User.id == student_id)
             .values(facts_seq=User.facts_seq + 1, updated_at=User.updated_at)
         )
-    await db.execute(insert(PracticeMetric), [
+    await db.execute(insert(PracticeMetric), _metric_rows(
+        student_id=student_id, session_id=session_id, time=time, source=source,
+        values=values, event_id=event_id,
+    ))
+    await _upsert_rollups(db, student_id=student_id, time=time, source=source, values=values)
+
+
+def _metric_rows(
+    *, student_id: uuid.UUID, session_id: uuid.UUID, time: datetime, source: str,
+    values: Sequence[MetricValue], event_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``practice_metrics`` rows of one write's values."""
+    return [
         {"time": time, "id": new_id(), "student_id": student_id, "session_id": session_id,
          "metric": v.metric, "value": v.value, "source": source, "event_id": event_id,
          "meta": v.meta}
         for v in values
-    ])
-    await _upsert_rollups(db, student_id=student_id, time=time, source=source, values=values)
+    ]
 
 
 async def record_fresh_manual_metrics(
@@ -175,12 +186,8 @@ async def record_fresh_manual_metrics(
         if session.status != "active":
             continue
         values = manual_values(session)
-        metric_rows += [
-            {"time": session.started_at, "id": new_id(), "student_id": session.student_id,
-             "session_id": session.id, "metric": v.metric, "value": v.value,
-             "source": "manual", "event_id": None, "meta": v.meta}
-            for v in values
-        ]
+        metric_rows += _metric_rows(student_id=session.student_id, session_id=session.id,
+                                    time=session.started_at, source="manual", values=values)
         rollups += _rollup_rows(student_id=session.student_id, time=session.started_at,
                                 source="manual", values=values)
     if metric_rows:
@@ -188,12 +195,11 @@ async def record_fresh_manual_metrics(
         await db.execute(_rollup_upsert(db.get_bind().dialect.name), _merged(rollups))
 
 
-async def record_manual_metrics(db: AsyncSession, session: PracticeSession, *,
-                                fresh: bool = False) -> None:
+async def record_manual_metrics(db: AsyncSession, session: PracticeSession) -> None:
     """Replace the ``manual`` metrics of a session logged (or edited) by hand: minutes,
-    and the numbers the student entered (inside the caller's transaction). ``fresh``: the
-    session was inserted by this transaction, so it has none to replace."""
-    old = [] if fresh else (
+    and the numbers the student entered (inside the caller's transaction). Sessions the
+    transaction inserted go through :func:`record_fresh_manual_metrics`."""
+    old = (
         await db.execute(
             select(PracticeMetric).where(
                 PracticeMetric.session_id == session.id, PracticeMetric.source == "manual"
@@ -319,7 +325,6 @@ def _check_owner(session: PracticeSession, env: _Envelope) -> str | None:
     if session.status != "active":
         return f"session {session.id} is deleted"
     return None
-
 
 
 # every session write runs it (api.metrics.hooks.sessions_written)

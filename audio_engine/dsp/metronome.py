@@ -125,7 +125,7 @@ def click_signature(
     return signature
 
 
-def remove_metronome_clicks(
+def metronome_clicks(
     S: NDArray[np.float32],
     onsets_s: NDArray[np.float64],
     fps: float,
@@ -136,8 +136,8 @@ def remove_metronome_clicks(
     grid_start_s: float,
     delta: float,
     offset_s: float = 0.0,
-) -> tuple[NDArray[np.float64], int]:
-    """Drop onsets that are only a metronome click on the grid of ``target_bpm``.
+) -> NDArray[np.bool_]:
+    """Which of ``onsets_s`` are only a metronome click on the grid of ``target_bpm``.
 
     Parameters
     ----------
@@ -158,31 +158,9 @@ def remove_metronome_clicks(
 
     Returns
     -------
-    notes_s : ndarray
-        The onsets that are the student's.
-    n_removed : int
-        How many onsets were taken as metronome clicks.
+    ndarray of bool
+        True for the onsets taken as metronome clicks (drop them to keep the notes).
     """
-    is_click = metronome_clicks(S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands,
-                                target_bpm=target_bpm, grid_start_s=grid_start_s,
-                                delta=delta, offset_s=offset_s)
-    return onsets_s[~is_click], int(is_click.sum())
-
-
-def metronome_clicks(
-    S: NDArray[np.float32],
-    onsets_s: NDArray[np.float64],
-    fps: float,
-    *,
-    lag_frames: int,
-    max_bands: int,
-    target_bpm: float,
-    grid_start_s: float,
-    delta: float,
-    offset_s: float = 0.0,
-) -> NDArray[np.bool_]:
-    """Which of ``onsets_s`` are only a metronome click (see
-    :func:`remove_metronome_clicks`, which drops them; same parameters)."""
     n_frames = S.shape[0]
     none = np.zeros(onsets_s.shape[0], dtype=np.bool_)
     click_frames = grid_frames(n_frames, fps, 60.0 / target_bpm, grid_start_s)
@@ -298,22 +276,6 @@ def find_click_grid(
     return period, phase
 
 
-def remove_blind_clicks(
-    S: NDArray[np.float32],
-    onsets_s: NDArray[np.float64],
-    fps: float,
-    *,
-    lag_frames: int,
-    max_bands: int,
-    delta: float,
-    offset_s: float = 0.0,
-) -> tuple[NDArray[np.float64], int]:
-    """Drop metronome clicks found without knowing the target (see :func:`find_click_grid`)."""
-    is_click = blind_clicks(S, onsets_s, fps, lag_frames=lag_frames, max_bands=max_bands,
-                            delta=delta, offset_s=offset_s)
-    return onsets_s[~is_click], int(is_click.sum())
-
-
 def blind_clicks(
     S: NDArray[np.float32],
     onsets_s: NDArray[np.float64],
@@ -325,7 +287,7 @@ def blind_clicks(
     offset_s: float = 0.0,
 ) -> NDArray[np.bool_]:
     """Which of ``onsets_s`` are clicks of a metronome found without knowing the target
-    (see :func:`remove_blind_clicks`, which drops them; same parameters)."""
+    (:func:`find_click_grid`); the other parameters as for :func:`metronome_clicks`."""
     grid = find_click_grid(onsets_s)
     if grid is None:
         return np.zeros(onsets_s.shape[0], dtype=np.bool_)

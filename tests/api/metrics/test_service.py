@@ -190,7 +190,7 @@ async def test_fresh_sessions_metrics_in_one_write_equal_one_by_one(
             else:
                 for row in rows:
                     assert row is not None
-                    await record_manual_metrics(db, row, fresh=True)
+                    await record_manual_metrics(db, row)
         async with app.state.mpt.sessions() as db:
             found = (await db.execute(
                 select(MetricRollup.bucket, MetricRollup.bucket_start, MetricRollup.metric,

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
     _at_frames,
     band_flux,
+    blind_clicks,
     click_signature,
     find_click_grid,
     grid_frames,
-    remove_blind_clicks,
-    remove_metronome_clicks,
+    metronome_clicks,
 )
 from audio_engine.dsp.onsets import onset_strength
 from audio_engine.dsp.peaks import pick_peaks
@@ -26,6 +28,22 @@ from tests.audio_engine._support.matching import match_events
 from tests.audio_engine._support.synth import clicks_at, ramp_times
 
 SP, OP = SpectrogramParams(), OnsetParams()
+
+
+def remove_metronome_clicks(
+    S: NDArray[np.float32], onsets_s: NDArray[np.float64], fps: float, **kw: Any
+) -> tuple[NDArray[np.float64], int]:
+    """The notes left once :func:`metronome_clicks` are dropped, and how many were."""
+    is_click = metronome_clicks(S, onsets_s, fps, **kw)
+    return onsets_s[~is_click], int(is_click.sum())
+
+
+def remove_blind_clicks(
+    S: NDArray[np.float32], onsets_s: NDArray[np.float64], fps: float, **kw: Any
+) -> tuple[NDArray[np.float64], int]:
+    """The notes left once :func:`blind_clicks` are dropped, and how many were."""
+    is_click = blind_clicks(S, onsets_s, fps, **kw)
+    return onsets_s[~is_click], int(is_click.sum())
 SR = 16000
 DURATION_S = 14.0
 
