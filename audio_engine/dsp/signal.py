@@ -37,33 +37,30 @@ def _decimate_edge(
 
 
 @njit(cache=True, nogil=True)
-def _decimate_kernel(
-    x: NDArray[np.float32], h: NDArray[np.float32], factor: int
-) -> NDArray[np.float32]:
-    """FIR low-pass ``h`` (odd length, centred) then keep every ``factor``-th sample.
-
-    Each output sums its taps in tap order (``h[0]`` first). The outputs whose taps all lie
-    inside ``x`` are computed ``DECIMATE_BLOCK`` at a time: the block's samples are split
-    into ``factor`` contiguous phases, then each tap is added to every output of the block
-    (one vectorisable pass per tap). The order within each sum, so its value, is that of
-    the one-output-at-a-time loop (:func:`_decimate_edge`)."""
-    n = x.shape[0]
-    n_out = (n + factor - 1) // factor
+def _decimate_blocks(
+    x: NDArray[np.float32],
+    x_start: int,
+    h: NDArray[np.float32],
+    factor: int,
+    i0: int,
+    i1: int,
+    out: NDArray[np.float32],
+    out_start: int,
+) -> None:
+    """Outputs ``i0 .. i1-1`` (all of whose taps lie in ``x``, which holds samples
+    ``x_start ..``) into ``out[i - out_start]``, ``DECIMATE_BLOCK`` at a time: the block's
+    samples are split into ``factor`` contiguous phases, then each tap is added to every
+    output of the block (one vectorisable pass per tap). The order within each sum, so its
+    value, is that of the one-output-at-a-time loop (:func:`_decimate_edge`)."""
     n_taps = h.shape[0]
     half = n_taps // 2
-    out = np.empty(n_out, dtype=np.float32)
-    # outputs i0 .. i1-1 have all their taps inside x
-    i0 = min(n_out, (half + factor - 1) // factor)
-    i1 = max(i0, min(n_out, (n - 1 - half) // factor + 1))
-    for i in range(i0):
-        out[i] = _decimate_edge(x, h, factor, i)
     block = DECIMATE_BLOCK
     # phase p holds samples first + p, first + p + factor, ... of the block
     phases = np.zeros((factor, block + n_taps // factor + 1), dtype=np.float32)
     acc = np.empty(block, dtype=np.float32)
     for b0 in range(i0, i1, block):
         nb = min(block, i1 - b0)
-        first = b0 * factor - half
+        first = b0 * factor - half - x_start
         m = (nb - 1) * factor + n_taps  # samples first .. first + m - 1 feed the block
         for p in range(factor):
             cnt = (m - p + factor - 1) // factor
@@ -79,8 +76,30 @@ def _decimate_kernel(
             off = k // factor
             for i in range(nb):
                 a[i] += hk * row[off + i]
+        o = b0 - out_start
         for i in range(nb):  # (a loop: a slice assignment compiles 5x slower)
-            out[b0 + i] = a[i]
+            out[o + i] = a[i]
+
+
+@njit(cache=True, nogil=True)
+def _decimate_kernel(
+    x: NDArray[np.float32], h: NDArray[np.float32], factor: int
+) -> NDArray[np.float32]:
+    """FIR low-pass ``h`` (odd length, centred) then keep every ``factor``-th sample.
+
+    Each output sums its taps in tap order (``h[0]`` first); the outputs whose taps all lie
+    inside ``x`` are computed a block at a time (:func:`_decimate_blocks`), the others one
+    by one (:func:`_decimate_edge`), with the same value."""
+    n = x.shape[0]
+    n_out = (n + factor - 1) // factor
+    half = h.shape[0] // 2
+    out = np.empty(n_out, dtype=np.float32)
+    # outputs i0 .. i1-1 have all their taps inside x
+    i0 = min(n_out, (half + factor - 1) // factor)
+    i1 = max(i0, min(n_out, (n - 1 - half) // factor + 1))
+    for i in range(i0):
+        out[i] = _decimate_edge(x, h, factor, i)
+    _decimate_blocks(x, 0, h, factor, i0, i1, out, 0)
     for i in range(i1, n_out):
         out[i] = _decimate_edge(x, h, factor, i)
     return out
@@ -100,16 +119,39 @@ def _decimate_range_kernel(
     ``buf_start ..`` are in ``buf``; samples before 0 or from ``n_total`` on are zero.
     Sums in the same order as the whole-signal kernel, so the values are identical."""
     half = h.shape[0] // 2
+    n_taps = h.shape[0]
     out = np.empty(max(0, j1 - j0), dtype=np.float32)
-    for i in range(j1 - j0):
-        c = (j0 + i) * factor
-        acc = np.float32(0.0)
-        for k in range(h.shape[0]):
-            j = c - half + k
-            if 0 <= j < n_total:
-                acc += h[k] * buf[j - buf_start]
-        out[i] = acc
+    # outputs whose taps all lie in 0 .. n_total-1 and in the buffer: a block at a time
+    avail = min(n_total, buf_start + buf.shape[0])
+    lo = max(j0, (max(0, buf_start) + half + factor - 1) // factor)
+    hi = min(j1, (avail - n_taps + half) // factor + 1) if avail >= n_taps else lo
+    hi = max(lo, hi)
+    for j in range(j0, min(lo, j1)):
+        out[j - j0] = _decimate_one(buf, buf_start, n_total, h, factor, j)
+    _decimate_blocks(buf, buf_start, h, factor, lo, hi, out, j0)
+    for j in range(max(hi, j0), j1):
+        out[j - j0] = _decimate_one(buf, buf_start, n_total, h, factor, j)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _decimate_one(
+    buf: NDArray[np.float32],
+    buf_start: int,
+    n_total: int,
+    h: NDArray[np.float32],
+    factor: int,
+    i: int,
+) -> np.float32:
+    """Output ``i`` of :func:`_decimate_range_kernel`, one tap at a time."""
+    half = h.shape[0] // 2
+    c = i * factor
+    acc = np.float32(0.0)
+    for k in range(h.shape[0]):
+        j = c - half + k
+        if 0 <= j < n_total:
+            acc += h[k] * buf[j - buf_start]
+    return acc
 
 
 def decimation_factor(sr: int, target_sr: int) -> int:

@@ -281,3 +281,26 @@ def test_decimate_edge_is_the_zero_padded_fir_sum() -> None:
     # output 0 is centred on sample 0: 1*0 (outside) + 10*x[0] + 100*x[1]
     assert _decimate_edge(x, h, 2, 0) == 10 * 1 + 100 * 2
     assert _decimate_edge(x, h, 2, 3) == 1 * 6 + 10 * 7  # x[7] is outside
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_streaming_decimation_of_a_trimmed_buffer_in_pieces_is_bit_identical(
+    factor: int,
+) -> None:
+    # the stream asks for outputs j0 .. j1 of a buffer that starts past sample 0 and whose
+    # last samples (n_total) may not all be there yet: edges, blocks and the seams between
+    rng = np.random.default_rng(factor)
+    n = 3000
+    x = rng.standard_normal(n).astype(np.float32)
+    h = lowpass_taps(factor)
+    want = _decimate_kernel(x, h, factor)
+    half = h.size // 2
+    for j0, j1 in [(0, 3), (0, 700), (2, 9), (100, 101), (100, 613), (600, want.size)]:
+        start = max(0, j0 * factor - half)
+        got = _decimate_range_kernel(x[start:], start, n, h, factor, j0, j1)
+        np.testing.assert_array_equal(got, want[j0:j1])
+    # a buffer that ends before n_total: only outputs whose taps it holds are asked for
+    avail = 1500
+    j1 = (avail - 1 - half) // factor + 1
+    got = _decimate_range_kernel(x[200:avail], 200, n, h, factor, (200 + half) // factor, j1)
+    np.testing.assert_array_equal(got, want[(200 + half) // factor : j1])
