@@ -40,6 +40,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
 
 from audio_engine.events import StreamSummary
+from audio_engine.server.batches import BatchExecutor
 from audio_engine.server.checkpoints import CheckpointStore, open_checkpoints
 from audio_engine.server.interceptors import EngineInterceptor
 from audio_engine.server.metrics import EngineMetrics, create_metrics
@@ -85,7 +86,7 @@ class EngineServer:
     hub: StreamHub
     health: health.aio.HealthServicer
     metrics: EngineMetrics
-    executor: ThreadPoolExecutor
+    executor: BatchExecutor
     recording_executor: ThreadPoolExecutor
     grace_s: float
 
@@ -184,7 +185,7 @@ async def start_server(
     host = engine.host if host is None else host
     port = engine.port if port is None else port
     threads = engine.analysis_threads or os.cpu_count() or 4
-    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mpt-analysis")
+    executor = BatchExecutor(threads, name="mpt-analysis")
     recording_executor = ThreadPoolExecutor(
         max_workers=max(1, threads // 4), thread_name_prefix="mpt-recording"
     )

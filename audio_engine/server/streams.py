@@ -33,7 +33,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -43,6 +42,7 @@ from numpy.typing import NDArray
 
 from audio_engine.errors import AudioEngineError, ParameterError, StateVersionError
 from audio_engine.events import Event, StreamSummary
+from audio_engine.server.batches import BatchExecutor
 from audio_engine.server.checkpoints import CheckpointStore
 from audio_engine.server.convert import ChunkDecoder, StreamSetup, make_decoder
 from audio_engine.server.errors import (
@@ -179,8 +179,9 @@ class StreamHub:
 
     Parameters
     ----------
-    executor : Executor
-        Runs decoding and analysis (bounded: its worker count bounds the parallel work).
+    executor : BatchExecutor
+        Runs decoding and analysis (bounded: its worker count bounds the parallel work),
+        handing results back a batch at a time.
     metrics : EngineMetrics
         Instruments to update.
     publish : Publisher or None
@@ -202,7 +203,7 @@ class StreamHub:
     def __init__(
         self,
         *,
-        executor: Executor,
+        executor: BatchExecutor,
         metrics: EngineMetrics,
         publish: Publisher | None,
         resume_window_s: float,
@@ -691,14 +692,13 @@ class StreamHub:
         """
         if state.pending is not None and not state.pending.done():
             await asyncio.wait([state.pending])
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[_T] = loop.run_in_executor(self._executor, work)
+        fut = self._executor.run(work)
         fut.add_done_callback(collect)
         state.pending = fut
         await asyncio.shield(fut)
 
     async def _run(self, work: Callable[[], _T]) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        return await self._executor.run(work)
 
     def _check_accepting(self, *, adding: bool = True) -> None:
         if self.draining.is_set():
