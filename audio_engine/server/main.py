@@ -2,7 +2,8 @@
 and :func:`start_server` (async, for embedding and tests).
 
 One process serves many concurrent streams on one asyncio event loop; decoding and analysis
-run in a bounded thread pool (the numba kernels release the GIL). ``workers > 1`` starts that
+run on a few threads (the numba kernels release the GIL) that hand results back to the loop
+a batch at a time (:class:`~audio_engine.server.batches.BatchExecutor`). ``workers > 1`` starts that
 many processes sharing the port with ``SO_REUSEPORT`` (the kernel spreads connections);
 their Prometheus metrics are aggregated by the parent through ``prometheus_client``'s
 multiprocess mode and served on one port.

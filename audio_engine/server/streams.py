@@ -18,7 +18,8 @@ with exactly one published summary however it ends (EndOfStream, expiry, an inva
 shutdown): the summary is computed once and kept, and the queue's publish is idempotent by
 the event id, which is derived from the stream id.
 
-The analysis runs in a bounded thread pool (the kernels release the GIL); at most one piece
+The analysis runs on a bounded set of threads (the kernels release the GIL; results come
+back in batches, :mod:`audio_engine.server.batches`); at most one piece
 of work per stream is in flight, and it always completes, even when its call is cancelled,
 so that a resumed call never races a thread still feeding the same analyzer.
 """
