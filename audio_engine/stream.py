@@ -9,7 +9,9 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   (8 ms before that frame is complete: :mod:`audio_engine.dsp.probe`), so a chunking never
   changes a value, and an onset is reported once the audio 17-28 ms past it has been fed
   (tests/audio_engine/test_stream.py holds it to 30 ms); a peak whose probe was wrong comes
-  one frame (10 ms) later;
+  one frame (10 ms) later; a live onset becomes a note of the timing report (the summary,
+  the tempo updates' accuracy) once it has also passed the offline hold gate of three
+  frames, which a release click or a knock does not;
 - tempo and beats come from the offline tempo stages run every half second of audio on the
   last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
   ``BEAT_CONFIRM_S`` old, so it can no longer move;
@@ -275,10 +277,14 @@ class StreamAnalyzer:
         self._probed = PickState()
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
-        self._notes: list[float] = []
+        self._notes: list[float] = []  # the notes reported live
+        # (peak frame, strength, time s, deviation ms) of the live notes not yet judged by
+        # the report's hold gate, and the start times of those that passed it
+        self._pending: deque[tuple[int, float, float, float | None]] = deque()
+        self._report_notes: list[float] = []
         # (peak frame, start time s) of the recent notes, for placing beats on note starts
         self._note_peaks: deque[tuple[int, float]] = deque(maxlen=RECENT_NOTES)
-        self._deviations: list[float] = []
+        self._deviations: list[float] = []  # of the report's notes
         self._beats: list[float] = []
         self._last_beat_frame = -1
         self._next_tempo_frame = self._tempo_every
@@ -361,7 +367,7 @@ class StreamAnalyzer:
         self._frames_until(total_frames, events, final=True, mute_from=tail)
         self._update_tempo(events, final=True)
         duration_s = self.audio_s
-        notes = np.asarray(self._notes, dtype=np.float64)
+        notes = np.asarray(self._report_notes, dtype=np.float64)
         beats = np.asarray(self._beats, dtype=np.float64)
         tempo_bpm = (
             float(60.0 / np.median(np.diff(beats)))
@@ -448,9 +454,11 @@ class StreamAnalyzer:
         while self._n_frames >= self._next_tempo_frame and not final:
             b = self._next_tempo_frame
             self._pick(events, final=False, upto=b - self._look)
+            self._confirm(b, final=False)
             self._update_tempo(events, final=False, at_frame=b)
             self._next_tempo_frame += self._tempo_every
         self._pick(events, final)
+        self._confirm(self._n_frames, final=final)
         # the samples of the next frame, and of the probes of the undecided frames
         first = self._n_frames
         if self._prober is not None:
@@ -650,6 +658,7 @@ class StreamAnalyzer:
         cfg = self.config
         if cfg.target_bpm is None:
             self._keep_note(frame, time_s)
+            self._pending.append((frame, strength, time_s, None))
             return OnsetEvent(time_s=time_s, strength=strength)
         vector = self._flux_at(frame, 1, ahead)
         if self._is_click(frame, vector, events):
@@ -669,8 +678,37 @@ class StreamAnalyzer:
                 latency_ms=cfg.latency_ms,
             )[0]
         )
-        self._deviations.append(dev)
+        self._pending.append((frame, strength, time_s, dev))
         return OnsetEvent(time_s=time_s, strength=strength, deviation_ms=dev)
+
+    def _confirm(self, upto: int, *, final: bool) -> None:
+        """Judge the pending live notes whose hold of ``report_hold_frames`` frames ends
+        before frame ``upto`` (every one when ``final``) with the offline hold gate
+        (:func:`~audio_engine.dsp.peaks.held_peaks`): those that pass are the notes of the
+        timing report and of the accuracy. A frame bound, not the frames computed so far,
+        so that a chunking never changes a tempo update's accuracy."""
+        o = self.params.onset
+        hold = o.report_hold_frames
+        while self._pending and (final or self._pending[0][0] + hold < upto):
+            frame, strength, time_s, dev = self._pending.popleft()
+            if o.hold_ratio > 0 and self._report_held(frame, hold) < o.hold_ratio * strength:
+                continue
+            self._report_notes.append(time_s)
+            if dev is not None:
+                self._deviations.append(dev)
+
+    def _report_held(self, frame: int, hold: int) -> float:
+        """The larger held strength (:func:`~audio_engine.dsp.onsets.sustained_strength`
+        with ``hold`` frames) of ``frame`` and the frame before it."""
+        lag = self.params.onset.lag_frames
+        s0, last = self._spec_start, self._n_frames - 1
+        first = max(0, frame - 1)
+        refs = self._ref_rows(first - lag, frame - 2 * lag + 1)  # frames first-lag .. frame-lag
+        best = 0.0
+        for k, f in enumerate(range(first, frame + 1)):
+            held = self._spec[f - s0 : min(f + hold, last) + 1 - s0].min(axis=0)
+            best = max(best, float(np.maximum(held - refs[k], 0.0).sum(dtype=np.float64)))
+        return best
 
     # ------------------------------------------------------------------ metronome
 
@@ -962,6 +1000,8 @@ class StreamAnalyzer:
         self._odf.keep_from(max(0, keep_odf))
         self._held.keep_from(max(0, self._n_peaked - 2))
         keep_spec = min(self._n_held, self._n_frames, self._n_peaked) - lag - 2
+        if self._pending:  # the report's hold gate reads them from one before the note on
+            keep_spec = min(keep_spec, self._pending[0][0] - 1 - lag)
         cut = keep_spec - self._spec_start
         if cut > 0:
             self._spec = self._spec[cut:]
