@@ -14,8 +14,9 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   last ``TEMPO_WINDOW_S`` of onset strength: the beat tracker's path over the window at the
   tatum period, grouped into beats in the phase that the accents have favoured over the
   recent updates; the next beat is the path's beat nearest one period after the last, and is
-  reported once it is ``BEAT_CONFIRM_S`` old; at the end, the weak trailing beats are
-  dropped as offline;
+  reported once it is ``BEAT_CONFIRM_S`` old and the update before had it too; the first
+  beats wait for ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end
+  the weak trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
   recent grid lines (``RECENT_CLICKS``) instead of the whole take;
 - the state is bounded: ring buffers of samples, frames and onset strength; only the notes
@@ -92,6 +93,7 @@ TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
 ESTIMATE_EVERY = 1  # the tempo is re-estimated every this many updates
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
+FIRST_BEATS_S = 4.0  # the first beats are placed once this much audio has been heard
 RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
 RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
 MIN_CLICKS = 8
@@ -110,6 +112,7 @@ PHASE_MARGIN = 4.0  # summed t statistics by which another beat phase must lead 
 PHASE_REFERENCE_BEATS = 4  # the previous update's last beats, whose phase the next ones continue
 PHASE_DECAY = 0.95  # weight of the phase evidence of the previous updates
 PATH_REACH = 0.5  # the path's beat within this share of a period of the prediction is next
+PATH_MARGIN = 0.1  # ... once the update before had it within this share of a period
 BEAT_SEARCH = 0.3  # a beat is searched within this share of a period of its prediction
 BEAT_SPREAD = 0.12  # the preference for the predicted time (share of a period)
 
@@ -245,6 +248,7 @@ class StreamAnalyzer:
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
+        self._first_beats = round(FIRST_BEATS_S * fps)
         self._click_period_frames = (
             None if config.target_bpm is None else 60.0 / config.target_bpm * fps
         )
@@ -310,6 +314,7 @@ class StreamAnalyzer:
         self._period: float | None = None  # beat period in frames
         self._switch: deque[float] = deque(maxlen=SWITCH_UPDATES + 1)
         self._path: NDArray[np.int64] = np.zeros(0, dtype=np.int64)  # the recent beat path
+        self._previous_path: NDArray[np.int64] = self._path  # the path of the update before
         self._confidence = 0.0
         self._subdivision = self.config.subdivision
         # metronome
@@ -907,8 +912,9 @@ class StreamAnalyzer:
             if window is not None:
                 self._confidence = window.confidence
                 self._follow_period(window, end - start >= self._tempo_window)
+                self._previous_path = self._path
                 self._path = self._grouping_phase(window, odf)
-                if self._last_beat_frame is None:
+                if self._last_beat_frame is None and (final or end >= self._first_beats):
                     self._start_beats()
         self._emit_beats(events, end if final else end - self._beat_confirm, final=final)
         if not final or end > self._last_tempo_frame:
@@ -967,7 +973,9 @@ class StreamAnalyzer:
         on_path = self._path[(self._path > lo) & (self._path <= hi)]
         if on_path.size:
             beat = int(on_path[int(np.argmin(np.abs(on_path - expected)))])
-            return beat if beat <= limit else None
+            settled = final or beat <= limit - self._beat_confirm
+            settled |= bool(np.any(np.abs(self._previous_path - beat) <= PATH_MARGIN * period))
+            return beat if beat <= limit and settled else None
         if hi > limit or (final and (self._path.size == 0 or self._path[-1] < expected)):
             return None
         lo_f = max(round(expected - BEAT_SEARCH * period), self._odf.start, last + 1)

@@ -36,6 +36,7 @@ from audio_engine.stream import (
     BEAT_CONFIRM_S,
     BEAT_SEARCH,
     CLIP_BLOCK,
+    FIRST_BEATS_S,
     LONG_SILENCE_S,
     TEMPO_UPDATE_S,
     WARNING_REPEAT_S,
@@ -527,6 +528,27 @@ def test_stream_beats_move_to_the_phase_that_the_accents_favour() -> None:
     late = eighths[accent & (eighths >= 26.0)]
     assert mir_eval.beat.f_measure(early, beats[beats < 11.0 + 0.1]) >= 0.9
     assert mir_eval.beat.f_measure(late, beats[beats >= 26.0 - 0.1]) >= 0.9
+
+
+def test_the_first_beats_wait_for_enough_audio_and_reach_back_to_the_start() -> None:
+    sr = 16000
+    y, clicks = click_track(100.0, 12.0, sr, start_s=0.3)
+    chunks = ms_chunk_sizes(y.size, sr, 100.0)
+    timed, _ = feed_timed(StreamAnalyzer(StreamConfig(sr=sr)), y, chunks)
+    beats = [
+        (te.fed_samples / sr, te.event.time_s) for te in timed if isinstance(te.event, BeatEvent)
+    ]
+    assert min(fed for fed, _ in beats) >= FIRST_BEATS_S
+    assert min(t for _, t in beats) == pytest.approx(clicks[0], abs=0.03)
+
+
+def test_a_take_shorter_than_the_wait_gets_its_beats_at_the_end() -> None:
+    sr = 16000
+    y, clicks = click_track(90.0, FIRST_BEATS_S - 1.0, sr, start_s=0.2)
+    events, summary = run_stream(y, StreamConfig(sr=sr), 1600)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    assert summary.n_beats == beats.size
+    assert mir_eval.beat.f_measure(clicks, beats) >= 0.9
 
 
 def test_nearest_phase_is_the_phase_of_the_tatums_nearest_the_beats() -> None:
