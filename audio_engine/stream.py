@@ -13,8 +13,12 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   the tempo updates' accuracy) once it has also passed the offline hold gate of three
   frames, which a release click or a knock does not;
 - tempo and beats come from the offline tempo stages run every half second of audio on the
-  last ``TEMPO_WINDOW_S`` of onset strength; a beat is reported once it is
-  ``BEAT_CONFIRM_S`` old, so it can no longer move;
+  last ``TEMPO_WINDOW_S`` of onset strength: the beat tracker's path over the window at the
+  tatum period, grouped into beats in the phase that the accents have favoured over the
+  recent updates; the next beat is the path's beat nearest one period after the last, and is
+  reported once it is ``BEAT_CONFIRM_S`` old and the update before had it too; the first
+  beats wait for ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end
+  the weak trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
   recent grid lines (``RECENT_CLICKS``) instead of the whole take;
 - the state is bounded: ring buffers of samples, frames and onset strength; only the notes
@@ -36,8 +40,8 @@ import scipy.fft
 from numpy.typing import NDArray
 
 from audio_engine.analysis import check_target
-from audio_engine.dsp.beats import track_beats
-from audio_engine.dsp.meter import choose_grouping
+from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
+from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
 from audio_engine.dsp.metronome import CLICK_WINDOW_FRAMES, classify_clicks, click_signature
 from audio_engine.dsp.onsets import (
     _hold_min_kernel,
@@ -91,6 +95,7 @@ TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
 ESTIMATE_EVERY = 1  # the tempo is re-estimated every this many updates
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
+FIRST_BEATS_S = 4.0  # the first beats are placed once this much audio has been heard
 RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
 RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
 MIN_CLICKS = 8
@@ -105,8 +110,11 @@ WARNING_REPEAT_S = 10.0
 PERIOD_FOLLOW = 0.15  # log-ratio within which a new period estimate is followed
 SWITCH_UPDATES = 4  # agreeing estimates of another level, the current one unseen, to switch
 PERIOD_SMOOTHING = 0.3  # weight of a new period estimate
-PHASE_WINDOW_S = 4.0  # the window's beats this recent steer the phase
-PHASE_TOLERANCE = 0.25  # share of a period the phase may differ before it is moved
+PHASE_MARGIN = 4.0  # summed t statistics by which another beat phase must lead to be taken
+PHASE_REFERENCE_BEATS = 4  # the previous update's last beats, whose phase the next ones continue
+PHASE_DECAY = 0.95  # weight of the phase evidence of the previous updates
+PATH_REACH = 0.5  # the path's beat within this share of a period of the prediction is next
+PATH_MARGIN = 0.1  # ... once the update before had it within this share of a period
 BEAT_SEARCH = 0.3  # a beat is searched within this share of a period of its prediction
 BEAT_SPREAD = 0.12  # the preference for the predicted time (share of a period)
 
@@ -164,6 +172,21 @@ class _Ring:
         if cut > 0:
             self.data = self.data[cut:]
             self.start = index
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What the offline tempo stages see in the recent window of onset strength (frames
+    from the start of the stream)."""
+
+    beat_period: float  # frames, at the window's own metrical level
+    confidence: float
+    near: float | None  # the autocorrelation peak nearest the stream's period, frames
+    tatums: NDArray[np.int64]  # the beat tracker's path at the tatum period
+    tatum_period: float  # frames (median over the window)
+    local_period: NDArray[np.float64]  # the tatum period at each frame of the window
+    index: NDArray[np.int64]  # grid index of each tatum (a gap counts its missing tatums)
+    start: int  # the window's first frame
 
 
 @dataclass(slots=True)
@@ -227,6 +250,7 @@ class StreamAnalyzer:
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
+        self._first_beats = round(FIRST_BEATS_S * fps)
         self._click_period_frames = (
             None if config.target_bpm is None else 60.0 / config.target_bpm * fps
         )
@@ -286,16 +310,17 @@ class StreamAnalyzer:
         self._note_peaks: deque[tuple[int, float]] = deque(maxlen=RECENT_NOTES)
         self._deviations: list[float] = []  # of the report's notes
         self._beats: list[float] = []
-        self._last_beat_frame = -1
+        self._last_beat_frame: int | None = None
+        # accent evidence for each beat phase (row: tatums per beat), relative to the phase of
+        # the previous update's beats
+        self._phase_scores = np.zeros((5, 4))
         self._next_tempo_frame = self._tempo_every
         self._last_tempo_frame = 0
         self._emit_at = 0
         self._period: float | None = None  # beat period in frames
-        self._beat_phase: int | None = None  # a beat frame seen by the first estimate
         self._switch: deque[float] = deque(maxlen=SWITCH_UPDATES + 1)
-        self._phase_votes = 0
-        self._window_beats: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-        self._window_period = 1.0
+        self._path: NDArray[np.int64] = np.zeros(0, dtype=np.int64)  # the recent beat path
+        self._previous_path: NDArray[np.int64] = self._path  # the path of the update before
         self._confidence = 0.0
         self._subdivision = self.config.subdivision
         # metronome
@@ -792,12 +817,9 @@ class StreamAnalyzer:
 
     # ------------------------------------------------------------------ tempo and beats
 
-    def _estimate_period(
-        self, odf: NDArray[np.float64]
-    ) -> tuple[float, float, NDArray[np.int64], float | None] | None:
-        """Beat period (frames), confidence and beats (window frames) of a window of onset
-        strength, by the offline stages (tempogram, tatum, grouping, beats); and the
-        autocorrelation peak nearest the current period, if any."""
+    def _window_tatums(self, odf: NDArray[np.float64], start: int) -> _Window | None:
+        """The offline tempo stages (tempogram, tatum, local period, the beat tracker's
+        path, grouping) on a window of onset strength starting at frame ``start``."""
         t = self.params.tempo
         fps = self._geom.fps
         win = len(odf)
@@ -814,12 +836,11 @@ class StreamAnalyzer:
         if tatum is None:
             return None
         period = local_period(tg, tatum, win, win, win, smooth=t.period_smooth)
-        tatum_frames = track_beats(
-            odf, period, tightness=self.params.beat.tightness, trim_ratio=0.0
-        )
-        beat_frames, group = choose_grouping(
+        cum, back = beat_cumulative_score(odf, period, tightness=self.params.beat.tightness)
+        tatums = backtrack(cum, back)
+        beats, group = choose_grouping(
             odf,
-            tatum_frames,
+            tatums,
             period,
             60.0 * fps / tatum,
             prior_bpm=t.prior_bpm,
@@ -827,22 +848,93 @@ class StreamAnalyzer:
             accent_weight=t.accent_weight,
             min_bpm=t.min_bpm,
         )
-        if beat_frames.size == 0:
+        if beats.size == 0:
             return None
         beat_period = tatum * group
-        if beat_frames.size >= 3:
-            beat_period = float(np.median(np.diff(beat_frames)))
-        conf = float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0.0, 1.0))
-        return beat_period, conf, beat_frames, near
+        if beats.size >= 3:
+            beat_period = float(np.median(np.diff(beats)))
+        return _Window(
+            beat_period=beat_period,
+            confidence=float(np.clip(np.interp(tatum * group, np.arange(acf.size), acf), 0, 1)),
+            near=near,
+            tatums=start + tatums,
+            tatum_period=float(np.median(period)),
+            local_period=period,
+            index=pulse_index(tatums, period),
+            start=start,
+        )
+
+    def _follow_period(self, window: _Window, full: bool) -> None:
+        """Follow the window's beat period when it is within ``PERIOD_FOLLOW`` of the
+        current one; switch to a new metrical level only after ``SWITCH_UPDATES`` updates in
+        a row agree on it, the current level unseen by the window (until a full window has
+        been heard, take each estimate as it is)."""
+        period, current = window.beat_period, self._period
+        if current is None or not full:
+            self._period = period
+        elif abs(math.log(period / current)) < PERIOD_FOLLOW:
+            self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * period
+            self._switch.clear()
+        elif window.near is not None:
+            self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * window.near
+            self._switch.clear()
+        else:
+            self._switch.append(period)
+            votes = [q for q in self._switch if abs(math.log(q / period)) < PERIOD_FOLLOW]
+            if len(votes) >= SWITCH_UPDATES:
+                self._period = float(np.median(votes))
+                self._switch.clear()
+
+    def _grouping_phase(self, window: _Window, odf: NDArray[np.float64]) -> NDArray[np.int64]:
+        """The window's tatums that are beats at the stream's period (frames from the start
+        of the stream): every ``group``-th tatum (tatums of half the period when the window's
+        tatum is the period and there are beats to continue, so that the off-beats compete),
+        in the phase nearest the previous
+        update's beats unless the accent evidence (:func:`phase_evidence`), summed over the
+        updates with weight ``PHASE_DECAY`` per update, favours another phase by more than
+        ``PHASE_MARGIN``; none when the period is not 1-4 tatums."""
+        assert self._period is not None
+        group = round(self._period / window.tatum_period)
+        if not 1 <= group <= 4:
+            return window.tatums[:0]
+        if abs(math.log(self._period / (group * window.tatum_period))) > PERIOD_FOLLOW:
+            return window.tatums[:0]
+        tatums, index = window.tatums, window.index
+        if group == 1 and self._path.size == 0:
+            return tatums
+        if group == 1:
+            tatums, index = self._half_tatums(odf, window)
+            group = 2
+        evidence = phase_evidence(_strength_at_kernel(odf, tatums - window.start, 2), index, group)
+        reference = self._path[-PHASE_REFERENCE_BEATS:]
+        if reference.size == 0:
+            current = int(np.argmax(evidence))
+        else:
+            current = _nearest_phase(tatums, index % group, reference, group)
+        scores = self._phase_scores[group, :group]
+        if np.all(np.isfinite(evidence)):
+            scores *= PHASE_DECAY
+            scores += np.roll(evidence, -current)
+        shift = int(np.argmax(scores))
+        if scores[shift] - scores[0] > PHASE_MARGIN:
+            scores[:] = np.roll(scores, -shift)
+            current = (current + shift) % group
+        on_phase: NDArray[np.int64] = tatums[index % group == current]
+        return on_phase
+
+    def _half_tatums(
+        self, odf: NDArray[np.float64], window: _Window
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """The beat tracker's path at half the window's tatum period (frames from the start
+        of the stream), and the grid index of each of its tatums."""
+        period = window.local_period / 2.0
+        cum, back = beat_cumulative_score(odf, period, tightness=self.params.beat.tightness)
+        tatums = backtrack(cum, back)
+        return window.start + tatums, pulse_index(tatums, period)
 
     def _update_tempo(self, events: list[_Keyed], *, final: bool, at_frame: int = -1) -> None:
-        """Every half second of audio: re-estimate the beat period on the recent window,
-        report the beats that can no longer move, and a tempo update.
-
-        The period follows the window's estimate when it is within ``PERIOD_FOLLOW`` of
-        the current one, and switches to a new metrical level only after
-        ``SWITCH_UPDATES`` updates in a row agree; beats are predicted one period after
-        the last and placed on the strongest onset near the prediction."""
+        """Every half second of audio: re-estimate the beat period and the beat path on the
+        recent window, report the beats that can no longer move, and a tempo update."""
         fps = self._geom.fps
         end = self._n_frames if final else at_frame
         self._emit_at = end
@@ -853,39 +945,16 @@ class StreamAnalyzer:
             # notes the stream had picked by then: before ``end - look`` (chunking-independent)
             lo_s, hi_s = start / fps, (end - self._look) / fps
             recent = [t for t in self._notes[-64:] if lo_s <= t < hi_s]
-            est = self._estimate_period(odf) if len(recent) >= 4 and np.any(odf > 0) else None
-            if est is not None:
-                period, conf, window_beats, near = est
-                self._confidence = conf
-                self._window_beats = start + window_beats
-                self._window_period = period
-                current = self._period
-                if current is None or end - start < self._tempo_window:
-                    # until a full window has been heard, take each estimate as it is
-                    self._period = period
-                    if self._beat_phase is None:
-                        self._beat_phase = start + int(window_beats[-1])
-                    else:
-                        self._check_phase(start + window_beats, end)
-                elif abs(math.log(period / current)) < PERIOD_FOLLOW:
-                    self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * period
-                    self._switch.clear()
-                    self._check_phase(start + window_beats, end)
-                else:
-                    # another level: follow the current one where the window still shows
-                    # it, switch when the new level has been seen consistently
-                    if near is not None:
-                        self._period = (1 - PERIOD_SMOOTHING) * current + PERIOD_SMOOTHING * near
-                        self._switch.clear()
-                    else:
-                        self._switch.append(period)
-                        votes = [
-                            q for q in self._switch if abs(math.log(q / period)) < PERIOD_FOLLOW
-                        ]
-                        if len(votes) >= SWITCH_UPDATES:
-                            self._period = float(np.median(votes))
-                            self._switch.clear()
-        self._emit_beats(events, end if final else end - self._beat_confirm)
+            heard = len(recent) >= 4 and np.any(odf > 0)
+            window = self._window_tatums(odf, start) if heard else None
+            if window is not None:
+                self._confidence = window.confidence
+                self._follow_period(window, end - start >= self._tempo_window)
+                self._previous_path = self._path
+                self._path = self._grouping_phase(window, odf)
+                if self._last_beat_frame is None and (final or end >= self._first_beats):
+                    self._start_beats()
+        self._emit_beats(events, end if final else end - self._beat_confirm, final=final)
         if not final or end > self._last_tempo_frame:
             self._last_tempo_frame = end
             acc = self._accuracy()
@@ -905,66 +974,80 @@ class StreamAnalyzer:
                 ),
             )
 
-    def _check_phase(self, window_beats: NDArray[np.int64], end: int) -> None:
-        """Move the beat phase when the recent window's beats sit between the tracker's for
-        ``SWITCH_UPDATES`` updates in a row (a wrong first phase, or a displaced beat)."""
-        if self._period is None or self._last_beat_frame < 0:
-            return
-        recent = window_beats[window_beats >= end - PHASE_WINDOW_S * self._geom.fps]
-        if recent.size < 2:
-            return
-        offset = (recent - self._last_beat_frame) / self._period
-        offset = offset - np.round(offset)
-        shift = float(np.median(offset))
-        if abs(shift) > PHASE_TOLERANCE:
-            self._phase_votes += 1
-            if self._phase_votes >= SWITCH_UPDATES:
-                self._last_beat_frame = round(self._last_beat_frame + shift * self._period)
-                self._phase_votes = 0
-        else:
-            self._phase_votes = 0
+    def _start_beats(self) -> None:
+        """Place the first beat on the path's first beat that the audio still holds, after
+        the first note, the weak leading beats dropped as offline (``params.beat.trim_ratio``)."""
+        assert self._period is not None
+        earliest = max(self._odf.start, 0)
+        if self._notes:
+            earliest = max(earliest, round(self._notes[0] * self._geom.fps) - 2)
+        path = self._path[self._path >= earliest]
+        strong = self._trim_weak(path)
+        if strong.size:
+            self._last_beat_frame = round(strong[0] - self._period)
 
-    def _emit_beats(self, events: list[_Keyed], limit: int) -> None:
-        """Predict and place beats up to frame ``limit`` (inclusive of their search window)."""
-        if self._period is None or self._beat_phase is None:
-            return
-        fps = self._geom.fps
+    def _trim_weak(self, beats: NDArray[np.int64]) -> NDArray[np.int64]:
+        """``beats`` (frames) without their weak leading and trailing beats."""
+        assert self._period is not None
+        if beats.size == 0:
+            return beats
+        lo = max(self._odf.start, int(beats[0]) - round(self._period))
+        hi = min(self._odf.end, int(beats[-1]) + round(self._period))
+        odf = self._odf.data[lo - self._odf.start : hi - self._odf.start]
+        period = np.full(odf.shape[0], self._period)
+        return lo + trim_weak(odf, beats - lo, period, self.params.beat.trim_ratio)
+
+    def _next_beat(self, limit: int, *, final: bool) -> int | None:
+        """The beat after the last one reported, once no later audio can move it (at frame
+        ``limit`` or before): the path's beat within ``PATH_REACH`` periods of the
+        prediction (one period after the last), else the strongest onset near the prediction
+        (none past the end of the path at the end of the stream)."""
+        assert self._period is not None
         period = self._period
-        if self._last_beat_frame < 0:
-            # the first beat: the phase seen in the window, moved back to the earliest beat
-            # that the audio still holds
-            first = float(self._beat_phase)
-            earliest = max(self._odf.start, 0)
-            if self._notes:
-                earliest = max(earliest, round(self._notes[0] * fps) - 2)
-            while first - period >= earliest:
-                first -= period
-            self._last_beat_frame = round(first - period)
-        while True:
-            expected = self._last_beat_frame + period
-            lo = round(expected - BEAT_SEARCH * period)
-            hi = round(expected + BEAT_SEARCH * period)
-            if hi > limit:
-                return
-            lo = max(lo, self._odf.start, self._last_beat_frame + 1)
-            same_level = abs(math.log(self._window_period / period)) < PERIOD_FOLLOW
-            wb = self._window_beats if same_level else self._window_beats[:0]
-            dp = wb[(wb >= lo) & (wb <= hi)]
-            seg = self._odf.data[lo - self._odf.start : hi + 1 - self._odf.start]
-            frames = np.arange(lo, lo + seg.shape[0])
-            weight = np.exp(-0.5 * ((frames - expected) / (BEAT_SPREAD * period)) ** 2)
-            score = seg * weight
-            if dp.size:  # the recent window's best beat sequence has one here
-                beat = int(dp[int(np.argmin(np.abs(dp - expected)))])
-            elif seg.size and float(score.max()) > 0.0:
-                beat = int(frames[int(np.argmax(score))])
-            else:
-                beat = round(expected)
+        last = self._last_beat_frame
+        assert last is not None
+        expected = last + period
+        lo, hi = expected - PATH_REACH * period, expected + PATH_REACH * period
+        on_path = self._path[(self._path > lo) & (self._path <= hi)]
+        if on_path.size:
+            beat = int(on_path[int(np.argmin(np.abs(on_path - expected)))])
+            settled = final or beat <= limit - self._beat_confirm
+            settled |= bool(np.any(np.abs(self._previous_path - beat) <= PATH_MARGIN * period))
+            return beat if beat <= limit and settled else None
+        if hi > limit or (final and (self._path.size == 0 or self._path[-1] < expected)):
+            return None
+        lo_f = max(round(expected - BEAT_SEARCH * period), self._odf.start, last + 1)
+        hi_f = round(expected + BEAT_SEARCH * period) + 1
+        seg = self._odf.data[lo_f - self._odf.start : hi_f - self._odf.start]
+        frames = np.arange(lo_f, lo_f + seg.shape[0])
+        weight = np.exp(-0.5 * ((frames - expected) / (BEAT_SPREAD * period)) ** 2)
+        score = seg * weight
+        if seg.size and float(score.max()) > 0.0:
+            return int(frames[int(np.argmax(score))])
+        return round(expected)
+
+    def _emit_beats(self, events: list[_Keyed], limit: int, *, final: bool) -> None:
+        """Report the beats up to frame ``limit``; at the end of the stream, without the weak
+        trailing beats (as offline)."""
+        if self._period is None or self._last_beat_frame is None:
+            return
+        new: list[int] = []
+        while (beat := self._next_beat(limit, final=final)) is not None:
+            new.append(beat)
             self._last_beat_frame = beat
+        if final and new:
+            kept = self._trim_weak(self._path)
+            new = [b for b in new if kept.size and b <= kept[-1]]
+        fps = self._geom.fps
+        for beat in new:
             time_s = self._beat_time(beat)
             self._beats.append(time_s)
             events.append(
-                (self._emit_at, _RANK[BeatEvent], BeatEvent(time_s=time_s, bpm=60.0 * fps / period))
+                (
+                    self._emit_at,
+                    _RANK[BeatEvent],
+                    BeatEvent(time_s=time_s, bpm=60.0 * fps / self._period),
+                )
             )
 
     def _keep_note(self, frame: int, time_s: float) -> None:
@@ -1093,6 +1176,18 @@ class StreamAnalyzer:
             return
         self._levels.last_warning[code] = time_s
         events.append((key, _RANK[WarningEvent], WarningEvent(time_s, code, message)))
+
+
+def _nearest_phase(
+    tatums: NDArray[np.int64], phases: NDArray[np.int64], beats: NDArray[np.int64], group: int
+) -> int:
+    """The phase (of ``group``) whose tatums lie nearest, in total, to ``beats``."""
+    distance = np.abs(beats[:, None] - tatums[None, :])
+    cost = [
+        float(distance[:, phases == p].min(axis=1).sum()) if np.any(phases == p) else np.inf
+        for p in range(group)
+    ]
+    return int(np.argmin(cost))
 
 
 @cache

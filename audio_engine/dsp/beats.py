@@ -87,6 +87,56 @@ def _last_beat_kernel(cum: NDArray[np.float64]) -> int:
     return int(np.argmax(cum))
 
 
+def beat_cumulative_score(
+    odf: NDArray[np.float64], period: NDArray[np.float64], *, tightness: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Cumulative score and back-links of the best beat sequence ending at each frame.
+
+    Parameters
+    ----------
+    odf : ndarray, shape (n_frames,)
+        Onset strength (non-negative, not all zero).
+    period : ndarray, shape (n_frames,)
+        Local beat period in frames.
+    tightness : float
+        Weight of the interval penalty.
+
+    Returns
+    -------
+    cum : ndarray of float64, shape (n_frames,)
+        Score of the best beat sequence whose last beat is at each frame (onset strength
+        in units of its standard deviation, smoothed by a Gaussian of a 32nd of the period).
+    back : ndarray of int64, shape (n_frames,)
+        The previous beat of that sequence, -1 where it is the first.
+    """
+    std = float(np.std(odf))
+    norm = odf / std if std > 0 else odf
+    score = _local_score_kernel(np.ascontiguousarray(norm), np.ascontiguousarray(period))
+    return _dp_kernel(score, np.ascontiguousarray(period), float(tightness))
+
+
+def backtrack(cum: NDArray[np.float64], back: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Beat frames of the best sequence: from the last strong local maximum of ``cum``
+    (above half the median of its local maxima) back along ``back``.
+
+    Parameters
+    ----------
+    cum, back : ndarray, shape (n_frames,)
+        As returned by :func:`beat_cumulative_score`.
+
+    Returns
+    -------
+    ndarray of int64
+        Beat positions in frames, increasing.
+    """
+    t = _last_beat_kernel(cum)
+    beats = []
+    while t >= 0:
+        beats.append(t)
+        t = int(back[t])
+    return np.array(beats[::-1], dtype=np.int64)
+
+
 def track_beats(
     odf: NDArray[np.float64], period: NDArray[np.float64], *, tightness: float, trim_ratio: float
 ) -> NDArray[np.int64]:
@@ -112,16 +162,8 @@ def track_beats(
     n = odf.shape[0]
     if n < 3 or not np.any(odf > 0):
         return np.zeros(0, dtype=np.int64)
-    std = float(np.std(odf))
-    norm = odf / std if std > 0 else odf
-    score = _local_score_kernel(np.ascontiguousarray(norm), np.ascontiguousarray(period))
-    cum, back = _dp_kernel(score, np.ascontiguousarray(period), float(tightness))
-    t = _last_beat_kernel(cum)
-    beats = []
-    while t >= 0:
-        beats.append(t)
-        t = back[t]
-    return trim_weak(odf, np.array(beats[::-1], dtype=np.int64), period, trim_ratio)
+    cum, back = beat_cumulative_score(odf, period, tightness=tightness)
+    return trim_weak(odf, backtrack(cum, back), period, trim_ratio)
 
 
 def trim_weak(

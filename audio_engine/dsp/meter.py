@@ -49,14 +49,14 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 @njit(cache=True, nogil=True)
-def _welch_best_phase_kernel(
+def _welch_phases_kernel(
     r: NDArray[np.float64], index: NDArray[np.int64], group: int
-) -> tuple[float, int]:
-    """The best phase's Welch t statistic of ``r`` on the phase against the others (see
-    :func:`grouping_evidence`); ``-inf`` when no phase has three values on each side. Two
+) -> NDArray[np.float64]:
+    """Each phase's Welch t statistic of ``r`` on the phase against the others (see
+    :func:`phase_evidence`); ``-inf`` for a phase without three values on each side. Two
     passes per phase (means, then squared deviations), so it does not lose precision."""
     n = r.shape[0]
-    best, best_phase = -np.inf, 0
+    out = np.full(group, -np.inf)
     for phase in range(group):
         n_on = 0
         s_on = 0.0
@@ -80,10 +80,40 @@ def _welch_best_phase_kernel(
             else:
                 v_off += (r[k] - m_off) ** 2
         se = np.sqrt(v_on / (n_on - 1) / n_on + v_off / (n_off - 1) / n_off)
-        t = (m_on - m_off) / se if se > 0 else 0.0
-        if t > best:
-            best, best_phase = t, phase
-    return best, best_phase
+        out[phase] = (m_on - m_off) / se if se > 0 else 0.0
+    return out
+
+
+def phase_evidence(
+    strength: NDArray[np.float64], index: NDArray[np.int64], group: int,
+    *, ranks: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """Accent evidence for each phase of grouping pulses by ``group``.
+
+    Parameters
+    ----------
+    strength : ndarray, shape (n_pulses,)
+        Onset strength at each pulse.
+    index : ndarray of int64, shape (n_pulses,)
+        Grid index of each pulse (:func:`pulse_index`).
+    group : int
+        Pulses per group (>= 1).
+    ranks : ndarray, shape (n_pulses,), optional
+        The strengths' ranks, when the caller has them already.
+
+    Returns
+    -------
+    ndarray of float64, shape (group,)
+        Element ``p`` is the Welch t statistic of the strength ranks of the pulses with
+        ``index % group == p`` against the other pulses; ``-inf`` where either side has
+        fewer than three pulses (always for group 1).
+    """
+    r = _ranks(strength) if ranks is None else ranks
+    return _welch_phases_kernel(
+        np.ascontiguousarray(r, dtype=np.float64),
+        np.ascontiguousarray(index, dtype=np.int64),
+        group,
+    )
 
 
 def grouping_evidence(
@@ -95,13 +125,10 @@ def grouping_evidence(
     ``ranks`` are the strengths' ranks when the caller has them already."""
     if group == 1:
         return 0.0, 0
-    r = _ranks(strength) if ranks is None else ranks
-    best, best_phase = _welch_best_phase_kernel(
-        np.ascontiguousarray(r, dtype=np.float64),
-        np.ascontiguousarray(index, dtype=np.int64),
-        group,
-    )
-    return (float(best), int(best_phase)) if np.isfinite(best) else (0.0, 0)
+    t = phase_evidence(strength, index, group, ranks=ranks)
+    best_phase = int(np.argmax(t))
+    best = float(t[best_phase])
+    return (best, best_phase) if np.isfinite(best) else (0.0, 0)
 
 
 def choose_grouping(

@@ -36,11 +36,13 @@ from audio_engine.stream import (
     BEAT_CONFIRM_S,
     BEAT_SEARCH,
     CLIP_BLOCK,
+    FIRST_BEATS_S,
     LONG_SILENCE_S,
     TEMPO_UPDATE_S,
     WARNING_REPEAT_S,
     StreamAnalyzer,
     StreamConfig,
+    _nearest_phase,
 )
 from tests._support.signals import click_track, grid_times, sine, tone_notes
 from tests.audio_engine._support.stream import (
@@ -497,6 +499,67 @@ def test_beats_follow_a_120_bpm_click_track(sr: int) -> None:
             if e.time_s >= 4.0:
                 most = BEAT_CONFIRM_S + BEAT_SEARCH * period_s + TEMPO_UPDATE_S + 0.02
                 assert fed / sr <= e.time_s + most + 1e-9
+
+
+def test_stream_beats_take_the_accented_phase_of_a_pulse() -> None:
+    """Eighth-note clicks, the ones on the beat louder: the beats are the loud clicks, not
+    the soft off-beats."""
+    sr = 16000
+    eighths = 0.5 + 0.25 * np.arange(64)
+    amplitudes = np.where(np.arange(64) % 2 == 0, 0.8, 0.25)
+    y = clicks_at(np.asarray(eighths, dtype=np.float64), 17.0, sr, amplitudes=amplitudes)
+    events, summary = run_stream(y, StreamConfig(sr=sr), 1600)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
+    assert mir_eval.beat.f_measure(eighths[::2], beats) >= 0.9
+
+
+def test_stream_beats_move_to_the_phase_that_the_accents_favour() -> None:
+    """The accent moves half a beat at 12 s: the beats follow it once the accents of the
+    new phase outweigh the decaying evidence of the old one (some ten seconds here, where
+    every accent is clear)."""
+    sr = 16000
+    eighths = np.asarray(0.5 + 0.25 * np.arange(140), dtype=np.float64)
+    accent = np.where(eighths < 12.0, np.arange(140) % 2 == 0, np.arange(140) % 2 == 1)
+    jitter = np.random.default_rng(2).uniform(0.9, 1.1, eighths.size)  # ranks need no ties
+    y = clicks_at(eighths, 36.0, sr, amplitudes=np.where(accent, 0.8, 0.2) * jitter)
+    events, _ = run_stream(y, StreamConfig(sr=sr), 1600)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    early = eighths[accent & (eighths < 11.0)]
+    late = eighths[accent & (eighths >= 26.0)]
+    assert mir_eval.beat.f_measure(early, beats[beats < 11.0 + 0.1]) >= 0.9
+    assert mir_eval.beat.f_measure(late, beats[beats >= 26.0 - 0.1]) >= 0.9
+
+
+def test_the_first_beats_wait_for_enough_audio_and_reach_back_to_the_start() -> None:
+    sr = 16000
+    y, clicks = click_track(100.0, 12.0, sr, start_s=0.3)
+    chunks = ms_chunk_sizes(y.size, sr, 100.0)
+    timed, _ = feed_timed(StreamAnalyzer(StreamConfig(sr=sr)), y, chunks)
+    beats = [
+        (te.fed_samples / sr, te.event.time_s) for te in timed if isinstance(te.event, BeatEvent)
+    ]
+    assert min(fed for fed, _ in beats) >= FIRST_BEATS_S
+    assert min(t for _, t in beats) == pytest.approx(clicks[0], abs=0.03)
+
+
+def test_a_take_shorter_than_the_wait_gets_its_beats_at_the_end() -> None:
+    sr = 16000
+    y, clicks = click_track(90.0, FIRST_BEATS_S - 1.0, sr, start_s=0.2)
+    events, summary = run_stream(y, StreamConfig(sr=sr), 1600)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    assert summary.n_beats == beats.size
+    assert mir_eval.beat.f_measure(clicks, beats) >= 0.9
+
+
+def test_nearest_phase_is_the_phase_of_the_tatums_nearest_the_beats() -> None:
+    tatums = np.arange(0, 400, 25, dtype=np.int64)
+    phases = np.arange(tatums.size, dtype=np.int64) % 2
+    assert _nearest_phase(tatums, phases, np.array([52, 99, 148]), 2) == 0
+    assert _nearest_phase(tatums, phases, np.array([74, 128, 176]), 2) == 1
+    # one displaced beat does not move it
+    assert _nearest_phase(tatums, phases, np.array([74, 113, 176]), 2) == 1
+    assert _nearest_phase(tatums, phases % 1, np.array([74]), 3) == 0
 
 
 def _onsets_with_target(

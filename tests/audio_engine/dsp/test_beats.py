@@ -11,6 +11,8 @@ from audio_engine.dsp.beats import (
     _dp_kernel,
     _last_beat_kernel,
     _local_score_kernel,
+    backtrack,
+    beat_cumulative_score,
     track_beats,
     trim_weak,
 )
@@ -106,6 +108,33 @@ def test_last_beat_kernel_matches_reference(seed: int) -> None:
     assert _last_beat_kernel(cum) == _last_beat_reference(cum)
     monotonic = np.arange(10.0)
     assert _last_beat_kernel(monotonic) == _last_beat_reference(monotonic) == 9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_backtrack_follows_the_links_from_the_last_strong_maximum(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    odf = rng.gamma(1.0, 1.0, 300) * (np.arange(300) % 25 == 0) + 0.05 * rng.random(300)
+    period = np.full(300, 25.0)
+    cum, back = beat_cumulative_score(odf, period, tightness=BP.tightness)
+    want = [_last_beat_reference(cum)]
+    while back[want[-1]] >= 0:
+        want.append(int(back[want[-1]]))
+    np.testing.assert_array_equal(backtrack(cum, back), want[::-1])
+    # track_beats is the two run in turn, then trimmed
+    np.testing.assert_array_equal(
+        track_beats(odf, period, tightness=BP.tightness, trim_ratio=0.0), want[::-1]
+    )
+
+
+def test_beat_cumulative_score_is_the_dp_over_the_normalised_smoothed_strength() -> None:
+    rng = np.random.default_rng(7)
+    odf = rng.gamma(2.0, 1.0, 200)
+    period = np.linspace(18.0, 24.0, 200)
+    cum, back = beat_cumulative_score(odf, period, tightness=50.0)
+    score = _local_score_reference(odf / np.std(odf), period)
+    want_cum, want_back = _dp_reference(score, period, 50.0)
+    np.testing.assert_allclose(cum, want_cum, rtol=1e-9)
+    np.testing.assert_array_equal(back, want_back)
 
 
 # --- the tracker on known curves -----------------------------------------------------------

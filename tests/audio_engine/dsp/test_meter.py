@@ -11,6 +11,7 @@ from audio_engine.dsp.meter import (
     _strength_at_kernel,
     choose_grouping,
     grouping_evidence,
+    phase_evidence,
     pulse_index,
 )
 from audio_engine.params import TempoParams
@@ -77,6 +78,30 @@ def test_grouping_evidence_is_a_welch_t_of_ranks(group: int, seed: int) -> None:
     want = _welch_reference(strength, index, group)
     assert got[0] == pytest.approx(want[0], rel=1e-9)
     assert got[1] == want[1]
+
+
+@pytest.mark.parametrize("group", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(3))
+def test_phase_evidence_is_each_phases_welch_t_of_ranks(group: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    strength = rng.gamma(2.0, 1.0, 40)
+    strength[(seed + 1) % group :: group] *= 2.0
+    index = np.sort(rng.choice(60, 40, replace=False))
+    ranks = stats.rankdata(strength)
+    got = phase_evidence(strength, index, group)
+    assert got.shape == (group,)
+    for phase in range(group):
+        sel = index % group == phase
+        want = stats.ttest_ind(ranks[sel], ranks[~sel], equal_var=False).statistic
+        assert got[phase] == pytest.approx(want, rel=1e-9)
+    # the best phase and its value are grouping_evidence's
+    assert grouping_evidence(strength, index, group) == (got.max(), int(np.argmax(got)))
+
+
+def test_phase_evidence_without_three_pulses_a_side_is_minus_infinity() -> None:
+    assert np.all(phase_evidence(np.arange(8.0), np.arange(8), 1) == -np.inf)
+    got = phase_evidence(np.arange(5.0), np.arange(5), 2)  # phase 1 has two pulses
+    assert np.all(got == -np.inf)
 
 
 @pytest.mark.parametrize(
