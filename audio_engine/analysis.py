@@ -22,7 +22,7 @@ from audio_engine.dsp.peaks import (
 from audio_engine.dsp.probe import probed_peaks
 from audio_engine.dsp.signal import prepare_signal
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
-from audio_engine.dsp.tempo import estimate_tatum, local_period, tempogram
+from audio_engine.dsp.tempo import estimate_tatum, local_period, subdivided_tatum, tempogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams, OnsetParams
 from audio_engine.result import AnalysisResult
@@ -196,6 +196,7 @@ def analyze(
         acf = tg.mean(axis=0)
         tatum = estimate_tatum(acf, fps, t)
         if tatum is not None:
+            tatum = subdivided_tatum(acf, tatum, fps, t)
             n = odf.shape[0]
             tatum_period = local_period(tg, tatum, n, win, hop, smooth=t.period_smooth)
             tatum_frames = track_beats(

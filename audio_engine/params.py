@@ -116,6 +116,10 @@ class TempoParams:
         Log-normal prior over tempo: centre and width (standard deviation in octaves).
     tatum_ratio : float
         The tatum is the fastest autocorrelation peak at least this share of the highest.
+    subdivision_ratio : float
+        Offline analysis takes a faster, weaker peak (at least this share of the highest)
+        that divides the tatum into 2-4 as the tatum when the autocorrelation peaks as high
+        one of its periods past the tatum (see :func:`audio_engine.dsp.tempo.subdivided_tatum`).
     accent_weight : float
         Weight of the accent contrast against the prior when grouping tatums into beats.
     period_smooth : float
@@ -130,6 +134,7 @@ class TempoParams:
     prior_bpm: float = 120.0
     prior_octaves: float = 0.5
     tatum_ratio: float = 0.5
+    subdivision_ratio: float = 0.4
     accent_weight: float = 0.1
     period_smooth: float = 0.1
 

@@ -241,21 +241,79 @@ def accent_ratio(odf: NDArray[np.float64], period: float, n_sub: int) -> float:
     return float(_accent_kernel(np.ascontiguousarray(odf), float(period), int(n_sub)))
 
 
-def estimate_tatum(acf: NDArray[np.float64], fps: float, params: TempoParams) -> float | None:
-    """Period in frames of the fastest strong periodicity (the tatum) of an averaged
-    autocorrelation: the shortest-lag local maximum within the tempo range whose value is
-    at least ``params.tatum_ratio`` times the highest one; None without any peak."""
+def _tatum_peaks(
+    acf: NDArray[np.float64], fps: float, params: TempoParams
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Lags (increasing) and values of the positive local maxima of ``acf`` within the tempo
+    range."""
     lo = 60.0 * fps / params.max_bpm
     hi = min(60.0 * fps / params.min_bpm, acf.shape[0] - 2)
     i0, i1 = max(1, int(np.ceil(lo))), int(np.floor(hi))
     if i1 <= i0:
-        return None
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
     seg = acf[i0 - 1 : i1 + 2]
     is_peak = (seg[1:-1] >= seg[:-2]) & (seg[1:-1] >= seg[2:]) & (seg[1:-1] > 0)
     lags = np.flatnonzero(is_peak) + i0
+    return lags, acf[lags]
+
+
+def estimate_tatum(acf: NDArray[np.float64], fps: float, params: TempoParams) -> float | None:
+    """Period in frames of the fastest strong periodicity (the tatum) of an averaged
+    autocorrelation: the shortest-lag local maximum within the tempo range whose value is
+    at least ``params.tatum_ratio`` times the highest one; None without any peak."""
+    lags, vals = _tatum_peaks(acf, fps, params)
     if lags.size == 0:
         return None
-    vals = acf[lags]
     first = lags[np.flatnonzero(vals >= params.tatum_ratio * vals.max())[0]]
     p = _peak_near_kernel(acf, first - 1.0, first + 1.0)
     return p if p > 0 else float(first)
+
+
+def subdivided_tatum(
+    acf: NDArray[np.float64], tatum: float, fps: float, params: TempoParams
+) -> float:
+    """The tatum of :func:`estimate_tatum`, or a weaker, faster pulse that divides it.
+
+    A pulse whose every other note differs (kick and snare on alternate beats) correlates
+    more with itself two notes on than one, and its own autocorrelation peak can fall below
+    ``tatum_ratio`` of the highest. The fastest local maximum at lag ``L`` of at least
+    ``params.subdivision_ratio`` times the highest peak becomes the tatum when ``tatum`` is
+    ``k`` of its periods (``k`` = 2-4, within 4 %) and the autocorrelation also peaks, as
+    high, at ``(k + 1) L``: one period past the tatum, so ``L`` is a pulse of its own and
+    not a partial of the slower one (an accent pattern that recurs once per tatum peaks at
+    multiples of the tatum only).
+
+    Parameters
+    ----------
+    acf : ndarray, shape (max_lag + 1,)
+        Averaged autocorrelation (the mean of :func:`tempogram`'s rows).
+    tatum : float
+        Tatum period in frames from :func:`estimate_tatum`.
+    fps : float
+        Frame rate in Hz.
+    params : TempoParams
+        Tempo range and ``subdivision_ratio``.
+
+    Returns
+    -------
+    float
+        Tatum period in frames: ``tatum`` itself, or ``L`` (parabola-interpolated).
+    """
+    lags, vals = _tatum_peaks(acf, fps, params)
+    if lags.size == 0:
+        return tatum
+    floor = params.subdivision_ratio * float(vals.max())
+    for lag, val in zip(lags, vals, strict=True):
+        if lag >= tatum - 1.0:
+            break
+        if val < floor:
+            continue
+        period = _peak_near_kernel(acf, lag - 1.0, lag + 1.0)
+        period = period if period > 0 else float(lag)
+        k = round(tatum / period)
+        if not 2 <= k <= 4 or abs(tatum / (k * period) - 1.0) > 0.04:
+            continue
+        past = _peak_near_kernel(acf, (k + 1) * period * 0.97, (k + 1) * period * 1.03)
+        if past > 0 and np.interp(past, np.arange(acf.shape[0]), acf) >= floor:
+            return period
+    return tatum

@@ -14,6 +14,7 @@ from audio_engine.dsp.tempo import (
     estimate_tatum,
     estimate_tempo,
     local_period,
+    subdivided_tatum,
     tempogram,
 )
 from audio_engine.params import TempoParams
@@ -178,6 +179,39 @@ def test_estimate_tatum_without_a_pulse_is_none() -> None:
     assert estimate_tatum(np.zeros(MAX_LAG + 1), FPS, TP) is None
     assert estimate_tatum(np.zeros(10), FPS, TP) is None  # shorter than the slowest period
     assert estimate_tatum(np.linspace(1, 0, MAX_LAG + 1), FPS, TP) is None  # no local maximum
+
+
+def test_subdivided_tatum_on_alternating_kick_and_snare() -> None:
+    """Kicks at 55 BPM and snares halfway between them at 40 % of their strength: the 110 BPM
+    peak is below tatum_ratio, yet the pulse goes on past the kick's period, so it is the
+    tatum; at 30 % the snares are below subdivision_ratio and the kick stays the tatum."""
+    kicks = pulse_train(55.0, 3000)
+    snares = np.roll(kicks, round(60.0 * FPS / 110.0))
+    for share, bpm in ((0.4, 110.0), (0.3, 55.0)):
+        acf = tempogram(kicks + share * snares, WIN, HOP, MAX_LAG).mean(axis=0)
+        tatum = estimate_tatum(acf, FPS, TP)
+        assert tatum is not None and 60 * FPS / tatum == pytest.approx(55.0, rel=0.01)
+        assert 60 * FPS / subdivided_tatum(acf, tatum, FPS, TP) == pytest.approx(bpm, rel=0.01)
+
+
+def _bumps(heights: dict[int, float]) -> np.ndarray:
+    """An autocorrelation made of Gaussian peaks (2 lags wide) of the given heights."""
+    lags = np.arange(MAX_LAG + 1, dtype=np.float64)
+    return sum((h * np.exp(-0.5 * ((lags - c) / 2.0) ** 2) for c, h in heights.items()),
+               np.zeros(MAX_LAG + 1))
+
+
+def test_subdivided_tatum_needs_a_divisor_that_recurs_past_the_tatum() -> None:
+    """Tatum 108 lags (55.6 BPM). A 0.45 peak at half of it becomes the tatum only when the
+    autocorrelation also peaks at three halves (162 lags); a 0.45 peak at two thirds of it
+    (72 lags, dotted notes) does not divide it, however high its multiples."""
+    divides = {54: 0.45, 108: 1.0, 162: 0.42, 216: 0.8}
+    assert subdivided_tatum(_bumps(divides), 108.0, FPS, TP) == pytest.approx(54.0, abs=0.1)
+    assert subdivided_tatum(_bumps(divides | {162: 0.1}), 108.0, FPS, TP) == 108.0
+    dotted = {72: 0.45, 108: 1.0, 144: 0.5, 216: 0.8}
+    assert estimate_tatum(_bumps(dotted), FPS, TP) == pytest.approx(108.0, abs=0.1)
+    assert subdivided_tatum(_bumps(dotted), 108.0, FPS, TP) == 108.0
+    assert subdivided_tatum(np.zeros(MAX_LAG + 1), 108.0, FPS, TP) == 108.0  # no peak at all
 
 
 @pytest.mark.parametrize("bpm", [100.0, 120.0, 140.0])
