@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-EVAL = REPO.parent / "shared" / "eval" / "dev"
 
 
 def _one(path: str) -> dict[str, Any]:
@@ -85,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "STREAMING.md")
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
-    clips = sorted(str(p) for p in EVAL.glob("*/*.flac"))
+    from benchmarks.datasets import eval_dir
+
+    dev = eval_dir() / "dev"
+    clips = sorted(str(p) for p in dev.glob("*/*.flac"))
+    if not clips:
+        ap.error(f"no clips under {dev}; set MPT_EVAL_DIR to the shared eval folder")
     with ProcessPoolExecutor(a.jobs) as ex:
         rows = list(ex.map(_one, clips))
     lines = [
