@@ -68,16 +68,6 @@ def _by_type(events: list[Event]) -> dict[str, list[Event]]:
     return {cls.__name__: of_type(events, cls) for cls in EVENT_TYPES}
 
 
-def _chunk_invariant(events: list[Event]) -> dict[str, list[Event]]:
-    """:func:`_by_type` without the TempoEvents' accuracy and mood, which depend on the
-    chunking (see ``test_tempo_event_accuracy_does_not_depend_on_the_chunking``)."""
-    by_type = _by_type(events)
-    by_type["TempoEvent"] = [
-        replace(e, accuracy_pct=None, mood=None) for e in of_type(events, TempoEvent)
-    ]
-    return by_type
-
-
 def _times(events: list[Event], cls: type[Any]) -> NDArray[np.float64]:
     return np.array([e.time_s for e in of_type(events, cls)], dtype=np.float64)
 
@@ -162,15 +152,12 @@ def test_the_chunking_takes_exercise_every_stage(kind: str, sr: int) -> None:
 @pytest.mark.parametrize("chunking", ["7", "333", "1021", "20ms", "1s", "random"])
 @pytest.mark.parametrize(("kind", "sr"), TAKES, ids=[f"{k}-{sr}" for k, sr in TAKES])
 def test_chunking_never_changes_the_events(kind: str, sr: int, chunking: str) -> None:
-    """Fed in chunks, the stream returns each type's events, in order, and the summary that
-    it returns for the whole take fed at once (without a target: every field of every
-    event; with one, all but the TempoEvents' accuracy and mood: see the xfail below)."""
+    """Fed in chunks, the stream returns each type's events, in order, every field of every
+    event, and the summary that it returns for the whole take fed at once."""
     y, config = _take(kind, sr)
     events, summary = run_stream(y, config, _chunk_sizes(chunking, y.shape[0], sr))
     whole_events, whole_summary = _all_at_once(kind, sr)
-    if config.target_bpm is None:
-        assert _by_type(events) == _by_type(whole_events)
-    assert _chunk_invariant(events) == _chunk_invariant(whole_events)
+    assert _by_type(events) == _by_type(whole_events)
     assert summary == whole_summary
     assert summary.duration_s == y.shape[0] / sr
 
@@ -189,7 +176,7 @@ def test_one_sample_chunks_give_the_same_events(target_bpm: float | None) -> Non
     last, summary = a.finish()
     events.extend(last)
     assert len(of_type(whole_events, OnsetEvent)) >= 3
-    assert _chunk_invariant(events) == _chunk_invariant(whole_events)
+    assert _by_type(events) == _by_type(whole_events)
     assert summary == whole_summary
 
 
