@@ -16,14 +16,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import av
-import av.error
 import numpy as np
 import soundfile as sf
 from numpy.typing import NDArray
 
 from audio_engine.errors import AudioDecodeError
+
+if TYPE_CHECKING:  # PyAV is imported when a file needs it (0.3 s that a WAV/FLAC need not pay)
+    import av
 
 __all__ = ["ProgressCallback", "load_audio"]
 
@@ -171,6 +173,9 @@ def _load_with_pyav(
     file: Path, progress: ProgressCallback | None
 ) -> tuple[NDArray[np.float32], int]:
     """Decode the first audio stream with PyAV; raises _UnrecognisedFileError if it cannot open."""
+    import av
+    import av.error
+
     try:
         container = av.open(str(file), mode="r")
     except av.error.FFmpegError as exc:

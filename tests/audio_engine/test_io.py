@@ -282,3 +282,19 @@ def test_frame_conversion_every_sample_format(fmt: str, planar: bool) -> None:
     assert got.dtype == np.float32
     assert got.shape == (3, 2)
     np.testing.assert_allclose(got, expected, atol=1 / 128 if fmt == "u8" else 1e-6)
+
+
+def test_a_flac_file_loads_without_importing_pyav(tmp_path: Path) -> None:
+    """PyAV (0.3 s of `mpt analyze`'s start-up) is imported only for what soundfile cannot
+    read: a fresh interpreter that loads a FLAC file has not imported it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "tone.flac"
+    sf.write(path, sine(440.0, 0.5, 16000), 16000)
+    code = (
+        "import sys; from audio_engine.io import load_audio; "
+        f"y, sr = load_audio({str(path)!r}); print(sr, y.shape[0], 'av' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["16000", "8000", "False"]
