@@ -728,12 +728,16 @@ class StreamAnalyzer:
         lag = self.params.onset.lag_frames
         s0, last = self._spec_start, self._n_frames - 1
         first = max(0, frame - 1)
-        refs = self._ref_rows(first - lag, frame - 2 * lag + 1)  # frames first-lag .. frame-lag
-        best = 0.0
-        for k, f in enumerate(range(first, frame + 1)):
-            held = self._spec[f - s0 : min(f + hold, last) + 1 - s0].min(axis=0)
-            best = max(best, float(np.maximum(held - refs[k], 0.0).sum(dtype=np.float64)))
-        return best
+        S = self._spec[first - s0 : min(frame + hold, last) + 1 - s0]
+        held_S = _hold_min_kernel(np.ascontiguousarray(S), hold)[: frame - first + 1]
+        ref_rows = self._ref_rows(first - lag, frame + 1 - lag)
+        held = _superflux_kernel(
+            np.ascontiguousarray(held_S),
+            np.ascontiguousarray(ref_rows[lag:]),
+            lag,
+            np.ascontiguousarray(ref_rows[:lag]),
+        )
+        return float(held.max())
 
     # ------------------------------------------------------------------ metronome
 

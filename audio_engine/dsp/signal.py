@@ -25,15 +25,7 @@ def _decimate_edge(
     x: NDArray[np.float32], h: NDArray[np.float32], factor: int, i: int
 ) -> np.float32:
     """Output ``i`` of :func:`_decimate_kernel`, any ``i`` (samples outside ``x`` are 0)."""
-    n = x.shape[0]
-    half = h.shape[0] // 2
-    c = i * factor
-    acc = np.float32(0.0)
-    for k in range(h.shape[0]):
-        j = c - half + k
-        if 0 <= j < n:
-            acc += h[k] * x[j]
-    return acc
+    return _decimate_one(x, 0, x.shape[0], h, factor, i)
 
 
 @njit(cache=True, nogil=True)
@@ -143,7 +135,8 @@ def _decimate_one(
     factor: int,
     i: int,
 ) -> np.float32:
-    """Output ``i`` of :func:`_decimate_range_kernel`, one tap at a time."""
+    """Output ``i`` of a decimation of the samples ``0 .. n_total-1`` of which ``buf``
+    holds those from ``buf_start`` on (the others zero), one tap at a time in tap order."""
     half = h.shape[0] // 2
     c = i * factor
     acc = np.float32(0.0)
