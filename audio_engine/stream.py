@@ -543,13 +543,12 @@ class StreamAnalyzer:
         o = self.params.onset
         lag = o.lag_frames
         s0 = self._spec_start
-        rows = []
-        for f in range(a, b + lag):
-            if f < 0:
-                rows.append(np.zeros(self._spec.shape[1], dtype=np.float32))
-            else:
-                rows.append(self._spec[f - s0])
-        S = np.asarray(rows, dtype=np.float32).reshape(len(rows), self._spec.shape[1])
+        lo, hi = max(a, 0), max(a, 0, b + lag)
+        n_zero = min(lo, b + lag) - a if b + lag > a else 0  # frames before 0: zeros
+        S = self._spec[lo - s0 : hi - s0]
+        if n_zero:
+            S = np.concatenate([np.zeros((n_zero, self._spec.shape[1]), np.float32), S])
+        S = np.ascontiguousarray(S, dtype=np.float32)
         return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
 
     def _pick(self, events: list[_Keyed], final: bool, upto: int | None = None) -> None:
@@ -1111,21 +1110,29 @@ class StreamAnalyzer:
         return (n_dec - half_win) // self._geom.hop_length + 1 if n_dec >= half_win else 0
 
     def _check_clipping(self, x: NDArray[np.generic], events: list[_Keyed]) -> None:
-        if x.dtype == np.uint8:
+        if x.dtype in (np.int16, np.int32):
+            # |x| / 2**15 (2**31) >= CLIP_LEVEL, exactly, without floats
+            full_scale = 32768.0 if x.dtype == np.int16 else 2147483648.0
+            a = np.abs(x.astype(np.int64))
+            level: float = math.ceil(CLIP_LEVEL * full_scale)
+        elif x.dtype == np.uint8:
             a = np.abs(x.astype(np.float64) - 128.0) / 128.0
+            level = CLIP_LEVEL
         elif np.issubdtype(x.dtype, np.integer):
-            a = np.abs(x.astype(np.float64)) / (32768.0 if x.dtype == np.int16 else 2147483648.0)
+            a = np.abs(x.astype(np.float64)) / 2147483648.0
+            level = CLIP_LEVEL
         else:
             a = np.abs(np.asarray(x, dtype=np.float64))
+            level = CLIP_LEVEL
         per_sample = a.max(axis=1) if a.ndim == 2 else a
-        clipped = per_sample >= CLIP_LEVEL
+        clipped = per_sample >= level
         pos = self._n_in  # absolute index of the first sample of this chunk
         n = per_sample.shape[0]
         i = 0
         while i < n:
             block_end = self._clip_block_start + CLIP_BLOCK
             take = min(n - i, block_end - (pos + i))
-            self._clip_block_count += int(clipped[i : i + take].sum())
+            self._clip_block_count += int(np.count_nonzero(clipped[i : i + take]))
             i += take
             if pos + i >= block_end:
                 if self._clip_block_count >= CLIP_MIN_SAMPLES:
@@ -1150,7 +1157,7 @@ class StreamAnalyzer:
         seg = self._dec[a : a + (f1 - f0) * hop].astype(np.float64)
         if seg.size < (f1 - f0) * hop:  # the last, partial hop at the end of a stream
             seg = np.concatenate([seg, np.zeros((f1 - f0) * hop - seg.size)])
-        powers = (seg * seg).reshape(f1 - f0, hop).mean(axis=1)
+        powers = np.add.reduce((seg * seg).reshape(f1 - f0, hop), axis=1) / hop  # the mean
         silent_db = 10.0 ** (SILENCE_DBFS / 10.0)
         for k, power in enumerate(powers.tolist()):
             f = f0 + k

@@ -23,6 +23,7 @@ import math
 from typing import Final
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from audio_engine.errors import ParameterError
@@ -73,6 +74,7 @@ _P_BACKGROUND: Final = 0.05  # share of intervals that fit nothing (uniform up t
 _REL_SPREAD: Final = 0.04  # tempo wander within a take, relative to the interval
 _SIGMA_GRID_S: Final = (0.003, 0.006, 0.01, 0.015, 0.02, 0.027, 0.035, 0.045, 0.055, 0.07, 0.09)
 _SIGMA_MAX_FRACTION: Final = 0.5  # interval jitter is at most half the tatum
+_EXP_CUTOFF: Final = 40.0  # exp(-40) = 4e-18: a Gaussian term this far out is left out
 
 # --- drift fit ---
 _BISQUARE_C: Final = 4.685
@@ -209,26 +211,71 @@ def _tatum_log_likelihood(
     -------
     ndarray of float64, shape (n_tatums,)
     """
-    q = iois_s[None, :] / tatums_s[:, None]
-    lower = np.maximum(np.floor(q), 1.0)
-    last = _STEP_WEIGHTS.size - 1
-    terms = []
-    for n in (lower, lower + 1.0):
-        weight = _STEP_WEIGHTS[np.minimum(n, last).astype(np.int64)]
-        resid = iois_s[None, :] - n * tatums_s[:, None]
-        terms.append((weight, resid * resid, (_REL_SPREAD * n * tatums_s[:, None]) ** 2))
-    split = _P_SPLIT * (q < 1.0) / tatums_s[:, None]
-    background = split + _P_BACKGROUND / horizon_s
-    on_grid = 1.0 - _P_SPLIT - _P_BACKGROUND
-    best = np.full(tatums_s.shape, -np.inf)
-    for sigma in _SIGMA_GRID_S:
-        density = np.zeros_like(q)
-        for weight, resid2, spread2 in terms:
-            var = sigma * sigma + spread2
-            density += weight * np.exp(-0.5 * resid2 / var) / np.sqrt(2.0 * np.pi * var)
-        ll = np.log(background + on_grid * density).sum(axis=1)
-        ll[sigma > _SIGMA_MAX_FRACTION * tatums_s] = -np.inf
-        np.maximum(best, ll, out=best)
+    return _tatum_log_likelihood_kernel(
+        np.ascontiguousarray(iois_s, dtype=np.float64),
+        np.ascontiguousarray(tatums_s, dtype=np.float64),
+        float(horizon_s),
+        _STEP_WEIGHTS,
+        np.asarray(_SIGMA_GRID_S, dtype=np.float64),
+        _P_SPLIT,
+        _P_BACKGROUND,
+        _REL_SPREAD,
+        _SIGMA_MAX_FRACTION,
+    )
+
+
+@njit(cache=True, nogil=True)
+def _tatum_log_likelihood_kernel(
+    iois_s: NDArray[np.float64],
+    tatums_s: NDArray[np.float64],
+    horizon_s: float,
+    step_weights: NDArray[np.float64],
+    sigmas_s: NDArray[np.float64],
+    p_split: float,
+    p_background: float,
+    rel_spread: float,
+    sigma_max_fraction: float,
+) -> NDArray[np.float64]:
+    """The loops of :func:`_tatum_log_likelihood` (one pass per tatum and sigma)."""
+    n_t, n_i = tatums_s.shape[0], iois_s.shape[0]
+    last = step_weights.shape[0] - 1
+    on_grid = 1.0 - p_split - p_background
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
+    best = np.full(n_t, -np.inf)
+    # per interval: the two bracketing multiples' weights, squared residuals and spreads
+    w = np.empty((2, n_i))
+    r2 = np.empty((2, n_i))
+    s2 = np.empty((2, n_i))
+    bg = np.empty(n_i)
+    log_bg = np.empty(n_i)
+    for i in range(n_t):
+        tatum = tatums_s[i]
+        for j in range(n_i):
+            q = iois_s[j] / tatum
+            lower = max(math.floor(q), 1.0)
+            for k in range(2):
+                n = lower + k
+                w[k, j] = step_weights[int(min(n, last))]
+                resid = iois_s[j] - n * tatum
+                r2[k, j] = resid * resid
+                spread = rel_spread * n * tatum
+                s2[k, j] = spread * spread
+            bg[j] = (p_split / tatum if q < 1.0 else 0.0) + p_background / horizon_s
+            log_bg[j] = math.log(bg[j])
+        for sigma in sigmas_s:
+            if sigma > sigma_max_fraction * tatum:
+                continue
+            ll = 0.0
+            for j in range(n_i):
+                density = 0.0
+                for k in range(2):
+                    var = sigma * sigma + s2[k, j]
+                    x = 0.5 * r2[k, j] / var
+                    if x < _EXP_CUTOFF:  # beyond, < 1e-13 of the background term
+                        density += w[k, j] * math.exp(-x) * norm / math.sqrt(var)
+                ll += math.log(bg[j] + on_grid * density) if density > 0.0 else log_bg[j]
+            if ll > best[i]:
+                best[i] = ll
     return best
 
 

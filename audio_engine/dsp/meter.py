@@ -40,12 +40,21 @@ def pulse_index(frames: NDArray[np.int64], period: NDArray[np.float64]) -> NDArr
     return np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(steps)])
 
 
+@njit(cache=True, nogil=True)
 def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Ranks 1..n, ties sharing their average rank."""
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    upper = np.cumsum(counts)
-    average: NDArray[np.float64] = (upper - (counts - 1) / 2.0)[inverse]
-    return average
+    n = x.shape[0]
+    order = np.argsort(x)
+    out = np.empty(n)
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and x[order[j + 1]] == x[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j + 2) / 2.0  # the mean of ranks i + 1 .. j + 1
+        i = j + 1
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -189,7 +189,7 @@ def to_mono_float32(samples: NDArray[np.generic]) -> NDArray[np.float32]:
         raise ParameterError(f"unsupported sample dtype {x.dtype}; use int16, int32 or float")
     if y.ndim == 2:
         y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
-    if not np.all(np.isfinite(y)):
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(y).all():  # ints are finite
         bad = int(np.flatnonzero(~np.isfinite(y))[0])
         raise ParameterError(f"samples contain NaN or infinite values (first at index {bad})")
     return np.ascontiguousarray(y, dtype=np.float32)

@@ -7,6 +7,7 @@ much stronger the onsets are on its beats than between them (metrical accent).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -53,12 +54,10 @@ def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDA
     if starts[-1] + win < n:
         starts = np.append(starts, n - win)
     frames = np.lib.stride_tricks.sliding_window_view(odf, win)[starts]
-    w = np.hanning(win + 2)[1:-1]
+    w, n_fft, wacf = _window_acf(win)
     x = (frames - frames.mean(axis=1, keepdims=True)) * w
-    n_fft = scipy.fft.next_fast_len(2 * win)
     spec = scipy.fft.rfft(x, n=n_fft, axis=1)
     acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft, axis=1)
-    wacf = scipy.fft.irfft(np.abs(scipy.fft.rfft(w, n=n_fft)) ** 2, n=n_fft)
     L = min(max_lag, win - 1)
     out = np.zeros((len(starts), max_lag + 1))
     denom = np.maximum(wacf[: L + 1] / wacf[0], 0.25)
@@ -66,6 +65,19 @@ def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDA
     ok = a0[:, 0] > 1e-12
     out[ok, : L + 1] = acf[ok, : L + 1] / a0[ok] / denom
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _window_acf(win: int) -> tuple[NDArray[np.float64], int, NDArray[np.float64]]:
+    """The tempogram's analysis window of ``win`` frames, its FFT length and the window's
+    own autocorrelation (the bias it puts on each lag); cached: a live stream asks for the
+    same window twice a second. The arrays are read-only."""
+    w = np.hanning(win + 2)[1:-1]
+    n_fft = scipy.fft.next_fast_len(2 * win)
+    wacf = scipy.fft.irfft(np.abs(scipy.fft.rfft(w, n=n_fft)) ** 2, n=n_fft)
+    w.flags.writeable = False
+    wacf.flags.writeable = False
+    return w, n_fft, wacf
 
 
 @njit(cache=True, nogil=True)

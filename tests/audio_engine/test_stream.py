@@ -36,6 +36,7 @@ from audio_engine.stream import (
     BEAT_CONFIRM_S,
     BEAT_SEARCH,
     CLIP_BLOCK,
+    CLIP_LEVEL,
     FIRST_BEATS_S,
     LONG_SILENCE_S,
     TEMPO_UPDATE_S,
@@ -673,6 +674,23 @@ def test_clipping_is_warned() -> None:
     assert [w.code for w in warnings] == ["clipping"]
     assert 4.0 <= warnings[0].time_s <= 6.0 + CLIP_BLOCK / sr
     assert warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("dtype", "full_scale"), [(np.int16, 2**15), (np.int32, 2**31), (np.float32, 1.0)]
+)
+def test_clipping_level_is_the_same_for_every_sample_type(dtype: type, full_scale: int) -> None:
+    """Samples at 0.999 of full scale or beyond clip, whatever their type; one step below
+    does not (an int16 sample of 32736 is 0.99902, 32735 is 0.99899)."""
+    sr = 8000
+    level = math.ceil(CLIP_LEVEL * full_scale) if full_scale > 1 else CLIP_LEVEL
+    below = level - 1 if full_scale > 1 else np.nextafter(np.float32(CLIP_LEVEL), 0)
+    for value, clips in ((level, True), (-level, True), (below, False)):
+        x = np.zeros(CLIP_BLOCK, dtype=dtype)
+        x[100:110] = value
+        events = StreamAnalyzer(StreamConfig(sr=sr)).process(x)
+        codes = [e.code for e in events if isinstance(e, WarningEvent)]
+        assert codes == (["clipping"] if clips else []), (dtype, value)
 
 
 def test_long_silence_is_warned() -> None:

@@ -18,6 +18,13 @@ from numpy.typing import NDArray
 
 from audio_engine.errors import ParameterError
 from audio_engine.timing import (
+    _P_BACKGROUND,
+    _P_SPLIT,
+    _REL_SPREAD,
+    _SIGMA_GRID_S,
+    _SIGMA_MAX_FRACTION,
+    _STEP_WEIGHTS,
+    _tatum_log_likelihood,
     drift_bpm_per_min,
     grid_deviations_ms,
     infer_subdivision,
@@ -631,3 +638,43 @@ def test_public_helpers_validate_too(call: object) -> None:
     assert callable(call)
     with pytest.raises(ParameterError):
         call()
+
+
+def _tatum_log_likelihood_reference(
+    iois_s: NDArray[np.float64], tatums_s: NDArray[np.float64], horizon_s: float
+) -> NDArray[np.float64]:
+    """The model of ``_tatum_log_likelihood`` written out over whole arrays (no cut-off)."""
+    q = iois_s[None, :] / tatums_s[:, None]
+    lower = np.maximum(np.floor(q), 1.0)
+    background = _P_SPLIT * (q < 1.0) / tatums_s[:, None] + _P_BACKGROUND / horizon_s
+    best = np.full(tatums_s.shape, -np.inf)
+    for sigma in _SIGMA_GRID_S:
+        density = np.zeros_like(q)
+        for n in (lower, lower + 1.0):
+            weight = _STEP_WEIGHTS[np.minimum(n, _STEP_WEIGHTS.size - 1).astype(np.int64)]
+            var = sigma**2 + (_REL_SPREAD * n * tatums_s[:, None]) ** 2
+            resid2 = (iois_s[None, :] - n * tatums_s[:, None]) ** 2
+            density += weight * np.exp(-0.5 * resid2 / var) / np.sqrt(2.0 * np.pi * var)
+        ll = np.log(background + (1.0 - _P_SPLIT - _P_BACKGROUND) * density).sum(axis=1)
+        ll[sigma > _SIGMA_MAX_FRACTION * tatums_s] = -np.inf
+        best = np.maximum(best, ll)
+    return best
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("seed", range(6))
+def test_tatum_log_likelihood_kernel_matches_the_model(seed: int) -> None:
+    """The kernel (which leaves out Gaussian terms beyond exp(-40)) gives the model's
+    log-likelihood for every tatum, including those whose sigmas are all excluded (-inf)."""
+    rng = np.random.default_rng(seed)
+    beat_s = 60.0 / rng.uniform(40.0, 200.0)
+    step = beat_s / rng.choice([1, 2, 3, 4])
+    iois = step * rng.choice([1, 1, 1, 2, 3], size=12) + rng.normal(0.0, 0.01, 12)
+    iois = iois[iois > 0]
+    tatums = np.exp(np.linspace(math.log(0.004), math.log(2.0 * beat_s), 40))
+    got = _tatum_log_likelihood(iois, tatums, horizon_s=4.0 * beat_s)
+    want = _tatum_log_likelihood_reference(iois, tatums, 4.0 * beat_s)
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    assert np.isinf(want).any() and np.isfinite(want).any()
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(got[ok], want[ok], rtol=1e-12)

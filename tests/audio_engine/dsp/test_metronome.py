@@ -12,6 +12,8 @@ from numpy.typing import NDArray
 from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
     _at_frames,
+    _median,
+    _quantile,
     band_flux,
     blind_clicks,
     click_signature,
@@ -491,3 +493,25 @@ def test_blind_removal_keeps_a_human_take() -> None:
     )
     assert n == 0
     np.testing.assert_array_equal(kept, onsets)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("seed", range(20))
+def test_median_and_quantile_of_sorted_values_are_numpys(seed: int) -> None:
+    """The click signature's sorted-array median and quantile give numpy's values exactly,
+    in the array's precision (ties, odd and even counts, float32 and float64)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 30))
+    x = rng.gamma(0.5, 1.0, (n, 5))
+    if seed % 2:
+        x = np.round(x * 4.0) / 4.0  # ties
+    for arr in (x.astype(np.float32), x):
+        ordered = np.sort(arr, axis=0)
+        median = _median(ordered)
+        assert median.dtype == np.median(arr, axis=0).dtype
+        assert np.array_equal(median, np.median(arr, axis=0))
+        col = arr[:, 0]
+        for q in (0.0, 0.15, 0.5, 0.9, 1.0):
+            value = _quantile(np.sort(col), q)
+            assert value == np.quantile(col, q)
+            assert value.dtype == np.quantile(col, q).dtype
