@@ -211,6 +211,7 @@ def analyze(
                 prior_octaves=t.prior_octaves,
                 accent_weight=t.accent_weight,
                 min_bpm=t.min_bpm,
+                phase_switch_cost=t.phase_switch_cost,
             )
             beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, peaks_s, p.beat.snap_s,

@@ -122,6 +122,11 @@ class TempoParams:
         one of its periods past the tatum (see :func:`audio_engine.dsp.tempo.subdivided_tatum`).
     accent_weight : float
         Weight of the accent contrast against the prior when grouping tatums into beats.
+    phase_switch_cost : float or None
+        Offline analysis lets the grouping phase change where the accents contradict it for
+        long enough (a tatum inserted or dropped by the tracker): the cost of a change, in
+        units of centred strength ranks divided by their count (see
+        :func:`audio_engine.dsp.meter.choose_grouping`); None keeps one phase.
     period_smooth : float
         Gaussian smoothing of each window's autocorrelation, as a share of the period, before
         the local beat period is read off it (see :func:`audio_engine.dsp.tempo.local_period`).
@@ -136,6 +141,7 @@ class TempoParams:
     tatum_ratio: float = 0.5
     subdivision_ratio: float = 0.4
     accent_weight: float = 0.1
+    phase_switch_cost: float | None = 1.5
     period_smooth: float = 0.1
 
 

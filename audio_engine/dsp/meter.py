@@ -140,6 +140,49 @@ def grouping_evidence(
     return (best, best_phase) if np.isfinite(best) else (0.0, 0)
 
 
+@njit(cache=True, nogil=True)
+def _phase_path_kernel(
+    score: NDArray[np.float64],
+    index: NDArray[np.int64],
+    group: int,
+    switch_cost: float,
+    home: int,
+) -> NDArray[np.int64]:
+    """The grouping phase in effect at each pulse (Viterbi): the path that maximises the
+    ``score`` of the pulses it makes beats (``index % group == phase``) minus
+    ``switch_cost`` per change of phase, a path that does not start or end in the ``home``
+    phase paying a change there too (so a phase held only at an end needs the evidence of
+    one in the middle). Ties keep the phase, and at the ends the home phase."""
+    n = score.shape[0]
+    cum = np.zeros((n, group))
+    back = np.zeros((n, group), dtype=np.int64)
+    for p in range(group):
+        own = score[0] if index[0] % group == p else 0.0
+        cum[0, p] = own - (switch_cost if p != home else 0.0)
+    for k in range(1, n):
+        for p in range(group):
+            best = cum[k - 1, p]
+            arg = p
+            for q in range(group):
+                if q != p and cum[k - 1, q] - switch_cost > best:
+                    best = cum[k - 1, q] - switch_cost
+                    arg = q
+            cum[k, p] = best + (score[k] if index[k] % group == p else 0.0)
+            back[k, p] = arg
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return out
+    p = home
+    for q in range(group):
+        end_q = cum[n - 1, q] - (switch_cost if q != home else 0.0)
+        if end_q > cum[n - 1, p] - (switch_cost if p != home else 0.0):
+            p = q
+    for k in range(n - 1, -1, -1):
+        out[k] = p
+        p = back[k, p]
+    return out
+
+
 def choose_grouping(
     odf: NDArray[np.float64],
     tatum_frames: NDArray[np.int64],
@@ -150,8 +193,15 @@ def choose_grouping(
     prior_octaves: float,
     accent_weight: float,
     min_bpm: float,
+    phase_switch_cost: float | None = None,
 ) -> tuple[NDArray[np.int64], int]:
     """Group tracked tatums into beats.
+
+    The group and its phase are chosen on the whole sequence. With ``phase_switch_cost``,
+    the phase may then change along the way where the accents say so for long enough
+    (:func:`_phase_path_kernel` on the strength ranks, centred and divided by their count):
+    a tracker that inserts or drops one tatum shifts every later tatum's grid index by one,
+    and a single phase would put the beats after it on the off-beats.
 
     Returns
     -------
@@ -172,4 +222,8 @@ def choose_grouping(
         score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * evidence
         if score > best_score:
             best_g, best_phase, best_score = g, phase, score
-    return tatum_frames[index % best_g == best_phase], best_g
+    if phase_switch_cost is None or best_g == 1 or ranks.size == 0:
+        return tatum_frames[index % best_g == best_phase], best_g
+    score_k = (ranks - ranks.mean()) / ranks.size
+    phases = _phase_path_kernel(score_k, index, best_g, phase_switch_cost, best_phase)
+    return tatum_frames[index % best_g == phases], best_g

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from audio_engine.dsp.meter import (
+    _phase_path_kernel,
     _ranks,
     _strength_at_kernel,
     choose_grouping,
@@ -175,6 +178,7 @@ def _choose(
     bpm: float,
     *,
     weight: float = TP.accent_weight,
+    switch_cost: float | None = None,
 ) -> tuple[np.ndarray, int]:
     return choose_grouping(
         odf,
@@ -185,6 +189,7 @@ def _choose(
         prior_octaves=TP.prior_octaves,
         accent_weight=weight,
         min_bpm=TP.min_bpm,
+        phase_switch_cost=switch_cost,
     )
 
 
@@ -236,3 +241,60 @@ def test_a_heavy_accent_weight_finds_a_waltz() -> None:
     np.testing.assert_array_equal(beats, frames[0::3])
     # without accent weight the prior alone decides: 90 BPM is nearest to 120
     assert _choose(odf, frames, period, 180.0, weight=0.0)[1] == 2
+
+
+def _path_value(
+    score: np.ndarray, index: np.ndarray, group: int, cost: float, home: int, path: tuple[int, ...]
+) -> float:
+    """The objective of ``_phase_path_kernel`` for one phase path, written out."""
+    value = sum(score[k] for k in range(len(path)) if index[k] % group == path[k])
+    changes = sum(a != b for a, b in zip((home, *path), (*path, home), strict=True))
+    return float(value - cost * changes)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize("seed", range(12))
+def test_phase_path_is_the_best_path(seed: int) -> None:
+    """Against every phase path of a short sequence (skipped indices included)."""
+    rng = np.random.default_rng(seed)
+    group = int(rng.integers(2, 4))
+    n = int(rng.integers(1, 8))
+    score = rng.standard_normal(n)
+    index = np.cumsum(rng.integers(1, 3, n)) - 1
+    cost = float(rng.uniform(0.0, 1.5))
+    home = int(rng.integers(0, group))
+    got = _phase_path_kernel(score, index, group, cost, home)
+    best = max(
+        _path_value(score, index, group, cost, home, path)
+        for path in itertools.product(range(group), repeat=n)
+    )
+    assert _path_value(score, index, group, cost, home, tuple(got)) == pytest.approx(best)
+
+
+def test_phase_path_keeps_home_on_ties() -> None:
+    assert _phase_path_kernel(np.zeros(6), np.arange(6), 2, 0.5, 1).tolist() == [1] * 6
+    assert _phase_path_kernel(np.zeros(0), np.zeros(0, np.int64), 2, 0.5, 0).size == 0
+
+
+@pytest.mark.parametrize("inserted_at", [20, 40])
+def test_an_inserted_tatum_does_not_put_the_beats_on_the_off_beats(inserted_at: int) -> None:
+    """A tracker that inserts one tatum shifts every later tatum's index by one: with a
+    switch cost the beats follow the accents past it; with one phase, those after it (or
+    before it) are the off-beats."""
+    odf, frames, period = _tatums(64, 240.0, [3.0, 1.0])
+    extra = (frames[inserted_at] + frames[inserted_at + 1]) // 2
+    odf[extra] = 1.0
+    tracked = np.insert(frames, inserted_at + 1, extra)  # a tatum between two real ones
+    beats, g = _choose(odf, tracked, period, 240.0, switch_cost=TP.phase_switch_cost)
+    assert g == 2
+    np.testing.assert_array_equal(beats, frames[0::2])
+    one_phase, _ = _choose(odf, tracked, period, 240.0)
+    assert np.intersect1d(one_phase, frames[0::2]).size < 0.75 * frames[0::2].size
+
+
+def test_a_short_contrary_stretch_keeps_the_phase() -> None:
+    """Two beats whose off-beats are louder, at the end of a take, are not worth a change."""
+    odf, frames, period = _tatums(64, 240.0, [3.0, 1.0])
+    odf[frames[-4:]] = np.where(np.arange(4) % 2, 3.5, 1.0)
+    beats, _ = _choose(odf, frames, period, 240.0, switch_cost=TP.phase_switch_cost)
+    np.testing.assert_array_equal(beats, frames[0::2])
