@@ -91,3 +91,15 @@ def test_results_block_is_replaced_in_place_or_appended() -> None:
     assert replace_block(text, block) == f"# Results\n\nbefore\n\n{block}\n\n## After\n"
     assert replace_block("# Results\n", block) == f"# Results\n\n{block}\n"
     assert replace_block(replace_block("# R\n", block), block) == f"# R\n\n{block}\n"
+
+
+def test_idle_cost_reports_cpu_per_stream_second() -> None:
+    """Two short streams with and without idle gaps: the CPU share falls with the gaps."""
+    from benchmarks.load.idle_cost import idle_cost
+
+    busy = idle_cost(streams=2, gap_ms=0.0, seconds=1.0)
+    idle = idle_cost(streams=2, gap_ms=5.0, seconds=1.0)
+    assert busy.cpu_ms_per_audio_s > 0 and idle.cpu_ms_per_audio_s > 0
+    assert idle.busy_share < busy.busy_share
+    with pytest.raises(ValueError):
+        idle_cost(streams=0, gap_ms=0.0)
