@@ -53,7 +53,10 @@ def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDA
     starts = np.arange(0, max(1, n - win + 1), hop)
     if starts[-1] + win < n:
         starts = np.append(starts, n - win)
-    frames = np.lib.stride_tricks.sliding_window_view(odf, win)[starts]
+    if starts.size == 1:  # one window (a live stream's): no strided view needed
+        frames = odf[None, starts[0] : starts[0] + win]
+    else:
+        frames = np.lib.stride_tricks.sliding_window_view(odf, win)[starts]
     w, n_fft, wacf = _window_acf(win)
     x = (frames - frames.mean(axis=1, keepdims=True)) * w
     spec = scipy.fft.rfft(x, n=n_fft, axis=1)
