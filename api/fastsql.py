@@ -1,4 +1,5 @@
-"""Hot reads written once in SQLAlchemy Core and run on PostgreSQL as the SQL they compile to.
+"""Hot statements written once in SQLAlchemy Core and run on PostgreSQL as the SQL they compile
+to.
 
 Every request of the load mix reads through a handful of statements (a session's tags,
 segments and feedback count, a student's sessions and metrics for the progress rules).
@@ -14,6 +15,9 @@ one function so the two cannot drift. On PostgreSQL it is compiled once to SQL t
 positional parameters; values are passed as the driver takes them (no bind or result
 processors: the columns read this way are UUIDs, numbers, text and aware timestamps, which
 asyncpg returns as SQLAlchemy would). Elsewhere (SQLite) it runs through the session as usual.
+A statement that writes may be a :class:`Query` too when it returns rows (``UPDATE ...
+RETURNING``) and sets no column with a Python-side default (those would be computed once,
+when it is compiled): the change counter of every session write is one.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy import ColumnElement, any_, bindparam
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql import Select
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
 __all__ = ["Member", "Query"]
 
@@ -49,18 +53,19 @@ def _in_list(column: Column, values: str | tuple[Any, ...]) -> ColumnElement[boo
 
 
 class Query(Generic[*_Ts]):
-    """A read for every back end, run as plain SQL on PostgreSQL.
+    """A statement returning rows for every back end, run as plain SQL on PostgreSQL.
 
     Parameters
     ----------
     build : callable
-        ``build(member)`` returns the select; ``member(column, name)`` is the clause that
-        ``column`` is in the list bound as ``name`` (``= ANY($n)`` on PostgreSQL, an
-        expanding ``IN`` elsewhere), ``member(column, (a, b, ...))`` that it is one of fixed
-        values. Scalar parameters are plain ``bindparam`` s.
+        ``build(member)`` returns the select (or ``UPDATE ... RETURNING``);
+        ``member(column, name)`` is the clause that ``column`` is in the list bound as
+        ``name`` (``= ANY($n)`` on PostgreSQL, an expanding ``IN`` elsewhere),
+        ``member(column, (a, b, ...))`` that it is one of fixed values. Scalar parameters
+        are plain ``bindparam`` s.
     """
 
-    def __init__(self, build: Callable[[Member], Select[*_Ts]]) -> None:
+    def __init__(self, build: Callable[[Member], TypedReturnsRows[*_Ts]]) -> None:
         self._pg_stmt = build(_any_of)
         self._portable = build(_in_list)
         self._pg: tuple[str, tuple[str, ...], dict[str, Any]] | None = None

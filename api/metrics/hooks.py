@@ -1,12 +1,13 @@
 """What the practice domain calls when it writes sessions (by hand or through sync), in the
 same transaction: the session's ``manual`` metrics are replaced by its current numbers, and
 stream summaries that arrived before the session (``pending``) are applied now; after the
-commit, the student's totals on the Redis leaderboard are recomputed."""
+commit, the facts of sessions just added join the student's cached facts and the student's
+totals on the Redis leaderboard are recomputed."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,30 +17,56 @@ from api.gamification.leaderboard import refresh_user_week
 from api.gamification.rules import week_start
 from api.metrics.service import (
     apply_pending_for_session,
+    manual_values,
     pending_session_ids_among,
     record_fresh_manual_metrics,
     record_manual_metrics,
 )
 from api.practice.models import PracticeSession
+from api.progress.factcache import FACTS_CACHE_KEY, FactsVersion
+from api.progress.facts import fresh_facts
 from api.state import AppState
 
-__all__ = ["refresh_leaderboard", "session_started_at", "sessions_written"]
+__all__ = ["refresh_leaderboard", "session_started_at", "sessions_added", "sessions_written"]
 
 
 async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession], *,
-                           fresh: Collection[uuid.UUID] = ()) -> None:
+                           fresh: Collection[uuid.UUID] = (),
+                           new_ids: Collection[uuid.UUID] = ()) -> bool:
     """Keep the metrics of ``rows`` current (inside the caller's transaction). ``fresh``
-    holds the ids of rows inserted by this transaction: they have no metrics to replace.
-    One query finds which of the active rows have pending summaries."""
+    holds the ids of rows inserted by this transaction: they have no metrics to replace;
+    ``new_ids`` those whose id the server made in it: no stream summary can name them yet.
+    One query finds which of the other active rows have pending summaries; returns whether
+    any was applied (which changes the student's ``facts_seq``)."""
     rows = list(rows)
     await record_fresh_manual_metrics(db, [row for row in rows if row.id in fresh])
     for row in rows:
         if row.id not in fresh:
             await record_manual_metrics(db, row)
-    active = [row.id for row in rows if row.status == "active"]
+    active = [row.id for row in rows if row.status == "active" and row.id not in new_ids]
+    applied = False
     if active:
         for session_id in await pending_session_ids_among(db, active):
-            await apply_pending_for_session(db, session_id)
+            applied = await apply_pending_for_session(db, session_id) > 0 or applied
+    return applied
+
+
+def sessions_added(db: AsyncSession, student_id: uuid.UUID, *, before: FactsVersion,
+                   after: FactsVersion,
+                   sessions: Sequence[tuple[PracticeSession, Collection[uuid.UUID]]]) -> None:
+    """After the commit of a write that took the student's facts from version ``before``
+    to ``after`` only by inserting ``sessions`` (each with its pieces) and their manual
+    metrics: add their facts to the cached facts of ``before`` (if cached: see
+    :meth:`api.progress.factcache.FactsCache.extend`), so the leaderboard refresh and the
+    student's next reads need not load their history again."""
+    cache = db.info.get(FACTS_CACHE_KEY)
+    if cache is None:
+        return
+    active = [(row, pieces) for row, pieces in sessions if row.status == "active"]
+    cache.extend(student_id, base=before, version=after, added=lambda with_pieces: [
+        fresh_facts(row, manual_values(row), pieces if with_pieces else ())
+        for row, pieces in active
+    ])
 
 
 async def refresh_leaderboard(

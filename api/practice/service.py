@@ -4,7 +4,11 @@ Every write locks the owner's row first (:func:`~api.practice.changes.next_chang
 first statement of the transaction: writers of one user queue there, and on SQLite the write
 lock is taken before any read) and stores the new counter on the session. Tags and segments
 are loaded for a whole page at once (:func:`session_views`: three queries, whatever the page
-size); there are no ORM relationships, so nothing can lazy-load.
+size); there are no ORM relationships, so nothing can lazy-load. A session just created
+answers with what was inserted (:func:`fresh_session_view`) instead of reading it back, and
+its facts join the student's cached facts after the commit
+(:func:`api.metrics.hooks.sessions_added`), so the leaderboard refresh that follows does not
+load the student's history again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Select, and_, bindparam, delete, exists, func, insert, or_, select
@@ -25,14 +30,14 @@ from api.db import new_id, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 from api.fastsql import Member, Query
-from api.metrics.hooks import sessions_written
+from api.metrics.hooks import sessions_added, sessions_written
 from api.pagination import (
     decode_time_id_cursor,
     encode_time_id_cursor,
     keyset_before,
     split_page,
 )
-from api.practice.changes import next_change_seq
+from api.practice.changes import next_change_seq, next_change_version
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.practice.rules import (
     EARLIEST,
@@ -66,8 +71,10 @@ __all__ = [
     "content_of_fields",
     "create_session",
     "delete_session",
+    "fresh_session_view",
     "get_session",
     "list_sessions",
+    "pieces_of",
     "replace_children",
     "session_contents",
     "session_views",
@@ -165,18 +172,54 @@ async def session_views(
     if not rows:
         return []
     ids = [row.id for row in rows]
+    tags = await _tag_refs(db, ids)
+    segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
+    for seg in await _SEGMENTS_OF.rows(db, ids=ids):
+        segments[seg.session_id].append(_segment_view(seg))
+    feedback = {session_id: int(count)
+                for session_id, count in await _FEEDBACK_COUNTS.rows(db, ids=ids)}
+    return _views(rows, tags, segments, feedback)
+
+
+async def _tag_refs(db: AsyncSession, ids: Sequence[uuid.UUID]
+                    ) -> dict[uuid.UUID, list[TagRef]]:
     tags: dict[uuid.UUID, list[TagRef]] = defaultdict(list)
     for session_id, tag_id, name, kind in await _TAGS_OF.rows(db, ids=ids):
         tags[session_id].append(TagRef(id=tag_id, name=name, kind=cast(TagKind, kind)))
-    segments: dict[uuid.UUID, list[SegmentResponse]] = defaultdict(list)
-    for seg in await _SEGMENTS_OF.rows(db, ids=ids):
-        segments[seg.session_id].append(SegmentResponse(
-            id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
-            end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
-            tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
-        ))
-    feedback = {session_id: int(count)
-                for session_id, count in await _FEEDBACK_COUNTS.rows(db, ids=ids)}
+    return tags
+
+
+def _segment_view(seg: Any) -> SegmentResponse:
+    return SegmentResponse(
+        id=seg.id, piece_id=seg.piece_id, label=seg.label, start_bar=seg.start_bar,
+        end_bar=seg.end_bar, click_count=seg.click_count, duration_s=seg.duration_s,
+        tempo_bpm=seg.tempo_bpm, accuracy_pct=seg.accuracy_pct,
+    )
+
+
+async def fresh_session_view(
+    db: AsyncSession, row: SessionViewRow, *, tags: Mapping[uuid.UUID, Tag],
+    segments: Sequence[Mapping[str, Any]],
+) -> SessionResponse:
+    """What :func:`session_views` gives for a session this transaction just inserted,
+    built from what it inserted: ``tags`` its tags (by id, as loaded by
+    :func:`check_references`), ``segments`` its segment rows (:func:`replace_children`).
+    No one else can have given it feedback yet. Two tags or more are read back, so that the
+    database's collation orders them as for every other view."""
+    if len(tags) > 1:
+        tag_refs = await _tag_refs(db, [row.id])
+    else:
+        tag_refs = {row.id: [TagRef(id=tag.id, name=tag.name, kind=cast(TagKind, tag.kind))
+                             for tag in tags.values()]}
+    views = [_segment_view(SimpleNamespace(**seg))
+             for seg in sorted(segments, key=lambda seg: cast(uuid.UUID, seg["id"]))]
+    return _views([row], tag_refs, {row.id: views}, {})[0]
+
+
+def _views(
+    rows: Sequence[SessionViewRow], tags: Mapping[uuid.UUID, list[TagRef]],
+    segments: Mapping[uuid.UUID, list[SegmentResponse]], feedback: Mapping[uuid.UUID, int],
+) -> list[SessionResponse]:
     return [
         SessionResponse(
             id=row.id, student_id=row.student_id, focus=row.focus, started_at=row.started_at,
@@ -184,8 +227,8 @@ async def session_views(
             self_rating=row.self_rating, note=row.note, target_bpm=row.target_bpm,
             accuracy_pct=row.accuracy_pct, mode=cast(Mode, row.mode),
             status=cast(Status, row.status),
-            tag_ids=[tag.id for tag in tags[row.id]], tags=tags[row.id],
-            segments=segments[row.id], feedback_count=feedback.get(row.id, 0),
+            tag_ids=[tag.id for tag in tags.get(row.id, [])], tags=tags.get(row.id, []),
+            segments=segments.get(row.id, []), feedback_count=feedback.get(row.id, 0),
             created_at=row.created_at, updated_at=row.updated_at,
             client_updated_at=row.client_updated_at, deleted_at=row.deleted_at,
             change_seq=row.change_seq,
@@ -366,19 +409,19 @@ async def check_references(
     db: AsyncSession,
     owner_id: uuid.UUID,
     wanted: Iterable[tuple[str, Sequence[uuid.UUID], Sequence[uuid.UUID | None], set[uuid.UUID]]],
-) -> None:
+) -> dict[uuid.UUID, Tag]:
     """Refuse (422, naming the id) tags or pieces the owner may not use.
 
     ``wanted`` holds, per session being written, ``(where, tag_ids, piece_ids, attached)``:
     a tag or piece is usable when it is global or the owner's and active — or already on
     that session (a tag deleted since keeps its place). Segment pieces must be pieces.
-    One query for all of them.
+    One query for all of them; returns the tags and pieces named, by id.
     """
     items = list(wanted)
     all_ids = {i for _w, tags, pieces, _a in items for i in (*tags, *pieces) if i is not None}
-    if not all_ids:
-        return
     found: dict[uuid.UUID, Tag] = {}
+    if not all_ids:
+        return found
     ordered = sorted(all_ids)
     for start in range(0, len(ordered), _IN_CHUNK):  # stay under the drivers' bind limits
         chunk = ordered[start:start + _IN_CHUNK]
@@ -410,6 +453,7 @@ async def check_references(
                     "is not yours to use",
                     code="unknown_piece",
                 )
+    return found
 
 
 async def replace_children(
@@ -418,11 +462,12 @@ async def replace_children(
     tags: Mapping[uuid.UUID, Sequence[uuid.UUID]],
     segments: Mapping[uuid.UUID, Sequence[SegmentRequest]],
     fresh: set[uuid.UUID] | None = None,
-) -> None:
+) -> list[dict[str, Any]]:
     """Replace the tags (of the sessions in ``tags``) and the segments (of those in
     ``segments``) of several sessions at once: at most 2 deletes and 2 bulk inserts.
 
-    ``fresh`` names sessions just created (nothing to delete for them).
+    ``fresh`` names sessions just created (nothing to delete for them). Returns the segment
+    rows inserted (every column of ``practice_segments``).
     """
     fresh = fresh or set()
     old_tags = [sid for sid in tags if sid not in fresh]
@@ -444,6 +489,7 @@ async def replace_children(
         await db.execute(insert(SessionTag), tag_rows)
     if seg_rows:
         await db.execute(insert(PracticeSegment), seg_rows)
+    return seg_rows
 
 
 def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
@@ -459,32 +505,50 @@ async def create_session(
     session_id = request.id
     try:
         async with db.begin():
-            seq = await next_change_seq(db, user.id)
+            seq, facts_seq = await next_change_version(db, user.id)
             if session_id is not None and await db.get(PracticeSession, session_id) is not None:
                 raise ConflictError(f"practice session {session_id} already exists")
-            await check_references(db, user.id, [
+            tags = await check_references(db, user.id, [
                 ("", request.tag_ids, [s.piece_id for s in request.segments], set())
             ])
             now = utcnow()
             row = PracticeSession(
+                id=new_id() if session_id is None else session_id,
                 student_id=user.id, status="active", client_updated_at=now, change_seq=seq,
                 created_at=now, updated_at=now,
             )
-            if session_id is not None:
-                row.id = session_id
             _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS)))
             db.add(row)
             await db.flush()
-            await replace_children(db, tags={row.id: request.tag_ids},
-                                   segments={row.id: request.segments}, fresh={row.id})
-            await sessions_written(db, [row], fresh={row.id})
-            view = (await session_views(db, [row]))[0]  # in the transaction: no second one
+            segments = await replace_children(db, tags={row.id: request.tag_ids},
+                                              segments={row.id: request.segments},
+                                              fresh={row.id})
+            # an id the server just made cannot have stream summaries waiting for it
+            pending = await sessions_written(
+                db, [row], fresh={row.id}, new_ids={row.id} if session_id is None else set()
+            )
+            view = await fresh_session_view(  # in the transaction: no second one
+                db, row, tags={tag_id: tags[tag_id] for tag_id in request.tag_ids},
+                segments=segments,
+            )
     except IntegrityError:
         raise ConflictError(
             f"practice session {session_id} already exists, or a tag it names was just "
             "deleted; retry"
         ) from None
+    if not pending:
+        sessions_added(db, user.id, before=(seq - 1, facts_seq), after=(seq, facts_seq),
+                       sessions=[(row, pieces_of(tags, request.tag_ids, request.segments))])
     return view
+
+
+def pieces_of(tags: Mapping[uuid.UUID, Tag], tag_ids: Iterable[uuid.UUID],
+              segments: Iterable[SegmentRequest]) -> set[uuid.UUID]:
+    """The pieces a session written with ``tag_ids`` and ``segments`` practised (its tags
+    of kind piece and its segments' pieces; ``tags`` as :func:`check_references` gives)."""
+    pieces = {tag_id for tag_id in tag_ids if tags[tag_id].kind == "piece"}
+    pieces.update(seg.piece_id for seg in segments if seg.piece_id is not None)
+    return pieces
 
 
 async def _own_live_session(

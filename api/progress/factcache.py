@@ -11,13 +11,23 @@ metrics of a stream or recording bump ``facts_seq``
 entry is used only when its version equals the one just read, so a reader never gets facts
 older than the version it saw; facts loaded after a concurrent write are newer than their
 key and are simply reloaded by the next reader, who sees the new version.
+
+A write that only adds sessions (a session created by hand, a sync batch of new ones) may
+instead :meth:`FactsCache.extend` the entry of the version just before it, after its commit:
+the facts it computed for its new sessions are added to that entry under the version it
+committed. This is exact because writes of one student are serialised by the lock on their
+row, so the version before the write and the write's own give the whole change; an entry
+that already holds one of the new sessions (read after the commit, stored under the older
+version) is left alone.
 """
 
 from __future__ import annotations
 
 import uuid
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from api.progress.rules import SessionFacts
 
@@ -72,3 +82,34 @@ class FactsCache:
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
         return frozen
+
+    def extend(self, student_id: uuid.UUID, *, base: FactsVersion, version: FactsVersion,
+               added: Callable[[bool], Sequence[SessionFacts]]) -> int:
+        """Store the entries held under ``base`` again under ``version`` with the facts
+        ``added(pieces)`` inserted in start order (after any with the same start).
+
+        Call it only after committing a write that moved the student's data from ``base``
+        to ``version`` by adding exactly these sessions (see the module docstring). An entry
+        under another version, or already holding one of the added sessions, is left as
+        it is. Returns how many entries were extended (0, 1 or 2).
+        """
+        extended = 0
+        for pieces in (False, True):
+            key = (student_id, pieces)
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != base:
+                continue
+            new = sorted(added(pieces), key=_started_at)
+            new_ids = {f.session_id for f in new}
+            facts = list(entry[1])
+            if any(f.session_id in new_ids for f in facts):
+                continue
+            for fact in new:
+                facts.insert(bisect_right(facts, fact.started_at, key=_started_at), fact)
+            self._entries[key] = (version, tuple(facts))
+            extended += 1
+        return extended
+
+
+def _started_at(facts: SessionFacts) -> datetime:
+    return facts.started_at

@@ -9,9 +9,10 @@ import math
 import uuid
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from sqlalchemy import bindparam, case, func, select
@@ -21,6 +22,7 @@ from api.accounts.models import User
 from api.fastsql import Query
 from api.gamification.rules import best_source
 from api.metrics.models import PracticeMetric
+from api.metrics.summary import MetricValue
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.practice.rules import duration_s
 from api.progress.factcache import FACTS_CACHE_KEY, FactsVersion
@@ -32,6 +34,7 @@ __all__ = [
     "SessionRow",
     "facts_for_rows",
     "facts_version",
+    "fresh_facts",
     "load_facts",
     "load_timing_cells",
 ]
@@ -135,21 +138,26 @@ async def _numbers(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[
     out: dict[uuid.UUID, dict[str, _Numbers]] = defaultdict(dict)
     for chunk in _chunks(ids):
         for take in await _TAKES.rows(db, ids=chunk):
-            numbers = out[take.session_id].setdefault(take.source, _Numbers(weighted={}))
-            minutes = max(0.0, take.minutes or 0.0)
-            numbers.minutes += minutes
-            if take.points is not None:
-                numbers.points = (numbers.points or 0.0) + take.points
-            if take.target_bpm is not None:
-                numbers.target_bpm = take.target_bpm
-            weight = minutes if minutes > 0 else 1e-9
-            assert numbers.weighted is not None
-            for metric in _WEIGHTED:
-                value = getattr(take, metric)
-                if value is not None and math.isfinite(value):
-                    total, weights = numbers.weighted.get(metric, (0.0, 0.0))
-                    numbers.weighted[metric] = (total + weight * value, weights + weight)
+            _add_take(out[take.session_id], take.source, take)
     return out
+
+
+def _add_take(numbers_by_source: dict[str, _Numbers], source: str, take: Any) -> None:
+    """Add one take (its plain metrics as attributes, None when absent) to its source."""
+    numbers = numbers_by_source.setdefault(source, _Numbers(weighted={}))
+    minutes = max(0.0, take.minutes or 0.0)
+    numbers.minutes += minutes
+    if take.points is not None:
+        numbers.points = (numbers.points or 0.0) + take.points
+    if take.target_bpm is not None:
+        numbers.target_bpm = take.target_bpm
+    weight = minutes if minutes > 0 else 1e-9
+    assert numbers.weighted is not None
+    for metric in _WEIGHTED:
+        value = getattr(take, metric)
+        if value is not None and math.isfinite(value):
+            total, weights = numbers.weighted.get(metric, (0.0, 0.0))
+            numbers.weighted[metric] = (total + weight * value, weights + weight)
 
 
 async def _pieces(db: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
@@ -250,6 +258,44 @@ async def facts_for_rows(db: AsyncSession, rows: Sequence[SessionRow], *,
     numbers = await _numbers(db, ids)
     played = await _pieces(db, ids) if pieces else {}
     return [_facts(row, numbers.get(row.id, {}), played.get(row.id, set())) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A session's columns as the database gives them back (UTC times, float numbers)."""
+
+    id: uuid.UUID
+    student_id: uuid.UUID
+    started_at: datetime
+    ended_at: datetime | None
+    accuracy_pct: float | None
+    target_bpm: float | None
+    mode: str
+
+
+def fresh_facts(row: SessionRow, manual: Sequence[MetricValue],
+                piece_ids: Collection[uuid.UUID] = ()) -> SessionFacts:
+    """The facts :func:`load_facts` would read for a session just inserted with only its
+    ``manual`` metrics (and no other source): computed from the values written instead of
+    read back. ``piece_ids`` are its pieces (tags of kind piece, segments' pieces)."""
+    take: dict[str, float | None] = dict.fromkeys(PLAIN_METRICS)
+    for value in manual:
+        if value.metric in take:  # one row per metric: the take's max() is the value
+            take[value.metric] = float(value.value)
+    numbers: dict[str, _Numbers] = {}
+    if any(metric in PLAIN_METRICS for metric in (v.metric for v in manual)):
+        _add_take(numbers, "manual", SimpleNamespace(**take))
+
+    def utc(at: datetime | None) -> datetime | None:
+        return None if at is None else at.astimezone(UTC)
+
+    stored = _Row(
+        id=row.id, student_id=row.student_id, started_at=row.started_at.astimezone(UTC),
+        ended_at=utc(row.ended_at),
+        accuracy_pct=None if row.accuracy_pct is None else float(row.accuracy_pct),
+        target_bpm=None if row.target_bpm is None else float(row.target_bpm), mode=row.mode,
+    )
+    return _facts(stored, numbers, set(piece_ids))
 
 
 async def load_timing_cells(db: AsyncSession, session_ids: Sequence[uuid.UUID]) -> list[

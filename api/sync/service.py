@@ -1,7 +1,7 @@
 """Offline sync: apply a batch of a device's sessions once, and pull what changed since.
 
 A batch runs in ONE transaction that begins by locking the user's row
-(:func:`~api.practice.changes.next_change_seq`), so batches of one user queue behind each
+(:func:`~api.practice.changes.next_change_version`), so batches of one user queue behind each
 other; inside the lock it looks up the ``Idempotency-Key``: a key already used answers with
 the stored response (same body) or 422 ``idempotency_key_reused`` (another body), and
 changes nothing. Otherwise every item is decided (:func:`api.practice.rules.decide_sync`),
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,8 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.db import utcnow
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError, UnavailableError, UnprocessableError
-from api.metrics.hooks import sessions_written
-from api.practice.changes import advance_change_seq, next_change_seq
+from api.fastsql import Query
+from api.metrics.hooks import sessions_added, sessions_written
+from api.practice.changes import advance_change_seq, next_change_version
 from api.practice.models import PracticeSession
 from api.practice.rules import ServerVersion, SessionContent, decide_sync
 from api.practice.schemas import SegmentRequest
@@ -44,6 +45,7 @@ from api.practice.service import (
     SCALAR_FIELDS,
     check_references,
     content_of_fields,
+    pieces_of,
     replace_children,
     session_contents,
     session_views,
@@ -133,7 +135,16 @@ def _replay(stored: _Stored, digest: str) -> BatchOutcome:
     return BatchOutcome(stored.status_code, stored.response, replayed=True)
 
 
+# every batch looks its key up: a prebuilt read of whether it was used (api.fastsql)
+_KEY_USED = Query(lambda member: (
+    select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == bindparam("user_id"),
+                                       IdempotencyRecord.key == bindparam("key"))
+))
+
+
 async def _stored(db: AsyncSession, user_id: uuid.UUID, key: str) -> _Stored | None:
+    if not await _KEY_USED.rows(db, user_id=user_id, key=key):
+        return None
     row = (
         await db.execute(
             select(IdempotencyRecord.key, IdempotencyRecord.request_hash,
@@ -184,15 +195,16 @@ async def _apply_batch_in(
     digest = request_hash(body)
     try:
         async with db.begin():
-            base_seq = await next_change_seq(db, user.id)
+            base_seq, facts_seq = await next_change_version(db, user.id)
             existing = await _stored(db, user.id, key)
             if existing is not None:
                 raise _ReplayError(existing)
-            response = await _apply(db, user, body, base_seq)
+            response, added = await _apply(db, user, body, base_seq)
             payload = response.model_dump(mode="json")
-            db.add(IdempotencyRecord(user_id=user.id, key=key, request_hash=digest,
-                                     status_code=200, response=payload))
-            await db.flush()
+            await db.execute(insert(IdempotencyRecord), [{
+                "user_id": user.id, "key": key, "request_hash": digest, "status_code": 200,
+                "response": payload,
+            }])
     except _ReplayError as replay:
         return _replay(replay.stored, digest)
     except IntegrityError:
@@ -205,12 +217,18 @@ async def _apply_batch_in(
                 code="idempotency_in_progress",
             ) from None
         return _replay(winner, digest)
+    if added is not None:
+        sessions_added(db, user.id, before=(base_seq - 1, facts_seq),
+                       after=(int(response.cursor), facts_seq), sessions=added)
     return BatchOutcome(200, payload, replayed=False)
 
 
 async def _apply(
     db: AsyncSession, user: Principal, body: SyncBatchRequest, base_seq: int
-) -> SyncBatchResponse:
+) -> tuple[SyncBatchResponse, list[tuple[PracticeSession, set[uuid.UUID]]] | None]:
+    """The batch's response, and when it only inserted sessions (no update, no stream
+    summary applied) those sessions with their pieces, for the facts cache
+    (:func:`api.metrics.hooks.sessions_added`)."""
     now = utcnow()
     for index, item in enumerate(body.sessions):
         if item.updated_at > now + MAX_CLOCK_AHEAD:
@@ -236,7 +254,7 @@ async def _apply(
             return set()
         return set(content.tag_ids) | {s.piece_id for s in content.segments if s.piece_id}
 
-    await check_references(db, user.id, [
+    found_tags = await check_references(db, user.id, [
         (f"sessions.{index}.", item.tag_ids, [s.piece_id for s in item.segments],
          attached(item.id))
         for index, item in enumerate(body.sessions)
@@ -301,15 +319,20 @@ async def _apply(
     await db.flush()
     await replace_children(db, tags=tags, segments=segments, fresh=fresh)
     written = {r.id for r in results if r.status in ("created", "updated", "deleted")}
-    await sessions_written(db, [rows[i] for i in written], fresh=fresh)
+    pending = await sessions_written(db, [rows[i] for i in written], fresh=fresh)
     last_seq = max(base_seq, seq - 1)
-    await advance_change_seq(db, user.id, last_seq)
+    if last_seq > base_seq:  # else the counter is there already
+        await advance_change_seq(db, user.id, last_seq)
     if conflicts:
         conflict_rows = [rows[results[i].id] for i in conflicts]
         views = {view.id: view for view in await session_views(db, conflict_rows)}
         for i in conflicts:
             results[i].server = views[results[i].id]
-    return SyncBatchResponse(results=results, cursor=str(last_seq))
+    added = None
+    if written <= fresh and not pending:
+        added = [(rows[i], pieces_of(found_tags, tags.get(i, []), segments.get(i, [])))
+                 for i in written]
+    return SyncBatchResponse(results=results, cursor=str(last_seq)), added
 
 
 def _iso(row: PracticeSession | None) -> str:
