@@ -518,8 +518,10 @@ async def create_session(
                 created_at=now, updated_at=now,
             )
             _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS)))
-            db.add(row)
-            await db.flush()
+            # a Core insert of every column: the row stays out of the unit of work
+            await db.execute(insert(PracticeSession), [
+                {column.key: getattr(row, column.key) for column in _SESSION_COLUMNS}
+            ])
             segments = await replace_children(db, tags={row.id: request.tag_ids},
                                               segments={row.id: request.segments},
                                               fresh={row.id})

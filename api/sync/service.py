@@ -223,6 +223,11 @@ async def _apply_batch_in(
     return BatchOutcome(200, payload, replayed=False)
 
 
+_ANY_EXISTS = Query(lambda member: (
+    select(PracticeSession.id).where(member(PracticeSession.id, "ids")).limit(1)
+))
+
+
 async def _apply(
     db: AsyncSession, user: Principal, body: SyncBatchRequest, base_seq: int
 ) -> tuple[SyncBatchResponse, list[tuple[PracticeSession, set[uuid.UUID]]] | None]:
@@ -238,7 +243,7 @@ async def _apply(
             )
     ids = list(dict.fromkeys(item.id for item in body.sessions))
     rows: dict[uuid.UUID, PracticeSession] = {}
-    if ids:
+    if ids and await _ANY_EXISTS.rows(db, ids=ids):  # a batch of new sessions loads nothing
         rows = {
             row.id: row
             for row in (
