@@ -522,21 +522,25 @@ class StreamAnalyzer:
         upto = self._n_frames if final else self._n_frames - hold
         if upto <= self._n_held:
             return
-        lag = o.lag_frames
-        # rows n_held - lag .. upto + hold of the spectra are needed
+        self._held.append(self._held_strength(self._n_held, upto, hold))
+        self._n_held = upto
+
+    def _held_strength(self, lo: int, upto: int, hold: int) -> NDArray[np.float64]:
+        """Held strength (:func:`~audio_engine.dsp.onsets.sustained_strength` with ``hold``
+        frames) of frames ``lo .. upto-1``, from the spectra of frames ``lo - lag`` to
+        ``upto + hold`` (those that exist)."""
+        lag = self.params.onset.lag_frames
         s0 = self._spec_start
-        lo = self._n_held
         S = self._spec[lo - s0 : min(self._n_frames, upto + hold) - s0]
         held_S = _hold_min_kernel(np.ascontiguousarray(S), hold)[: upto - lo]
         ref_rows = self._ref_rows(lo - lag, upto - lag)
-        held = _superflux_kernel(
+        held: NDArray[np.float64] = _superflux_kernel(
             np.ascontiguousarray(held_S),
             np.ascontiguousarray(ref_rows[lag:]) if ref_rows.shape[0] > lag else ref_rows[:0],
             lag,
             np.ascontiguousarray(ref_rows[:lag]),
         )
-        self._held.append(held)
-        self._n_held = upto
+        return held
 
     def _ref_rows(self, a: int, b: int) -> NDArray[np.float32]:
         """Max-filtered spectra of frames ``a .. b+lag-1`` (zeros before frame 0)."""
@@ -722,21 +726,9 @@ class StreamAnalyzer:
                 self._deviations.append(dev)
 
     def _report_held(self, frame: int, hold: int) -> float:
-        """The larger held strength (:func:`~audio_engine.dsp.onsets.sustained_strength`
-        with ``hold`` frames) of ``frame`` and the frame before it."""
-        lag = self.params.onset.lag_frames
-        s0, last = self._spec_start, self._n_frames - 1
-        first = max(0, frame - 1)
-        S = self._spec[first - s0 : min(frame + hold, last) + 1 - s0]
-        held_S = _hold_min_kernel(np.ascontiguousarray(S), hold)[: frame - first + 1]
-        ref_rows = self._ref_rows(first - lag, frame + 1 - lag)
-        held = _superflux_kernel(
-            np.ascontiguousarray(held_S),
-            np.ascontiguousarray(ref_rows[lag:]),
-            lag,
-            np.ascontiguousarray(ref_rows[:lag]),
-        )
-        return float(held.max())
+        """The larger held strength (:meth:`_held_strength`) of ``frame`` and the frame
+        before it."""
+        return float(self._held_strength(max(0, frame - 1), frame + 1, hold).max())
 
     # ------------------------------------------------------------------ metronome
 
@@ -1115,11 +1107,8 @@ class StreamAnalyzer:
             full_scale = 32768.0 if x.dtype == np.int16 else 2147483648.0
             a = np.abs(x.astype(np.int64))
             level: float = math.ceil(CLIP_LEVEL * full_scale)
-        elif x.dtype == np.uint8:
+        elif x.dtype == np.uint8:  # (to_mono_float32 has refused other integer types)
             a = np.abs(x.astype(np.float64) - 128.0) / 128.0
-            level = CLIP_LEVEL
-        elif np.issubdtype(x.dtype, np.integer):
-            a = np.abs(x.astype(np.float64)) / 2147483648.0
             level = CLIP_LEVEL
         else:
             a = np.abs(np.asarray(x, dtype=np.float64))

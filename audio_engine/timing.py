@@ -72,7 +72,9 @@ _STEP_WEIGHTS: Final = np.concatenate(([0.0, 0.7], 0.3 * 0.5 ** np.arange(1.0, 6
 _P_SPLIT: Final = 0.15  # share of intervals that are a tatum split by a spurious onset
 _P_BACKGROUND: Final = 0.05  # share of intervals that fit nothing (uniform up to 4 beats)
 _REL_SPREAD: Final = 0.04  # tempo wander within a take, relative to the interval
-_SIGMA_GRID_S: Final = (0.003, 0.006, 0.01, 0.015, 0.02, 0.027, 0.035, 0.045, 0.055, 0.07, 0.09)
+_SIGMA_GRID_S: Final = np.array(
+    [0.003, 0.006, 0.01, 0.015, 0.02, 0.027, 0.035, 0.045, 0.055, 0.07, 0.09]
+)
 _SIGMA_MAX_FRACTION: Final = 0.5  # interval jitter is at most half the tatum
 _EXP_CUTOFF: Final = 40.0  # exp(-40) = 4e-18: a Gaussian term this far out is left out
 
@@ -216,7 +218,7 @@ def _tatum_log_likelihood(
         np.ascontiguousarray(tatums_s, dtype=np.float64),
         float(horizon_s),
         _STEP_WEIGHTS,
-        np.asarray(_SIGMA_GRID_S, dtype=np.float64),
+        _SIGMA_GRID_S,
         _P_SPLIT,
         _P_BACKGROUND,
         _REL_SPREAD,
