@@ -20,7 +20,11 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   beats wait for ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end
   the weak trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
-  recent grid lines (``RECENT_CLICKS``) instead of the whole take;
+  recent grid lines (``RECENT_CLICKS``) instead of the whole take: live by their flux alone
+  (an onset event says ``is_metronome``), for the report as offline, also by what they
+  leave 50 ms later (a note played with the click is still sounding); the notes on grid
+  lines heard before a signature could be learnt (the first eight lines) are judged again
+  once there is one, so the report does not count the first clicks as notes;
 - the state is bounded: ring buffers of samples, frames and onset strength; only the notes
   and beats (the summary's content) grow with the stream, a few bytes each.
 """
@@ -42,7 +46,13 @@ from numpy.typing import NDArray
 from audio_engine.analysis import check_target
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
 from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
-from audio_engine.dsp.metronome import CLICK_WINDOW_FRAMES, classify_clicks, click_signature
+from audio_engine.dsp.metronome import (
+    CLICK_WINDOW_FRAMES,
+    classify_clicks,
+    click_signature,
+    remain_frames,
+    remain_limit,
+)
 from audio_engine.dsp.onsets import (
     _hold_min_kernel,
     _max_filter_bands_kernel,
@@ -189,6 +199,41 @@ class _Window:
     start: int  # the window's first frame
 
 
+@dataclass(frozen=True, slots=True)
+class _Judge:
+    """The metronome signature an onset on a grid line was judged by, and the grid lines
+    it was learnt from (whose leftovers set the limit of a click's)."""
+
+    signature: NDArray[np.float32]
+    lines: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class _Heard:
+    """A live onset waiting for the report's judgement (the hold gate; on a grid line, the
+    metronome's)."""
+
+    frame: int  # its onset-strength peak
+    strength: float
+    time_s: float
+    deviation_ms: float | None
+    at: int = -1  # the frame of its flux vector when it lies on a grid line, else -1
+    live_click: bool = False  # reported live as a metronome click
+    judge: _Judge | None = None  # None on a grid line: no signature could be learnt yet
+    vector: NDArray[np.float32] | None = None  # kept while it is unjudged
+
+
+@dataclass(slots=True)
+class _Unjudged:
+    """A report note on a grid line heard before a metronome signature existed."""
+
+    frame: int
+    time_s: float
+    vector: NDArray[np.float32]
+    remain: float
+    followed: bool
+
+
 @dataclass(slots=True)
 class _Levels:
     """Per-frame signal levels for the input warnings."""
@@ -254,6 +299,7 @@ class StreamAnalyzer:
         self._click_period_frames = (
             None if config.target_bpm is None else 60.0 / config.target_bpm * fps
         )
+        self._remain_ahead = remain_frames(fps)
         self.reset()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -302,9 +348,9 @@ class StreamAnalyzer:
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
         self._notes: list[float] = []  # the notes reported live
-        # (peak frame, strength, time s, deviation ms) of the live notes not yet judged by
-        # the report's hold gate, and the start times of those that passed it
-        self._pending: deque[tuple[int, float, float, float | None]] = deque()
+        # the live onsets not yet judged for the report (its hold gate, the metronome), and
+        # the start times of the notes that passed
+        self._pending: deque[_Heard] = deque()
         self._report_notes: list[float] = []
         # (peak frame, start time s) of the recent notes, for placing beats on note starts
         self._note_peaks: deque[tuple[int, float]] = deque(maxlen=RECENT_NOTES)
@@ -331,7 +377,12 @@ class StreamAnalyzer:
         self._bleed_warned = False
         self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
         self._signature_key: tuple[int, int, int, int] | None = None
-        self._signature: NDArray[np.float32] | None = None
+        self._judge: _Judge | None = None
+        # what each grid line's click leaves behind (frame of the line: share), and the lines
+        # (frame, frame of their flux vector) not measured yet
+        self._line_remains: dict[int, float] = {}
+        self._unmeasured: deque[tuple[int, int]] = deque()
+        self._unjudged: deque[_Unjudged] = deque()
         # input checks
         self._clip_block_count = 0
         self._clip_block_start = 0
@@ -686,44 +737,137 @@ class StreamAnalyzer:
         cfg = self.config
         if cfg.target_bpm is None:
             self._keep_note(frame, time_s)
-            self._pending.append((frame, strength, time_s, None))
+            self._pending.append(_Heard(frame, strength, time_s, None))
             return OnsetEvent(time_s=time_s, strength=strength)
-        vector = self._flux_at(frame, 1, ahead)
-        if self._is_click(frame, vector, events):
-            self._clicks_removed += 1
-            return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
-        self._keep_note(frame, time_s)
-        if cfg.subdivision is None and len(self._notes) >= 8 and len(self._notes) % 8 == 0:
-            recent = np.asarray(self._notes[-RECENT_NOTES:])
-            self._subdivision = infer_subdivision(recent, target_bpm=cfg.target_bpm)
-        sub = self._subdivision or 1
+        # judged at the note's start, as offline (a slow attack peaks well after the click)
+        start = min(round((time_s - self.params.onset.offset_s) * self._geom.fps), frame)
+        at, vector = self._flux_at(max(start, 0), 1, ahead, ahead_frame=frame + 1)
+        on_grid, judge = self._click_judge(max(start, 0), vector, events)
+        live_click = judge is not None and bool(
+            classify_clicks(vector[None, :], judge.signature)[0]
+        )
+        if not live_click:
+            self._keep_note(frame, time_s)
+            if cfg.subdivision is None and len(self._notes) >= 8 and len(self._notes) % 8 == 0:
+                recent = np.asarray(self._notes[-RECENT_NOTES:])
+                self._subdivision = infer_subdivision(recent, target_bpm=cfg.target_bpm)
         dev = float(
             grid_deviations_ms(
                 np.array([time_s]),
                 target_bpm=cfg.target_bpm,
                 grid_start_s=cfg.grid_start_s,
-                subdivision=sub,
+                subdivision=self._subdivision or 1,
                 latency_ms=cfg.latency_ms,
             )[0]
         )
-        self._pending.append((frame, strength, time_s, dev))
+        self._pending.append(
+            _Heard(
+                frame,
+                strength,
+                time_s,
+                dev,
+                at=at if on_grid else -1,
+                live_click=live_click,
+                judge=judge,
+                vector=vector if on_grid and judge is None else None,
+            )
+        )
+        if live_click:
+            return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
         return OnsetEvent(time_s=time_s, strength=strength, deviation_ms=dev)
 
     def _confirm(self, upto: int, *, final: bool) -> None:
-        """Judge the pending live notes whose hold of ``report_hold_frames`` frames ends
+        """Judge the pending live onsets whose hold of ``report_hold_frames`` frames ends
         before frame ``upto`` (every one when ``final``) with the offline hold gate
-        (:func:`~audio_engine.dsp.peaks.held_peaks`): those that pass are the notes of the
-        timing report and of the accuracy. A frame bound, not the frames computed so far,
-        so that a chunking never changes a tempo update's accuracy."""
+        (:func:`~audio_engine.dsp.peaks.held_peaks`), and those on a grid line, once what
+        they leave behind can be measured (and the onsets after them are known), as offline
+        metronome removal does: the onsets that pass are the notes of the timing report and
+        of the accuracy. A frame bound, not the frames computed so far, so that a chunking
+        never changes a tempo update's accuracy."""
         o = self.params.onset
         hold = o.report_hold_frames
-        while self._pending and (final or self._pending[0][0] + hold < upto):
-            frame, strength, time_s, dev = self._pending.popleft()
-            if o.hold_ratio > 0 and self._report_held(frame, hold) < o.hold_ratio * strength:
+        wait = self._remain_ahead + self._look + 1
+        while self._pending:
+            heard = self._pending[0]
+            if not final and (heard.frame + hold >= upto or heard.at + wait >= upto):
+                break
+            self._pending.popleft()
+            if heard.judge is not None:
+                self._rejudge(heard.judge)
+            if o.hold_ratio > 0 and self._report_held(heard.frame, hold) < (
+                o.hold_ratio * heard.strength
+            ):
+                self._clicks_removed += heard.live_click  # reported live as one
                 continue
-            self._report_notes.append(time_s)
-            if dev is not None:
-                self._deviations.append(dev)
+            if heard.at >= 0 and not self._judged_a_note(heard):
+                continue
+            self._report_notes.append(heard.time_s)
+            if heard.deviation_ms is not None:
+                self._deviations.append(heard.deviation_ms)
+
+    def _judged_a_note(self, heard: _Heard) -> bool:
+        """Whether an onset on a grid line is a note for the report: not a click by its flux
+        (:func:`~audio_engine.dsp.metronome.classify_clicks`), or a note played with the
+        click, which leaves more behind than a click alone unless the next onset comes
+        first (:func:`~audio_engine.dsp.metronome.metronome_clicks`). Without a signature
+        yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
+        if heard.judge is not None and not heard.live_click:
+            return True
+        remain = self._remain_at(heard.at)
+        followed = bool(self._pending) and (
+            self._pending[0].frame - heard.frame <= self._remain_ahead
+        )
+        if heard.judge is None:
+            assert heard.vector is not None
+            self._unjudged.append(
+                _Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)
+            )
+            return True
+        if remain > self._remain_limit(heard.judge) and not followed:
+            return True  # a note played with the click
+        self._clicks_removed += 1
+        return False
+
+    def _rejudge(self, judge: _Judge) -> None:
+        """Judge the report's notes heard on grid lines before there was a signature (the
+        first grid lines of a stream) by the first signature learnt after them; drop those
+        that were clicks."""
+        if not self._unjudged:
+            return
+        limit = self._remain_limit(judge)
+        vectors = np.stack([u.vector for u in self._unjudged])
+        clicks = classify_clicks(vectors, judge.signature)
+        for u, is_click in zip(self._unjudged, clicks, strict=True):
+            if is_click and not u.followed and u.remain <= limit:
+                self._drop_report_note(u.time_s)
+                self._clicks_removed += 1
+        self._unjudged.clear()
+
+    def _drop_report_note(self, time_s: float) -> None:
+        """Remove a note (and its deviation) from the report (searched from the latest)."""
+        for k in range(len(self._report_notes) - 1, -1, -1):
+            if self._report_notes[k] == time_s:
+                del self._report_notes[k]
+                del self._deviations[k]  # with a target every note has a deviation
+                return
+        raise AssertionError(f"no report note at {time_s!r} s")
+
+    def _remain_limit(self, judge: _Judge) -> float:
+        remains = [self._line_remains[c] for c in judge.lines]
+        return remain_limit(np.asarray(remains, dtype=np.float64))
+
+    def _remain_at(self, frame: int) -> float:
+        """:func:`~audio_engine.dsp.metronome.remain_shares` of one frame, from the kept
+        spectra (the frame ``ahead`` after it clipped to the last one, as offline)."""
+        lag = self.params.onset.lag_frames
+        s0 = self._spec_start
+        b = max(frame - lag, 0)
+        before = self._ref_rows(b, b - lag + 1)[0]
+        now = self._spec[frame - s0]
+        later = self._spec[min(frame + self._remain_ahead, self._n_frames - 1) - s0]
+        flux = float(np.maximum(now - before, np.float32(0.0)).sum())
+        left = float(np.maximum(later - before, np.float32(0.0)).sum())
+        return left / max(flux, 1e-12) if flux > 0 else 0.0
 
     def _report_held(self, frame: int, hold: int) -> float:
         """The larger held strength (:meth:`_held_strength`) of ``frame`` and the frame
@@ -733,21 +877,31 @@ class StreamAnalyzer:
     # ------------------------------------------------------------------ metronome
 
     def _flux_at(
-        self, frame: int, w: int, ahead: NDArray[np.float32] | None = None
-    ) -> NDArray[np.float32]:
-        """Per-band flux at the frame within ``±w`` of ``frame`` with the largest total;
-        with a probe's flux ``ahead``, that stands for the frames after ``frame``."""
+        self,
+        frame: int,
+        w: int,
+        ahead: NDArray[np.float32] | None = None,
+        *,
+        ahead_frame: int = -1,
+    ) -> tuple[int, NDArray[np.float32]]:
+        """The frame within ``±w`` of ``frame`` with the largest total flux, and its
+        per-band flux; with a probe's flux ``ahead``, that stands for frame ``ahead_frame``
+        (not computed yet) and those after it."""
         best: NDArray[np.float32] | None = None
-        total = -1.0
+        best_frame, total = frame, -1.0
         rows: Iterable[tuple[int, NDArray[np.float32]]] = self._flux
         if ahead is not None:
-            rows = chain(((f, r) for f, r in self._flux if f <= frame), [(frame + 1, ahead)])
+            rows = chain(
+                ((f, r) for f, r in self._flux if f < ahead_frame), [(ahead_frame, ahead)]
+            )
         for f, row in rows:
             if abs(f - frame) <= w:
                 t = float(row.sum())
                 if t > total:
-                    best, total = row, t
-        return best if best is not None else np.zeros(self._spec.shape[1], dtype=np.float32)
+                    best, best_frame, total = row, f, t
+        if best is None:
+            return frame, np.zeros(self._spec.shape[1], dtype=np.float32)
+        return best_frame, best
 
     def _click_frame(self, k: int) -> int:
         assert self._click_period_frames is not None
@@ -758,29 +912,38 @@ class StreamAnalyzer:
         return round((first + k * period_s) * fps)
 
     def _metronome_positions(self, final: bool) -> None:
-        """Remember the flux at each grid line once the frames around it exist."""
+        """Remember the flux at each grid line once the frames around it exist, and what
+        its click leaves behind once the frames after it exist."""
         if self._click_period_frames is None:
             return
         while True:
             c = self._click_frame(self._next_click)
-            if c + CLICK_WINDOW_FRAMES >= self._n_frames and not final:
-                return
-            if c >= self._n_frames:
-                return
-            self._clicks.append((c, self._flux_at(c, CLICK_WINDOW_FRAMES)))
+            if (c + CLICK_WINDOW_FRAMES >= self._n_frames and not final) or c >= self._n_frames:
+                break
+            at, vector = self._flux_at(c, CLICK_WINDOW_FRAMES)
+            self._clicks.append((c, vector))
+            self._unmeasured.append((c, at))
             self._next_click += 1
+        while self._unmeasured and (
+            final or self._unmeasured[0][1] + self._remain_ahead < self._n_frames
+        ):
+            c, at = self._unmeasured.popleft()
+            self._line_remains[c] = self._remain_at(at)
 
-    def _is_click(
-        self, frame: int, vector: NDArray[np.float32], events: list[_Keyed] | None = None
-    ) -> bool:
+    def _click_judge(
+        self, frame: int, vector: NDArray[np.float32], events: list[_Keyed]
+    ) -> tuple[bool, _Judge | None]:
+        """Whether the onset at ``frame`` lies on a grid line, and the metronome signature
+        (learnt from the grid lines before it) to judge it by: None off the grid, before
+        ``MIN_CLICKS`` lines, or when they carry no metronome."""
         if self._click_period_frames is None:
-            return False
+            return False, None
         k = round((frame - self._click_frame(0)) / self._click_period_frames)
         on_grid = abs(frame - self._click_frame(k)) <= CLICK_WINDOW_FRAMES
         if not on_grid:
             self._offgrid.append(vector)
             self._offgrid_added += 1
-            return False
+            return False, None
         # the grid lines before this onset (by frame, so the chunking does not matter)
         horizon = frame - CLICK_WINDOW_FRAMES - 1
         oldest = horizon - RECENT_CLICKS * self._click_period_frames
@@ -788,18 +951,20 @@ class StreamAnalyzer:
             self._clicks.popleft()
         usable = [(c, v) for c, v in self._clicks if c <= horizon]
         if len(usable) < MIN_CLICKS:
-            return False
+            return True, None
         # the signature changes only with the grid lines and off-grid notes it is learnt from
         key = (usable[0][0], usable[-1][0], len(usable), self._offgrid_added)
         if key != self._signature_key:
             clicks = np.asarray([v for _, v in usable])
             notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-            self._signature = click_signature(clicks, notes, self.params.onset.delta)
+            signature = click_signature(clicks, notes, self.params.onset.delta)
+            self._judge = None if signature is None else _Judge(
+                signature, tuple(c for c, _ in usable)
+            )
             self._signature_key = key
-        signature = self._signature
-        if signature is None:
-            return False
-        if not self._bleed_warned and events is not None:
+        if self._judge is None:
+            return True, None
+        if not self._bleed_warned:
             self._bleed_warned = True
             self._warn(
                 events,
@@ -808,7 +973,7 @@ class StreamAnalyzer:
                 "the metronome is audible in the recording; its clicks are not counted as notes",
                 frame + self._look + 1,
             )
-        return bool(classify_clicks(vector[None, :], signature)[0])
+        return True, self._judge
 
     # ------------------------------------------------------------------ tempo and beats
 
@@ -1078,21 +1243,43 @@ class StreamAnalyzer:
         self._odf.keep_from(max(0, keep_odf))
         self._held.keep_from(max(0, self._n_peaked - 2))
         keep_spec = min(self._n_held, self._n_frames, self._n_peaked) - lag - 2
-        if self._pending:  # the report's hold gate reads them from one before the note on
-            keep_spec = min(keep_spec, self._pending[0][0] - 1 - lag)
+        if self._pending:  # the report's hold gate reads them from one before the note on,
+            # what it leaves from a lag before its flux vector's frame
+            first = self._pending[0]
+            keep_spec = min(keep_spec, first.frame - 1 - lag)
+            if first.at >= 0:
+                keep_spec = min(keep_spec, first.at - lag)
+        if self._click_period_frames is not None:  # what a grid line's click leaves
+            # is read from a lag before its flux vector's frame (up to two before the line)
+            line = self._unmeasured[0][1] if self._unmeasured else (
+                self._click_frame(self._next_click) - CLICK_WINDOW_FRAMES
+            )
+            keep_spec = min(keep_spec, line - lag)
         cut = keep_spec - self._spec_start
         if cut > 0:
             self._spec = self._spec[cut:]
             self._spec_start = keep_spec
-        while self._flux and self._flux[0][0] < self._n_frames - 8:
+        # the flux at a note's start, up to a rise before its peak (and one frame around)
+        keep_flux = min(self._n_frames - 8, self._n_peaked - self._rise - 2)
+        while self._flux and self._flux[0][0] < keep_flux:
             self._flux.popleft()
         if self._click_period_frames is not None:
-            # grid lines no later onset decision can use
-            oldest = (
-                self._n_peaked - CLICK_WINDOW_FRAMES - 2 - RECENT_CLICKS * self._click_period_frames
+            # grid lines no later onset decision can use (an onset is judged at its start,
+            # up to a rise before its peak)
+            reach = CLICK_WINDOW_FRAMES + 2 + self._rise + RECENT_CLICKS * (
+                self._click_period_frames
             )
+            oldest = self._n_peaked - reach
             while self._clicks and self._clicks[0][0] < oldest:
                 self._clicks.popleft()
+            # the leftovers of the lines that the pending onsets were judged by, and the
+            # unjudged notes that a signature learnt from the recent lines may still judge
+            if self._pending:
+                oldest = min(oldest, self._pending[0].frame - reach)
+            while self._line_remains and (line := next(iter(self._line_remains))) < oldest:
+                del self._line_remains[line]  # the lines in the order measured: by frame
+            while self._unjudged and self._unjudged[0].frame < oldest:
+                self._unjudged.popleft()
 
     def _frames_at_input(self, n_in: int) -> int:
         """How many frames exist once ``n_in`` input samples have been fed."""

@@ -32,7 +32,7 @@ SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
 REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
 MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux, a click alone less
-CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what the quiet clicks leave
+CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what a click alone leaves
 
 
 def band_flux(
@@ -83,6 +83,29 @@ def remain_shares(
     return out
 
 
+def remain_frames(fps: float) -> int:
+    """Frames after an onset at which :func:`remain_shares` measures what it left."""
+    return max(1, round(REMAIN_S * fps))
+
+
+def remain_limit(line_remains: NDArray[np.floating]) -> float:
+    """The most an onset on a grid line may leave behind (:func:`remain_shares`) and still
+    be a click alone: ``MIN_REMAIN_SHARE``, or ``CLICK_REMAIN_FACTOR`` times what a click
+    alone leaves where that is more (a reverberant room). What a click alone leaves is the
+    least that any grid line leaves (``line_remains``): even the quietest lines can hold a
+    note still sounding from before them (a legato clarinet), and with the median of the
+    quietest as the click's, notes played with the click were taken for clicks."""
+    least = float(np.min(line_remains)) if line_remains.size else 0.0
+    return max(MIN_REMAIN_SHARE, CLICK_REMAIN_FACTOR * least)
+
+
+def quiet_positions(totals: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """The grid lines whose total flux is among the quietest ``QUIET_SHARE`` of them (where
+    the click sounds alone)."""
+    mask: NDArray[np.bool_] = totals <= _quantile(np.sort(totals), QUIET_SHARE)
+    return mask
+
+
 def _cosine(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float64]:
     na = np.linalg.norm(a, axis=-1)
     nb = np.linalg.norm(b)
@@ -112,7 +135,7 @@ def click_signature(
     # (sorts and _median instead of np.quantile and np.median: the same values, and this
     # runs at every grid line of a live stream, where numpy's generic paths cost most)
     totals = vectors.sum(axis=1)
-    quiet_mask = totals <= _quantile(np.sort(totals), QUIET_SHARE)
+    quiet_mask = quiet_positions(totals)
     quiet = vectors[quiet_mask]
     if quiet.shape[0] < 3:
         return None
@@ -206,13 +229,10 @@ def metronome_clicks(
     if signature is None:
         return none
     is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, signature)
-    # a note played with the click leaves more behind than a click alone (the quiet lines)
-    # does, unless the next onset comes before that is measured
-    ahead = max(1, round(REMAIN_S * fps))
-    totals = grid_vectors.sum(axis=1)
-    quiet = grid_peaks[totals <= np.quantile(totals, QUIET_SHARE)]
-    click_share = float(np.median(remain_shares(S, ref, quiet, lag=lag_frames, ahead=ahead)))
-    limit = max(MIN_REMAIN_SHARE, CLICK_REMAIN_FACTOR * click_share)
+    # a note played with the click leaves more behind than a click alone does, unless the
+    # next onset comes before that is measured
+    ahead = remain_frames(fps)
+    limit = remain_limit(remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead))
     remains = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
     followed = np.append(np.diff(onset_peaks) <= ahead, False)
     is_click &= followed | (remains <= limit)

@@ -607,6 +607,30 @@ def test_the_summary_timing_report_is_the_offline_report() -> None:
     assert summary.to_dict()["timing"] == summary.timing.to_dict()
 
 
+@pytest.mark.parametrize(("sr", "seed"), [(22050, 5), (16000, 7)])
+def test_the_report_judges_the_metronome_as_offline(sr: int, seed: int) -> None:
+    """A quiet metronome with the student on two beats of three (every third click alone).
+    The stream learns the click's signature from the grid lines before an onset, and here
+    can only from the ninth second on (the quietest lines must be clicks alone): the
+    clicks alone before that went to the report as perfectly timed notes (22.05 kHz: 1.5,
+    3, 6 and 7.5 s), and notes played with the click were taken for clicks by their flux
+    alone (16 kHz: 8.0 and 9.5 s). The report now judges the earlier onsets on grid lines
+    again once there is a signature, and keeps an onset that still sounds 50 ms on (as
+    offline): its notes are the student's, each once."""
+    take = metronome_take(sr, 10.0, seed=seed)
+    config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    events, summary = run_stream(
+        take.samples, config, ms_chunk_sizes(take.samples.size, sr, 100.0)
+    )
+    assert any(e.is_metronome for e in of_type(events, OnsetEvent))
+    assert "metronome_bleed" in _codes(events)
+    assert summary.timing is not None
+    report = np.array([time_s for time_s, _ in summary.timing.notes])
+    assert len(mir_eval.util.match_events(take.notes_s, report, 0.03)) == take.notes_s.size
+    assert report.size == take.notes_s.size
+    assert summary.timing.metronome_clicks_removed >= 1
+
+
 def test_release_clicks_are_live_onsets_but_not_notes_of_the_report() -> None:
     """Tones that stop dead click as they end (as a synthesiser's release does): the live
     hold gate (one frame) lets the click through as an onset event, the report's (three
