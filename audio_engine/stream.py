@@ -50,6 +50,8 @@ from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
     classify_clicks,
     click_signature,
+    grid_offsets_s,
+    lone_click_signature,
     remain_frames,
     remain_limit,
 )
@@ -376,7 +378,10 @@ class StreamAnalyzer:
         self._clicks_removed = 0
         self._bleed_warned = False
         self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
-        self._signature_key: tuple[int, int, int, int] | None = None
+        # (frame, seconds from its line) of the recent onsets on grid lines, and their count
+        self._ongrid: deque[tuple[int, float]] = deque()
+        self._ongrid_added = 0
+        self._signature_key: tuple[int, int, int, int, int] | None = None
         self._judge: _Judge | None = None
         # what each grid line's click leaves behind (frame of the line: share), and the lines
         # (frame, frame of their flux vector) not measured yet
@@ -742,7 +747,7 @@ class StreamAnalyzer:
         # judged at the note's start, as offline (a slow attack peaks well after the click)
         start = min(round((time_s - self.params.onset.offset_s) * self._geom.fps), frame)
         at, vector = self._flux_at(max(start, 0), 1, ahead, ahead_frame=frame + 1)
-        on_grid, judge = self._click_judge(max(start, 0), vector, events)
+        on_grid, judge = self._click_judge(max(start, 0), time_s, vector, events)
         live_click = judge is not None and bool(
             classify_clicks(vector[None, :], judge.signature)[0]
         )
@@ -931,11 +936,12 @@ class StreamAnalyzer:
             self._line_remains[c] = self._remain_at(at)
 
     def _click_judge(
-        self, frame: int, vector: NDArray[np.float32], events: list[_Keyed]
+        self, frame: int, time_s: float, vector: NDArray[np.float32], events: list[_Keyed]
     ) -> tuple[bool, _Judge | None]:
-        """Whether the onset at ``frame`` lies on a grid line, and the metronome signature
-        (learnt from the grid lines before it) to judge it by: None off the grid, before
-        ``MIN_CLICKS`` lines, or when they carry no metronome."""
+        """Whether the onset at ``frame`` (``time_s``) lies on a grid line, and the
+        metronome signature (learnt from the grid lines and the onsets before it) to judge
+        it by: None off the grid, before ``MIN_CLICKS`` lines, or when they carry no
+        metronome."""
         if self._click_period_frames is None:
             return False, None
         k = round((frame - self._click_frame(0)) / self._click_period_frames)
@@ -949,20 +955,18 @@ class StreamAnalyzer:
         oldest = horizon - RECENT_CLICKS * self._click_period_frames
         while self._clicks and self._clicks[0][0] < oldest:
             self._clicks.popleft()
+        while self._ongrid and self._ongrid[0][0] < oldest - CLICK_WINDOW_FRAMES:
+            self._ongrid.popleft()
         usable = [(c, v) for c, v in self._clicks if c <= horizon]
-        if len(usable) < MIN_CLICKS:
-            return True, None
-        # the signature changes only with the grid lines and off-grid notes it is learnt from
-        key = (usable[0][0], usable[-1][0], len(usable), self._offgrid_added)
-        if key != self._signature_key:
-            clicks = np.asarray([v for _, v in usable])
-            notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-            signature = click_signature(clicks, notes, self.params.onset.delta)
-            self._judge = None if signature is None else _Judge(
-                signature, tuple(c for c, _ in usable)
-            )
-            self._signature_key = key
-        if self._judge is None:
+        judge = self._learn_judge(usable, frame) if len(usable) >= MIN_CLICKS else None
+        assert self._click_period_frames is not None
+        period_s = self._click_period_frames / self._geom.fps
+        offset_s = grid_offsets_s(
+            np.array([time_s - self.params.onset.offset_s]), period_s, self.config.grid_start_s
+        )
+        self._ongrid.append((frame, float(offset_s[0])))
+        self._ongrid_added += 1
+        if judge is None:
             return True, None
         if not self._bleed_warned:
             self._bleed_warned = True
@@ -973,7 +977,38 @@ class StreamAnalyzer:
                 "the metronome is audible in the recording; its clicks are not counted as notes",
                 frame + self._look + 1,
             )
-        return True, self._judge
+        return True, judge
+
+    def _learn_judge(
+        self, usable: list[tuple[int, NDArray[np.float32]]], frame: int
+    ) -> _Judge | None:
+        """The metronome signature of the recent grid lines ``usable`` (frame, flux vector)
+        and the onsets before ``frame`` (:func:`~audio_engine.dsp.metronome.click_signature`;
+        for a metronome heard alone, :func:`~audio_engine.dsp.metronome.lone_click_signature`
+        with what the lines measured by then leave)."""
+        # it changes only with the grid lines and the onsets it is learnt from
+        key = (
+            usable[0][0], usable[-1][0], len(usable), self._offgrid_added, self._ongrid_added
+        )
+        if key != self._signature_key:
+            clicks = np.asarray([v for _, v in usable])
+            notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
+            delta = self.params.onset.delta
+            signature = click_signature(clicks, notes, delta)
+            if signature is None:
+                first = usable[0][0] - CLICK_WINDOW_FRAMES
+                offsets = np.array([o for f, o in self._ongrid if f >= first], dtype=np.float64)
+                # lines surely measured: their leftover's frame is before this onset's
+                last = frame - CLICK_WINDOW_FRAMES - self._remain_ahead
+                remains = np.array(
+                    [self._line_remains[c] for c, _ in usable if c < last], dtype=np.float64
+                )
+                signature = lone_click_signature(clicks, offsets, remains, delta)
+            self._judge = None if signature is None else _Judge(
+                signature, tuple(c for c, _ in usable)
+            )
+            self._signature_key = key
+        return self._judge
 
     # ------------------------------------------------------------------ tempo and beats
 

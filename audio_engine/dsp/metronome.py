@@ -30,6 +30,9 @@ FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux a
 FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
+LONE_COVERAGE = 0.85  # a metronome heard alone has an onset on nearly every grid line,
+LONE_AGREEMENT = 0.9  # ... nearly all of them at one offset from their lines (MAX_SPREAD_S),
+LONE_SIMILARITY = 0.95  # ... the same flux shape on all lines (cosine to their median)
 REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
 MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux, a click alone less
 CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what a click alone leaves
@@ -152,6 +155,52 @@ def click_signature(
     return signature
 
 
+def lone_click_signature(
+    vectors: NDArray[np.float32],
+    offsets_s: NDArray[np.float64],
+    remains: NDArray[np.float64],
+    delta: float,
+) -> NDArray[np.float32] | None:
+    """The click's per-band flux when the grid lines carry a metronome and nothing else (the
+    student silent), or None.
+
+    :func:`click_signature` cannot tell the same click on every line from the student's
+    note played alike on every line (its quiet lines are as loud as the rest), and left
+    every click a perfectly timed note. A machine is told apart by its timing, as a blind
+    metronome is (:func:`find_click_grid`): there are onsets on at least ``LONE_COVERAGE``
+    of the lines (``vectors``, one per line), ``LONE_AGREEMENT`` of them within
+    ``MAX_SPREAD_S`` of their median offset from their lines (``offsets_s``, seconds; a
+    drummer who plays with the click, half the time after it, does not), the lines' flux
+    all has the same shape (median cosine to their median at least ``LONE_SIMILARITY``),
+    and nothing sounds on after it (the median of what the lines leave 50 ms on,
+    ``remains`` (:func:`remain_shares`), at most ``MIN_REMAIN_SHARE``: a slow note begun
+    after each click does not)."""
+    n = vectors.shape[0]
+    if n == 0 or offsets_s.shape[0] < LONE_COVERAGE * n or remains.shape[0] == 0:
+        return None
+    near = np.abs(offsets_s - _median(np.sort(offsets_s))) <= MAX_SPREAD_S
+    if float(near.mean()) < LONE_AGREEMENT:
+        return None  # as regular as a good player, not as a machine
+    if float(_median(np.sort(remains))) > MIN_REMAIN_SHARE:
+        return None  # something sounds on after the lines: the student
+    signature: NDArray[np.float32] = _median(np.sort(vectors, axis=0)).astype(np.float32)
+    if float(signature.sum()) < 0.5 * delta:
+        return None
+    if float(_median(np.sort(_cosine(vectors, signature)))) < LONE_SIMILARITY:
+        return None
+    return signature
+
+
+def grid_offsets_s(
+    onsets_s: NDArray[np.float64], period_s: float, click_s: float
+) -> NDArray[np.float64]:
+    """Signed seconds from each onset to the nearest line of the grid ``click_s + k *
+    period_s``."""
+    phase = (onsets_s - click_s) / period_s
+    out: NDArray[np.float64] = (phase - np.round(phase)) * period_s
+    return out
+
+
 def _median(ordered: NDArray[np.floating]) -> NDArray[np.floating]:
     """``np.median(x, axis=0)`` of ``ordered = np.sort(x, axis=0)`` (non-empty)."""
     n = ordered.shape[0]
@@ -225,14 +274,18 @@ def metronome_clicks(
     grid_peaks = _peak_frames(F, click_frames, CLICK_WINDOW_FRAMES)
     vectors = F[onset_peaks]
     grid_vectors = F[grid_peaks]
+    ahead = remain_frames(fps)
+    line_remains = remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead)
     signature = click_signature(grid_vectors, vectors[~on_grid], delta)
+    if signature is None:
+        offsets = grid_offsets_s(onsets_s[on_grid] - offset_s, 60.0 / target_bpm, grid_start_s)
+        signature = lone_click_signature(grid_vectors, offsets, line_remains, delta)
     if signature is None:
         return none
     is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, signature)
     # a note played with the click leaves more behind than a click alone does, unless the
     # next onset comes before that is measured
-    ahead = remain_frames(fps)
-    limit = remain_limit(remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead))
+    limit = remain_limit(line_remains)
     remains = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
     followed = np.append(np.diff(onset_peaks) <= ahead, False)
     is_click &= followed | (remains <= limit)

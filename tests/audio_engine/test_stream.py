@@ -553,7 +553,8 @@ def test_nearest_phase_is_the_phase_of_the_tatums_nearest_the_beats() -> None:
 def _onsets_with_target(
     start_s: float, *, latency_ms: float = 0.0, sr: int = 16000
 ) -> list[OnsetEvent]:
-    y, _ = click_track(120.0, 8.0, sr, start_s=start_s)
+    # a player's 4 ms of timing spread: a machine-exact click on every line is a metronome
+    y, _ = click_track(120.0, 8.0, sr, start_s=start_s, jitter_ms=4.0, seed=3)
     config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5, latency_ms=latency_ms)
     events, _ = run_stream(y, config, 320)
     return of_type(events, OnsetEvent)
@@ -629,6 +630,40 @@ def test_the_report_judges_the_metronome_as_offline(sr: int, seed: int) -> None:
     assert len(mir_eval.util.match_events(take.notes_s, report, 0.03)) == take.notes_s.size
     assert report.size == take.notes_s.size
     assert summary.timing.metronome_clicks_removed >= 1
+
+
+@pytest.mark.parametrize(("sr", "bpm"), [(16000, 100.0), (44100, 113.0)])
+def test_a_metronome_alone_is_no_note_of_the_report(sr: int, bpm: float) -> None:
+    """The student silent, the metronome bleeding: every click used to be a perfectly
+    timed note (accuracy 100 %, a happy metronome for silence). Clicks on every line that
+    agree within a millisecond and sound alike are a metronome alone: live they are flagged
+    from the ninth line on, and the report has none of them."""
+    y, clicks = click_track(bpm, 12.0, sr, amplitude=0.3)
+    config = StreamConfig(sr=sr, target_bpm=bpm, grid_start_s=0.5)
+    events, summary = run_stream(y, config, ms_chunk_sizes(y.size, sr, 100.0))
+    onsets = of_type(events, OnsetEvent)
+    assert len(onsets) == clicks.size
+    assert sum(e.is_metronome for e in onsets) >= clicks.size - 9
+    assert summary.timing is not None
+    assert summary.timing.notes == []
+    assert summary.timing.accuracy_pct is None
+    assert summary.timing.metronome_clicks_removed == clicks.size
+
+
+def test_a_player_alike_on_every_line_keeps_the_notes() -> None:
+    """The same stroke at one velocity on every line, the student alone with 3 ms of timing
+    spread: as alike as a metronome, but not as regular, so every stroke is a note."""
+    sr = 16000
+    played = grid_times(100.0, 12.0, jitter_ms=3.0, seed=2)
+    played = played[played < 11.5]
+    y = clicks_at(played, 12.0, sr, amplitudes=np.full(played.size, 0.3))
+    config = StreamConfig(sr=sr, target_bpm=100.0, grid_start_s=0.5)
+    events, summary = run_stream(y, config, ms_chunk_sizes(y.size, sr, 100.0))
+    assert not any(e.is_metronome for e in of_type(events, OnsetEvent))
+    assert summary.timing is not None
+    report = np.array([time_s for time_s, _ in summary.timing.notes])
+    assert len(mir_eval.util.match_events(played, report, 0.03)) == played.size
+    assert summary.timing.metronome_clicks_removed == 0
 
 
 def test_release_clicks_are_live_onsets_but_not_notes_of_the_report() -> None:
