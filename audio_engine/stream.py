@@ -20,11 +20,11 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   beats wait for ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end
   the weak trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
-  recent grid lines (``RECENT_CLICKS``) instead of the whole take: live by their flux alone
-  (an onset event says ``is_metronome``), for the report as offline, also by what they
-  leave 50 ms later (a note played with the click is still sounding); the notes on grid
-  lines heard before a signature could be learnt (the first eight lines) are judged again
-  once there is one, so the report does not count the first clicks as notes;
+  recent grid lines instead of the whole take (:mod:`audio_engine.stream_clicks`): live by
+  their flux alone (an onset event says ``is_metronome``), for the report as offline, also
+  by what they leave 50 ms later (a note played with the click is still sounding); the
+  notes on grid lines heard before a signature could be learnt (the first eight lines) are
+  judged again once there is one, so the report does not count the first clicks as notes;
 - the state is bounded: ring buffers of samples, frames and onset strength; only the notes
   and beats (the summary's content) grow with the stream, a few bytes each.
 """
@@ -46,15 +46,7 @@ from numpy.typing import NDArray
 from audio_engine.analysis import check_target
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
 from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
-from audio_engine.dsp.metronome import (
-    CLICK_WINDOW_FRAMES,
-    classify_clicks,
-    click_signature,
-    grid_offsets_s,
-    lone_click_signature,
-    remain_frames,
-    remain_limit,
-)
+from audio_engine.dsp.metronome import classify_clicks, remain_frames
 from audio_engine.dsp.onsets import (
     _hold_min_kernel,
     _max_filter_bands_kernel,
@@ -95,6 +87,7 @@ from audio_engine.events import (
     WarningEvent,
 )
 from audio_engine.params import AnalysisParams, stream_params
+from audio_engine.stream_clicks import RECENT_NOTES, GridClicks, Judge, Unjudged
 from audio_engine.timing import (
     grid_deviations_ms,
     infer_subdivision,
@@ -108,9 +101,6 @@ ESTIMATE_EVERY = 1  # the tempo is re-estimated every this many updates
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
 FIRST_BEATS_S = 4.0  # the first beats are placed once this much audio has been heard
-RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
-RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
-MIN_CLICKS = 8
 CLIP_LEVEL = 0.999
 CLIP_BLOCK = 4096  # input samples per clipping check
 CLIP_MIN_SAMPLES = 3
@@ -201,15 +191,6 @@ class _Window:
     start: int  # the window's first frame
 
 
-@dataclass(frozen=True, slots=True)
-class _Judge:
-    """The metronome signature an onset on a grid line was judged by, and the grid lines
-    it was learnt from (whose leftovers set the limit of a click's)."""
-
-    signature: NDArray[np.float32]
-    lines: tuple[int, ...]
-
-
 @dataclass(slots=True)
 class _Heard:
     """A live onset waiting for the report's judgement (the hold gate; on a grid line, the
@@ -221,19 +202,8 @@ class _Heard:
     deviation_ms: float | None
     at: int = -1  # the frame of its flux vector when it lies on a grid line, else -1
     live_click: bool = False  # reported live as a metronome click
-    judge: _Judge | None = None  # None on a grid line: no signature could be learnt yet
+    judge: Judge | None = None  # None on a grid line: no signature could be learnt yet
     vector: NDArray[np.float32] | None = None  # kept while it is unjudged
-
-
-@dataclass(slots=True)
-class _Unjudged:
-    """A report note on a grid line heard before a metronome signature existed."""
-
-    frame: int
-    time_s: float
-    vector: NDArray[np.float32]
-    remain: float
-    followed: bool
 
 
 @dataclass(slots=True)
@@ -298,9 +268,6 @@ class StreamAnalyzer:
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
         self._first_beats = round(FIRST_BEATS_S * fps)
-        self._click_period_frames = (
-            None if config.target_bpm is None else 60.0 / config.target_bpm * fps
-        )
         self._remain_ahead = remain_frames(fps)
         self.reset()
 
@@ -371,23 +338,18 @@ class StreamAnalyzer:
         self._previous_path: NDArray[np.int64] = self._path  # the path of the update before
         self._confidence = 0.0
         self._subdivision = self.config.subdivision
-        # metronome
-        self._clicks: deque[tuple[int, NDArray[np.float32]]] = deque()
-        self._offgrid: deque[NDArray[np.float32]] = deque(maxlen=RECENT_NOTES)
-        self._next_click = 0
+        # metronome: the target grid's lines (None without a target)
+        target = self.config.target_bpm
+        self._grid = None if target is None else GridClicks(
+            60.0 / target * self._geom.fps,
+            self._geom.fps,
+            self.config.grid_start_s,
+            offset_s=self.params.onset.offset_s,
+            delta=self.params.onset.delta,
+            remain_frames=self._remain_ahead,
+        )
         self._clicks_removed = 0
         self._bleed_warned = False
-        self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
-        # (frame, seconds from its line) of the recent onsets on grid lines, and their count
-        self._ongrid: deque[tuple[int, float]] = deque()
-        self._ongrid_added = 0
-        self._signature_key: tuple[int, int, int, int, int] | None = None
-        self._judge: _Judge | None = None
-        # what each grid line's click leaves behind (frame of the line: share), and the lines
-        # (frame, frame of their flux vector) not measured yet
-        self._line_remains: dict[int, float] = {}
-        self._unmeasured: deque[tuple[int, int]] = deque()
-        self._unjudged: deque[_Unjudged] = deque()
         # input checks
         self._clip_block_count = 0
         self._clip_block_start = 0
@@ -798,7 +760,10 @@ class StreamAnalyzer:
                 break
             self._pending.popleft()
             if heard.judge is not None:
-                self._rejudge(heard.judge)
+                assert self._grid is not None
+                for time_s in self._grid.rejudge(heard.judge):
+                    self._drop_report_note(time_s)
+                    self._clicks_removed += 1
             if o.hold_ratio > 0 and self._report_held(heard.frame, hold) < (
                 o.hold_ratio * heard.strength
             ):
@@ -822,31 +787,17 @@ class StreamAnalyzer:
         followed = bool(self._pending) and (
             self._pending[0].frame - heard.frame <= self._remain_ahead
         )
+        assert self._grid is not None
         if heard.judge is None:
             assert heard.vector is not None
-            self._unjudged.append(
-                _Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)
+            self._grid.keep_unjudged(
+                Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)
             )
             return True
-        if remain > self._remain_limit(heard.judge) and not followed:
+        if remain > self._grid.limit(heard.judge) and not followed:
             return True  # a note played with the click
         self._clicks_removed += 1
         return False
-
-    def _rejudge(self, judge: _Judge) -> None:
-        """Judge the report's notes heard on grid lines before there was a signature (the
-        first grid lines of a stream) by the first signature learnt after them; drop those
-        that were clicks."""
-        if not self._unjudged:
-            return
-        limit = self._remain_limit(judge)
-        vectors = np.stack([u.vector for u in self._unjudged])
-        clicks = classify_clicks(vectors, judge.signature)
-        for u, is_click in zip(self._unjudged, clicks, strict=True):
-            if is_click and not u.followed and u.remain <= limit:
-                self._drop_report_note(u.time_s)
-                self._clicks_removed += 1
-        self._unjudged.clear()
 
     def _drop_report_note(self, time_s: float) -> None:
         """Remove a note (and its deviation) from the report (searched from the latest)."""
@@ -856,10 +807,6 @@ class StreamAnalyzer:
                 del self._deviations[k]  # with a target every note has a deviation
                 return
         raise AssertionError(f"no report note at {time_s!r} s")
-
-    def _remain_limit(self, judge: _Judge) -> float:
-        remains = [self._line_remains[c] for c in judge.lines]
-        return remain_limit(np.asarray(remains, dtype=np.float64))
 
     def _remain_at(self, frame: int) -> float:
         """:func:`~audio_engine.dsp.metronome.remain_shares` of one frame, from the kept
@@ -908,67 +855,26 @@ class StreamAnalyzer:
             return frame, np.zeros(self._spec.shape[1], dtype=np.float32)
         return best_frame, best
 
-    def _click_frame(self, k: int) -> int:
-        assert self._click_period_frames is not None
-        fps = self._geom.fps
-        period_s = self._click_period_frames / fps
-        g = self.config.grid_start_s
-        first = g - math.floor(g / period_s) * period_s
-        return round((first + k * period_s) * fps)
-
     def _metronome_positions(self, final: bool) -> None:
-        """Remember the flux at each grid line once the frames around it exist, and what
-        its click leaves behind once the frames after it exist."""
-        if self._click_period_frames is None:
-            return
-        while True:
-            c = self._click_frame(self._next_click)
-            if (c + CLICK_WINDOW_FRAMES >= self._n_frames and not final) or c >= self._n_frames:
-                break
-            at, vector = self._flux_at(c, CLICK_WINDOW_FRAMES)
-            self._clicks.append((c, vector))
-            self._unmeasured.append((c, at))
-            self._next_click += 1
-        while self._unmeasured and (
-            final or self._unmeasured[0][1] + self._remain_ahead < self._n_frames
-        ):
-            c, at = self._unmeasured.popleft()
-            self._line_remains[c] = self._remain_at(at)
+        """The grid lines' flux and leftovers, once the frames they read exist."""
+        if self._grid is not None:
+            self._grid.add_lines(
+                self._n_frames,
+                final=final,
+                flux_at=self._flux_at,
+                remain_at=self._remain_at,
+            )
 
     def _click_judge(
         self, frame: int, time_s: float, vector: NDArray[np.float32], events: list[_Keyed]
-    ) -> tuple[bool, _Judge | None]:
-        """Whether the onset at ``frame`` (``time_s``) lies on a grid line, and the
-        metronome signature (learnt from the grid lines and the onsets before it) to judge
-        it by: None off the grid, before ``MIN_CLICKS`` lines, or when they carry no
-        metronome."""
-        if self._click_period_frames is None:
+    ) -> tuple[bool, Judge | None]:
+        """Whether the onset starting at ``frame`` lies on a grid line, and the metronome
+        signature to judge it by (:meth:`GridClicks.judge`); the first signature warns that
+        the metronome is heard."""
+        if self._grid is None:
             return False, None
-        k = round((frame - self._click_frame(0)) / self._click_period_frames)
-        on_grid = abs(frame - self._click_frame(k)) <= CLICK_WINDOW_FRAMES
-        if not on_grid:
-            self._offgrid.append(vector)
-            self._offgrid_added += 1
-            return False, None
-        # the grid lines before this onset (by frame, so the chunking does not matter)
-        horizon = frame - CLICK_WINDOW_FRAMES - 1
-        oldest = horizon - RECENT_CLICKS * self._click_period_frames
-        while self._clicks and self._clicks[0][0] < oldest:
-            self._clicks.popleft()
-        while self._ongrid and self._ongrid[0][0] < oldest - CLICK_WINDOW_FRAMES:
-            self._ongrid.popleft()
-        usable = [(c, v) for c, v in self._clicks if c <= horizon]
-        judge = self._learn_judge(usable, frame) if len(usable) >= MIN_CLICKS else None
-        assert self._click_period_frames is not None
-        period_s = self._click_period_frames / self._geom.fps
-        offset_s = grid_offsets_s(
-            np.array([time_s - self.params.onset.offset_s]), period_s, self.config.grid_start_s
-        )
-        self._ongrid.append((frame, float(offset_s[0])))
-        self._ongrid_added += 1
-        if judge is None:
-            return True, None
-        if not self._bleed_warned:
+        on_grid, judge = self._grid.judge(frame, time_s, vector)
+        if judge is not None and not self._bleed_warned:
             self._bleed_warned = True
             self._warn(
                 events,
@@ -977,38 +883,7 @@ class StreamAnalyzer:
                 "the metronome is audible in the recording; its clicks are not counted as notes",
                 frame + self._look + 1,
             )
-        return True, judge
-
-    def _learn_judge(
-        self, usable: list[tuple[int, NDArray[np.float32]]], frame: int
-    ) -> _Judge | None:
-        """The metronome signature of the recent grid lines ``usable`` (frame, flux vector)
-        and the onsets before ``frame`` (:func:`~audio_engine.dsp.metronome.click_signature`;
-        for a metronome heard alone, :func:`~audio_engine.dsp.metronome.lone_click_signature`
-        with what the lines measured by then leave)."""
-        # it changes only with the grid lines and the onsets it is learnt from
-        key = (
-            usable[0][0], usable[-1][0], len(usable), self._offgrid_added, self._ongrid_added
-        )
-        if key != self._signature_key:
-            clicks = np.asarray([v for _, v in usable])
-            notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-            delta = self.params.onset.delta
-            signature = click_signature(clicks, notes, delta)
-            if signature is None:
-                first = usable[0][0] - CLICK_WINDOW_FRAMES
-                offsets = np.array([o for f, o in self._ongrid if f >= first], dtype=np.float64)
-                # lines surely measured: their leftover's frame is before this onset's
-                last = frame - CLICK_WINDOW_FRAMES - self._remain_ahead
-                remains = np.array(
-                    [self._line_remains[c] for c, _ in usable if c < last], dtype=np.float64
-                )
-                signature = lone_click_signature(clicks, offsets, remains, delta)
-            self._judge = None if signature is None else _Judge(
-                signature, tuple(c for c, _ in usable)
-            )
-            self._signature_key = key
-        return self._judge
+        return on_grid, judge
 
     # ------------------------------------------------------------------ tempo and beats
 
@@ -1284,12 +1159,9 @@ class StreamAnalyzer:
             keep_spec = min(keep_spec, first.frame - 1 - lag)
             if first.at >= 0:
                 keep_spec = min(keep_spec, first.at - lag)
-        if self._click_period_frames is not None:  # what a grid line's click leaves
-            # is read from a lag before its flux vector's frame (up to two before the line)
-            line = self._unmeasured[0][1] if self._unmeasured else (
-                self._click_frame(self._next_click) - CLICK_WINDOW_FRAMES
-            )
-            keep_spec = min(keep_spec, line - lag)
+        if self._grid is not None:  # what a grid line's click leaves is read from a lag
+            # before its flux vector's frame
+            keep_spec = min(keep_spec, self._grid.first_unmeasured() - lag)
         cut = keep_spec - self._spec_start
         if cut > 0:
             self._spec = self._spec[cut:]
@@ -1298,23 +1170,9 @@ class StreamAnalyzer:
         keep_flux = min(self._n_frames - 8, self._n_peaked - self._rise - 2)
         while self._flux and self._flux[0][0] < keep_flux:
             self._flux.popleft()
-        if self._click_period_frames is not None:
-            # grid lines no later onset decision can use (an onset is judged at its start,
-            # up to a rise before its peak)
-            reach = CLICK_WINDOW_FRAMES + 2 + self._rise + RECENT_CLICKS * (
-                self._click_period_frames
-            )
-            oldest = self._n_peaked - reach
-            while self._clicks and self._clicks[0][0] < oldest:
-                self._clicks.popleft()
-            # the leftovers of the lines that the pending onsets were judged by, and the
-            # unjudged notes that a signature learnt from the recent lines may still judge
-            if self._pending:
-                oldest = min(oldest, self._pending[0].frame - reach)
-            while self._line_remains and (line := next(iter(self._line_remains))) < oldest:
-                del self._line_remains[line]  # the lines in the order measured: by frame
-            while self._unjudged and self._unjudged[0].frame < oldest:
-                self._unjudged.popleft()
+        if self._grid is not None:
+            pending = self._pending[0].frame if self._pending else None
+            self._grid.trim(self._n_peaked, pending, self._rise)
 
     def _frames_at_input(self, n_in: int) -> int:
         """How many frames exist once ``n_in`` input samples have been fed."""

@@ -1,0 +1,246 @@
+"""A bleeding metronome in a live stream: what the stream knows of the target grid's lines.
+
+The offline removal (:func:`audio_engine.dsp.metronome.metronome_clicks`) sees the whole take;
+a stream learns the click from the recent grid lines (``RECENT_CLICKS``) and the onsets
+before the one it judges, so that any chunking judges every onset alike:
+
+- each grid line's flux vector once the frames around it exist, and what its click leaves
+  50 ms on once those frames exist (:func:`~audio_engine.dsp.metronome.remain_shares`);
+- the click signature of the lines before an onset
+  (:func:`~audio_engine.dsp.metronome.click_signature`, or for a metronome heard alone
+  :func:`~audio_engine.dsp.metronome.lone_click_signature`), cached until they change;
+- the notes heard on grid lines before any signature could be learnt, judged again by the
+  next one (:meth:`GridClicks.rejudge`).
+
+The spectra stay with :class:`audio_engine.stream.StreamAnalyzer`, which hands in what
+this module reads from them (a flux vector, a leftover share).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from audio_engine.dsp.metronome import (
+    CLICK_WINDOW_FRAMES,
+    classify_clicks,
+    click_signature,
+    grid_offsets_s,
+    lone_click_signature,
+    remain_limit,
+)
+
+RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
+RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
+MIN_CLICKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Judge:
+    """The metronome signature an onset on a grid line was judged by, and the grid lines
+    it was learnt from (whose leftovers set the limit of a click's)."""
+
+    signature: NDArray[np.float32]
+    lines: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Unjudged:
+    """A report note on a grid line heard before a metronome signature existed."""
+
+    frame: int
+    time_s: float
+    vector: NDArray[np.float32]
+    remain: float
+    followed: bool
+
+
+class GridClicks:
+    """The target grid's lines in a stream and the metronome learnt from them.
+
+    Parameters
+    ----------
+    period_frames : float
+        The grid's period in frames.
+    fps : float
+        Frame rate in Hz.
+    grid_start_s : float
+        Time of one grid line in seconds.
+    offset_s : float
+        The detector's constant time offset added to onset times (seconds).
+    delta : float
+        The peak-picking threshold (onset-strength units).
+    remain_frames : int
+        Frames after a line at which what it leaves is measured.
+    """
+
+    def __init__(
+        self,
+        period_frames: float,
+        fps: float,
+        grid_start_s: float,
+        *,
+        offset_s: float,
+        delta: float,
+        remain_frames: int,
+    ) -> None:
+        self.period_frames = period_frames
+        self._fps = fps
+        self._grid_start_s = grid_start_s
+        self._offset_s = offset_s
+        self._delta = delta
+        self.remain_frames = remain_frames
+        self._lines: deque[tuple[int, NDArray[np.float32]]] = deque()  # (frame, flux vector)
+        self._next_line = 0
+        # what each line's click leaves (frame of the line: share), and the lines (frame,
+        # frame of their flux vector) not measured yet
+        self._remains: dict[int, float] = {}
+        self._unmeasured: deque[tuple[int, int]] = deque()
+        self._offgrid: deque[NDArray[np.float32]] = deque(maxlen=RECENT_NOTES)
+        self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
+        # (frame, seconds from its line) of the recent onsets on grid lines, and their count
+        self._ongrid: deque[tuple[int, float]] = deque()
+        self._ongrid_added = 0
+        self._key: tuple[int, int, int, int, int] | None = None
+        self._judge: Judge | None = None
+        self._unjudged: deque[Unjudged] = deque()
+
+    def line_frame(self, k: int) -> int:
+        """The frame of grid line ``k`` (line 0 is the first at or after time 0)."""
+        period_s = self.period_frames / self._fps
+        g = self._grid_start_s
+        first = g - math.floor(g / period_s) * period_s
+        return round((first + k * period_s) * self._fps)
+
+    def add_lines(
+        self,
+        n_frames: int,
+        *,
+        final: bool,
+        flux_at: Callable[[int, int], tuple[int, NDArray[np.float32]]],
+        remain_at: Callable[[int], float],
+    ) -> None:
+        """Remember the flux at each grid line once the frames around it exist
+        (``flux_at(frame, w)``: the frame within ``±w`` of largest flux and its vector), and
+        what its click leaves once the frames after it exist (``remain_at(frame)``)."""
+        while True:
+            c = self.line_frame(self._next_line)
+            if (c + CLICK_WINDOW_FRAMES >= n_frames and not final) or c >= n_frames:
+                break
+            at, vector = flux_at(c, CLICK_WINDOW_FRAMES)
+            self._lines.append((c, vector))
+            self._unmeasured.append((c, at))
+            self._next_line += 1
+        while self._unmeasured and (
+            final or self._unmeasured[0][1] + self.remain_frames < n_frames
+        ):
+            c, at = self._unmeasured.popleft()
+            self._remains[c] = remain_at(at)
+
+    def judge(
+        self, frame: int, time_s: float, vector: NDArray[np.float32]
+    ) -> tuple[bool, Judge | None]:
+        """Whether the onset starting at ``frame`` (``time_s``) lies on a grid line, and
+        the metronome signature (learnt from the grid lines and the onsets before it) to
+        judge it by: None off the grid, before ``MIN_CLICKS`` lines, or when they carry no
+        metronome."""
+        k = round((frame - self.line_frame(0)) / self.period_frames)
+        if abs(frame - self.line_frame(k)) > CLICK_WINDOW_FRAMES:
+            self._offgrid.append(vector)
+            self._offgrid_added += 1
+            return False, None
+        # the grid lines before this onset (by frame, so the chunking does not matter)
+        horizon = frame - CLICK_WINDOW_FRAMES - 1
+        oldest = horizon - RECENT_CLICKS * self.period_frames
+        while self._lines and self._lines[0][0] < oldest:
+            self._lines.popleft()
+        while self._ongrid and self._ongrid[0][0] < oldest - CLICK_WINDOW_FRAMES:
+            self._ongrid.popleft()
+        usable = [(c, v) for c, v in self._lines if c <= horizon]
+        judge = self._learn(usable, frame) if len(usable) >= MIN_CLICKS else None
+        offset = grid_offsets_s(
+            np.array([time_s - self._offset_s]), self.period_frames / self._fps,
+            self._grid_start_s,
+        )
+        self._ongrid.append((frame, float(offset[0])))
+        self._ongrid_added += 1
+        return True, judge
+
+    def _learn(self, usable: list[tuple[int, NDArray[np.float32]]], frame: int) -> Judge | None:
+        """The metronome signature of the recent grid lines ``usable`` (frame, flux vector)
+        and the onsets before ``frame``; for a metronome heard alone, with what the lines
+        measured by then leave."""
+        # it changes only with the grid lines and the onsets it is learnt from
+        key = (
+            usable[0][0], usable[-1][0], len(usable), self._offgrid_added, self._ongrid_added
+        )
+        if key != self._key:
+            clicks = np.asarray([v for _, v in usable])
+            notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
+            signature = click_signature(clicks, notes, self._delta)
+            if signature is None:
+                first = usable[0][0] - CLICK_WINDOW_FRAMES
+                offsets = np.array([o for f, o in self._ongrid if f >= first], dtype=np.float64)
+                # lines surely measured: their leftover's frame is before this onset's
+                last = frame - CLICK_WINDOW_FRAMES - self.remain_frames
+                remains = np.array(
+                    [self._remains[c] for c, _ in usable if c < last], dtype=np.float64
+                )
+                signature = lone_click_signature(clicks, offsets, remains, self._delta)
+            self._judge = None if signature is None else Judge(
+                signature, tuple(c for c, _ in usable)
+            )
+            self._key = key
+        return self._judge
+
+    def limit(self, judge: Judge) -> float:
+        """The most an onset judged by ``judge`` may leave behind and be a click alone."""
+        remains = [self._remains[c] for c in judge.lines]
+        return remain_limit(np.asarray(remains, dtype=np.float64))
+
+    def keep_unjudged(self, note: Unjudged) -> None:
+        """Remember a report note heard on a grid line before there was a signature."""
+        self._unjudged.append(note)
+
+    def rejudge(self, judge: Judge) -> list[float]:
+        """Judge the notes kept by :meth:`keep_unjudged` by ``judge`` (the first signature
+        learnt after them) and forget them: the start times of those that were clicks."""
+        if not self._unjudged:
+            return []
+        limit = self.limit(judge)
+        vectors = np.stack([u.vector for u in self._unjudged])
+        clicks = classify_clicks(vectors, judge.signature)
+        out = [
+            u.time_s
+            for u, is_click in zip(self._unjudged, clicks, strict=True)
+            if is_click and not u.followed and u.remain <= limit
+        ]
+        self._unjudged.clear()
+        return out
+
+    def first_unmeasured(self) -> int:
+        """The earliest frame whose flux a line still to be measured or registered reads
+        (the analyzer keeps its spectra from a lag before it)."""
+        if self._unmeasured:
+            return self._unmeasured[0][1]
+        return self.line_frame(self._next_line) - CLICK_WINDOW_FRAMES
+
+    def trim(self, decided: int, pending: int | None, rise: int) -> None:
+        """Forget the lines and notes that no onset decided after frame ``decided`` (its
+        start up to ``rise`` frames earlier), nor the pending onset first at frame
+        ``pending``, can use."""
+        reach = CLICK_WINDOW_FRAMES + 2 + rise + RECENT_CLICKS * self.period_frames
+        oldest = decided - reach
+        while self._lines and self._lines[0][0] < oldest:
+            self._lines.popleft()
+        if pending is not None:
+            oldest = min(oldest, pending - reach)
+        while self._remains and (line := next(iter(self._remains))) < oldest:
+            del self._remains[line]  # the lines in the order measured: by frame
+        while self._unjudged and self._unjudged[0].frame < oldest:
+            self._unjudged.popleft()
