@@ -234,7 +234,9 @@ def analyze(
             lag_frames=p.onset.lag_frames,
             max_bands=p.onset.max_bands,
             target_bpm=target_bpm,
-            grid_start_s=grid_start_s,
+            # a bleeding click is recorded where a note played with it is: latency_ms after
+            # its grid line, as the deviations take it
+            grid_start_s=grid_start_s + latency_ms / 1000.0,
             delta=p.onset.delta,
             offset_s=o.offset_s,
         )

@@ -338,12 +338,13 @@ class StreamAnalyzer:
         self._previous_path: NDArray[np.int64] = self._path  # the path of the update before
         self._confidence = 0.0
         self._subdivision = self.config.subdivision
-        # metronome: the target grid's lines (None without a target)
+        # metronome: the target grid's lines (None without a target), where a bleeding click
+        # is recorded (latency_ms after the line, as a note played with it)
         target = self.config.target_bpm
         self._grid = None if target is None else GridClicks(
             60.0 / target * self._geom.fps,
             self._geom.fps,
-            self.config.grid_start_s,
+            self.config.grid_start_s + self.config.latency_ms / 1000.0,
             offset_s=self.params.onset.offset_s,
             delta=self.params.onset.delta,
             remain_frames=self._remain_ahead,
