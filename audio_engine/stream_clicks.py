@@ -106,8 +106,12 @@ class GridClicks:
         # (frame, seconds from its line) of the recent onsets on grid lines, and their count
         self._ongrid: deque[tuple[int, float]] = deque()
         self._ongrid_added = 0
-        self._key: tuple[int, int, int, int, int] | None = None
-        self._judge: Judge | None = None
+        # the signature learnt by shape (click_signature), and the lines and off-grid notes
+        # it was learnt from; for a metronome heard alone, also the onsets on the lines
+        self._shape_key: tuple[int, int, int, int] | None = None
+        self._shaped: Judge | None = None
+        self._lone_key: tuple[int, int, int, int, int] | None = None
+        self._lone: Judge | None = None
         self._unjudged: deque[Unjudged] = deque()
 
     def line_frame(self, k: int) -> int:
@@ -175,28 +179,36 @@ class GridClicks:
         """The metronome signature of the recent grid lines ``usable`` (frame, flux vector)
         and the onsets before ``frame``; for a metronome heard alone, with what the lines
         measured by then leave."""
-        # it changes only with the grid lines and the onsets it is learnt from
-        key = (
-            usable[0][0], usable[-1][0], len(usable), self._offgrid_added, self._ongrid_added
-        )
-        if key != self._key:
+        # each changes only with the grid lines and the onsets it is learnt from
+        key = (usable[0][0], usable[-1][0], len(usable), self._offgrid_added)
+        clicks: NDArray[np.float32] | None = None
+        if key != self._shape_key:
             clicks = np.asarray([v for _, v in usable])
             notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
             signature = click_signature(clicks, notes, self._delta)
-            if signature is None:
-                first = usable[0][0] - CLICK_WINDOW_FRAMES
-                offsets = np.array([o for f, o in self._ongrid if f >= first], dtype=np.float64)
-                # lines surely measured: their leftover's frame is before this onset's
-                last = frame - CLICK_WINDOW_FRAMES - self.remain_frames
-                remains = np.array(
-                    [self._remains[c] for c, _ in usable if c < last], dtype=np.float64
-                )
-                signature = lone_click_signature(clicks, offsets, remains, self._delta)
-            self._judge = None if signature is None else Judge(
+            self._shaped = None if signature is None else Judge(
                 signature, tuple(c for c, _ in usable)
             )
-            self._key = key
-        return self._judge
+            self._shape_key = key
+        if self._shaped is not None:
+            return self._shaped
+        lone_key = (*key, self._ongrid_added)
+        if lone_key != self._lone_key:
+            if clicks is None:
+                clicks = np.asarray([v for _, v in usable])
+            first = usable[0][0] - CLICK_WINDOW_FRAMES
+            offsets = np.array([o for f, o in self._ongrid if f >= first], dtype=np.float64)
+            # lines surely measured: their leftover's frame is before this onset's
+            last = frame - CLICK_WINDOW_FRAMES - self.remain_frames
+            remains = np.array(
+                [self._remains[c] for c, _ in usable if c < last], dtype=np.float64
+            )
+            signature = lone_click_signature(clicks, offsets, remains, self._delta)
+            self._lone = None if signature is None else Judge(
+                signature, tuple(c for c, _ in usable)
+            )
+            self._lone_key = lone_key
+        return self._lone
 
     def limit(self, judge: Judge) -> float:
         """The most an onset judged by ``judge`` may leave behind and be a click alone."""
