@@ -17,6 +17,8 @@ from audio_engine.dsp.peaks import (
     pick_peaks,
     rise_frames,
     rise_starts,
+    slow_frames,
+    slow_peaks,
     swell_frames,
 )
 from audio_engine.dsp.probe import probed_peaks
@@ -79,11 +81,7 @@ def tempo_curve_from_beats(beats_s: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def _plain_peaks(
-    S: NDArray[np.float32],
-    ref: NDArray[np.float32],
-    odf: NDArray[np.float64],
-    o: OnsetParams,
-    fps: float,
+    odf: NDArray[np.float64], held: NDArray[np.float64], o: OnsetParams, fps: float
 ) -> NDArray[np.float64]:
     """Onset peaks (fractional frames) with the frames' own look-ahead and the hold gate."""
     peaks = pick_peaks(
@@ -96,11 +94,43 @@ def _plain_peaks(
         combine=max(0, round(o.combine_s * fps)),
     )
     if o.hold_ratio > 0:
-        held = sustained_strength(
-            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=o.hold_frames, ref=ref
-        )
         peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
     return peaks
+
+
+def _with_slow_peaks(
+    S: NDArray[np.float32],
+    ref: NDArray[np.float32],
+    odf: NDArray[np.float64],
+    held: NDArray[np.float64],
+    peaks: NDArray[np.float64],
+    o: OnsetParams,
+    fps: float,
+    n_valid: int,
+) -> NDArray[np.float64]:
+    """``peaks`` with the notes only the slow detector finds (:func:`slow_peaks`) past the
+    hold gate over ``report_hold_frames`` (``held`` is the main detector's held strength),
+    sorted; ``n_valid`` frames do not reach past the end of the signal."""
+    odf_slow = onset_strength(S, lag_frames=o.slow_lag_frames, max_bands=o.max_bands, ref=ref)
+    odf_slow[n_valid:] = 0.0
+    post, clear = slow_frames(o, fps)
+    slow = slow_peaks(
+        odf,
+        odf_slow,
+        np.floor(peaks + 0.5).astype(np.int64),
+        pre_max=max(1, round(o.pre_max_s * fps)),
+        pre_avg=max(1, round(o.pre_avg_s * fps)),
+        post=post,
+        delta=o.slow_delta,
+        combine=max(0, round(o.combine_s * fps)),
+        clear=clear,
+    )
+    if o.hold_ratio > 0:
+        if o.report_hold_frames != (1 if o.probe_s is not None else o.hold_frames):
+            held = sustained_strength(S, lag_frames=o.lag_frames, max_bands=o.max_bands,
+                                      hold_frames=o.report_hold_frames, ref=ref)
+        slow = slow[held_peaks(odf, held, slow, o.hold_ratio)]
+    return np.sort(np.concatenate([peaks, slow]))
 
 
 def analyze(
@@ -153,16 +183,23 @@ def analyze(
     ref = max_filter_bands(S, p.onset.max_bands)
     odf = onset_strength(S, lag_frames=p.onset.lag_frames, max_bands=p.onset.max_bands, ref=ref)
     # frames reaching past the end see the cut, not an onset
-    odf[tail_frames(y.shape[0], geom) :] = 0.0
+    n_valid = tail_frames(y.shape[0], geom)
+    odf[n_valid:] = 0.0
 
     o = p.onset
+    held = sustained_strength(
+        S,
+        lag_frames=o.lag_frames,
+        max_bands=o.max_bands,
+        hold_frames=1 if o.probe_s is not None else o.hold_frames,
+        ref=ref,
+    )
     if o.probe_s is not None:
-        held = sustained_strength(
-            S, lag_frames=o.lag_frames, max_bands=o.max_bands, hold_frames=1, ref=ref
-        )
         peaks = probed_peaks(y, geom, p.spectrogram, o, S, ref, odf, held)
     else:
-        peaks = _plain_peaks(S, ref, odf, o, fps)
+        peaks = _plain_peaks(odf, held, o, fps)
+    if o.slow_lag_frames > 0:
+        peaks = _with_slow_peaks(S, ref, odf, held, peaks, o, fps, n_valid)
     # without the swells of an attack that peaked already; a slow attack starts well
     # before its steepest point, the peak
     peaks = peaks[distinct_peaks(odf, peaks, max_frames=swell_frames(o, fps),

@@ -79,6 +79,16 @@ class OnsetParams:
         before the peak, not past a dip followed by a rebound of ``rise_rebound``), or at
         the peak when that is earlier (:func:`audio_engine.dsp.peaks.rise_starts`). Both
         steps look only back, so the stream applies them too.
+    slow_lag_frames, slow_delta, slow_post_s, slow_clear_s : int, float
+        A second detector for attacks too slow for the flux over ``lag_frames`` (a bowed or
+        blown note re-articulated legato, which rises over 50-200 ms): peaks of the flux over
+        ``slow_lag_frames`` frames (0: off), ``slow_delta`` above its moving average, with
+        ``slow_post_s`` of look-ahead in both windows (offline and live alike), each placed
+        on the highest frame of the main onset strength from 3 frames before it to 1 after.
+        Such a peak is a note of its own only when no main peak lies from ``combine_s``
+        before it to ``slow_clear_s`` after it; it then passes the hold gate over
+        ``report_hold_frames`` (:func:`audio_engine.dsp.peaks.slow_peaks`). Decided 60-100
+        ms after it starts, such a note reaches the live stream that much later.
     """
 
     lag_frames: int = 2
@@ -100,6 +110,10 @@ class OnsetParams:
     rise_max_s: float = 0.1
     rise_rebound: float = 0.3
     rise_lead_s: float = 0.0175
+    slow_lag_frames: int = 4
+    slow_delta: float = 4.0
+    slow_post_s: float = 0.03
+    slow_clear_s: float = 0.06
 
 
 @dataclass(frozen=True, slots=True)

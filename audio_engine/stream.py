@@ -53,11 +53,15 @@ from audio_engine.dsp.onsets import (
     _superflux_kernel,
 )
 from audio_engine.dsp.peaks import (
+    SLOW_SNAP_BACK,
     _pick_range_kernel,
     _refine_range_kernel,
+    clear_of,
     distinct_peaks,
     rise_frames,
     rise_starts,
+    slow_frames,
+    snap_to_main,
     swell_frames,
 )
 from audio_engine.dsp.probe import PickState, Probe, Prober, passes_hold, pick_probed
@@ -262,6 +266,7 @@ class StreamAnalyzer:
         self._combine = max(0, round(o.combine_s * fps))
         self._swell = swell_frames(o, fps)
         self._rise = rise_frames(o, fps)
+        self._slow_post, self._slow_clear = slow_frames(o, fps)
         self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
         self._prober = Prober.of(self._geom, p.spectrogram, o)
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
@@ -294,7 +299,7 @@ class StreamAnalyzer:
     def reset(self) -> None:
         """Forget everything fed so far (a new stream with the same configuration)."""
         n_bands = self._fb[0].shape[0]
-        lag = self.params.onset.lag_frames
+        lag = max(self.params.onset.lag_frames, self.params.onset.slow_lag_frames)
         self._n_in = 0
         self._in = np.zeros(0, dtype=np.float32)
         self._in_start = 0
@@ -308,11 +313,20 @@ class StreamAnalyzer:
         self._ref = np.zeros((lag, n_bands), dtype=np.float32)  # max-filtered, before frame 0
         self._ref_start = -lag
         self._odf = _Ring(np.zeros(0))
+        self._odf_slow = _Ring(np.zeros(0))  # the slow detector's flux (OnsetParams.slow_*)
         self._held = _Ring(np.zeros(0))
         self._n_held = 0
         self._n_peaked = 0
         self._last_peak = -(10**9)
         self._last_onset_peak = -(10**9)  # the frame of the last peak reported as an onset
+        # the slow detector: frames picked, its last peak, its peaks waiting for the main
+        # peaks after them to be known (peak frame, frame and position placed on the main
+        # curve), the last one placed, and the recent main peaks past the hold gate
+        self._n_slow_picked = 0
+        self._last_slow_peak = -(10**9)
+        self._slow_pending: deque[tuple[int, int, float]] = deque()
+        self._last_slow_frame = -(10**9)
+        self._main_frames: deque[int] = deque()
         self._probed = PickState()
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
         # outputs
@@ -520,10 +534,18 @@ class StreamAnalyzer:
         lag = o.lag_frames
         hist = self._ref[-lag:]
         odf = _superflux_kernel(S, ref_new, lag, np.ascontiguousarray(hist))
-        if mute_from is not None and mute_from < f0 + S.shape[0]:
-            odf[max(0, mute_from - f0) :] = 0.0
+        muted = max(0, mute_from - f0) if mute_from is not None else S.shape[0]
+        odf[muted:] = 0.0
         self._odf.append(odf)
-        self._ref = np.concatenate([self._ref, ref_new])[-(lag + 1) :]
+        if o.slow_lag_frames > 0:
+            slow_lag = o.slow_lag_frames
+            odf_slow = _superflux_kernel(
+                S, ref_new, slow_lag, np.ascontiguousarray(self._ref[-slow_lag:])
+            )
+            odf_slow[muted:] = 0.0
+            self._odf_slow.append(odf_slow)
+        keep = max(lag, o.slow_lag_frames) + 1
+        self._ref = np.concatenate([self._ref, ref_new])[-keep:]
         if self._spec.shape[0] == 0:
             self._spec_start = f0
         self._spec = np.concatenate([self._spec, S])
@@ -599,24 +621,92 @@ class StreamAnalyzer:
         )
         peaks = _refine_range_kernel(self._odf.data, self._odf.start, self._n_frames, frames)
         self._n_peaked = upto
+        main = [(round(pk), float(pk), round(pk), None) for pk in peaks]
+        self._onsets([m for m in main if self._holds(m[0])], events, final)
+
+    def _holds(self, i: int) -> bool:
+        """Whether the peak at frame ``i`` passes the live hold gate
+        (:func:`~audio_engine.dsp.peaks.held_peaks`)."""
+        o = self.params.onset
+        if o.hold_ratio <= 0:
+            return True
+        held, hs = self._held.data, self._held.start
+        best = max(held[max(i - 1, hs) - hs], held[i - hs])
+        return bool(best >= o.hold_ratio * float(self._odf.data[i - self._odf.start]))
+
+    def _onsets(
+        self,
+        main: list[tuple[int, float, int, NDArray[np.float32] | None]],
+        events: list[_Keyed],
+        final: bool,
+    ) -> None:
+        """Report the main detector's peaks past the hold gate, each (frame, position,
+        frame decided, probe flux), and the slow detector's peaks now decided
+        (:meth:`_slow_onsets`), in the order of their frames."""
         o = self.params.onset
         fps = self._geom.fps
-        for pk in peaks:
-            i = round(pk)
-            strength = float(self._odf.data[i - self._odf.start])
-            if o.hold_ratio > 0:
-                held = self._held.data
-                hs = self._held.start
-                best = max(held[max(i - 1, hs) - hs], held[i - hs])
-                if best < o.hold_ratio * strength:
-                    continue
-            start = self._attack_start(pk)
+        self._main_frames.extend(m[0] for m in main)
+        for i, pos, decided, ahead in sorted(main + self._slow_onsets(final), key=lambda m: m[0]):
+            start = self._attack_start(pos)
             if start is None:
                 continue
+            strength = float(self._odf.data[i - self._odf.start])
             time_s = max(0.0, start / fps + o.offset_s)
             events.append(
-                (i + self._look + 1, _RANK[OnsetEvent], self._note(time_s, strength, i, events))
+                (
+                    decided + self._look + 1,
+                    _RANK[OnsetEvent],
+                    self._note(time_s, strength, i, events, ahead),
+                )
             )
+
+    def _slow_onsets(
+        self, final: bool
+    ) -> list[tuple[int, float, int, NDArray[np.float32] | None]]:
+        """The slow detector's peaks (:func:`~audio_engine.dsp.peaks.slow_peaks`) whose
+        frames up to ``slow_clear_s`` after them the main detector has decided, past the
+        hold gate of the report (``report_hold_frames``): (frame, position, frame decided,
+        None)."""
+        o = self.params.onset
+        if o.slow_lag_frames <= 0:
+            return []
+        n = self._n_frames
+        upto = n if final else min(n - self._slow_post, self._n_peaked)
+        if upto > self._n_slow_picked:
+            frames, self._last_slow_peak = _pick_range_kernel(
+                self._odf_slow.data,
+                self._odf_slow.start,
+                n,
+                self._n_slow_picked,
+                upto,
+                self._pre_max,
+                self._slow_post,
+                self._pre_avg,
+                self._slow_post,
+                o.slow_delta,
+                self._combine,
+                self._last_slow_peak,
+            )
+            self._n_slow_picked = upto
+            for i in frames:
+                j, pos = snap_to_main(self._odf.data, self._odf.start, n, int(i))
+                self._slow_pending.append((int(i), j, pos))
+        out: list[tuple[int, float, int, NDArray[np.float32] | None]] = []
+        while self._slow_pending:
+            i, j, pos = self._slow_pending[0]
+            if not final and j + self._slow_clear >= self._n_peaked:
+                break
+            self._slow_pending.popleft()
+            main = np.fromiter(self._main_frames, dtype=np.int64)
+            if j == self._last_slow_frame or not clear_of(main, j, self._combine,
+                                                          self._slow_clear):
+                continue
+            self._last_slow_frame = j
+            # decided this late, it passes the report's hold gate at once, as offline
+            need = o.hold_ratio * float(self._odf.data[j - self._odf.start])
+            if o.hold_ratio <= 0 or self._report_held(j, o.report_hold_frames) >= need:
+                out.append((j, pos, max(i + self._slow_post, j + self._slow_clear + 1), None))
+        return out
 
     def _pick_probed(
         self, prober: Prober, events: list[_Keyed], final: bool, upto: int | None
@@ -653,24 +743,15 @@ class StreamAnalyzer:
         )
         self._n_peaked = upto
         held, hs = self._held.data, self._held.start
+        main = []
         for pos, i, ahead, decided in picked:
             strength = float(self._odf.data[i - self._odf.start])
             if o.hold_ratio > 0 and not passes_hold(
                 lambda f: float(held[f - hs]), i, ahead, o.hold_ratio * strength
             ):
                 continue
-            start = self._attack_start(pos)
-            if start is None:
-                continue
-            time_s = max(0.0, start / geom.fps + o.offset_s)
-            ahead_flux = None if ahead is None else ahead.flux
-            events.append(
-                (
-                    decided + self._look + 1,
-                    _RANK[OnsetEvent],
-                    self._note(time_s, strength, i, events, ahead_flux),
-                )
-            )
+            main.append((i, pos, decided, None if ahead is None else ahead.flux))
+        self._onsets(main, events, final)
 
     def _attack_start(self, pos: float) -> float | None:
         """Where the onset of the peak at ``pos`` (frames, past the hold gate) starts, in
@@ -1150,10 +1231,21 @@ class StreamAnalyzer:
 
     def _trim(self) -> None:
         lag = self.params.onset.lag_frames
-        keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2)
+        # the slow detector's peaks still to come are placed from SLOW_SNAP_BACK frames
+        # before their own, and read like any onset from a rise before that
+        slow_first = self._n_slow_picked
+        if self._slow_pending:
+            slow_first = min(slow_first, self._slow_pending[0][1])
+        slow_first -= SLOW_SNAP_BACK + self._rise + 2
+        decided = min(self._n_peaked, slow_first)
+        keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2,
+                       slow_first)
         self._odf.keep_from(max(0, keep_odf))
-        self._held.keep_from(max(0, self._n_peaked - 2))
-        keep_spec = min(self._n_held, self._n_frames, self._n_peaked) - lag - 2
+        self._odf_slow.keep_from(max(0, self._n_slow_picked - self._pre_avg - 2))
+        self._held.keep_from(max(0, decided - 2))
+        while self._main_frames and self._main_frames[0] < slow_first:
+            self._main_frames.popleft()
+        keep_spec = min(self._n_held, self._n_frames, decided) - lag - 2
         if self._pending:  # the report's hold gate reads them from one before the note on,
             # what it leaves from a lag before its flux vector's frame
             first = self._pending[0]
@@ -1168,12 +1260,12 @@ class StreamAnalyzer:
             self._spec = self._spec[cut:]
             self._spec_start = keep_spec
         # the flux at a note's start, up to a rise before its peak (and one frame around)
-        keep_flux = min(self._n_frames - 8, self._n_peaked - self._rise - 2)
+        keep_flux = min(self._n_frames - 8, decided - self._rise - 2)
         while self._flux and self._flux[0][0] < keep_flux:
             self._flux.popleft()
         if self._grid is not None:
             pending = self._pending[0].frame if self._pending else None
-            self._grid.trim(self._n_peaked, pending, self._rise)
+            self._grid.trim(decided, pending, self._rise)
 
     def _frames_at_input(self, n_in: int) -> int:
         """How many frames exist once ``n_in`` input samples have been fed."""

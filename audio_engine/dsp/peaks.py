@@ -306,3 +306,86 @@ def swell_frames(o: OnsetParams, fps: float) -> int:
 def rise_frames(o: OnsetParams, fps: float) -> int:
     """``o.rise_max_s`` in frames (:func:`rise_starts`'s ``max_frames``)."""
     return round(o.rise_max_s * fps)
+
+
+def slow_frames(o: OnsetParams, fps: float) -> tuple[int, int]:
+    """``o.slow_post_s`` and ``o.slow_clear_s`` in frames (:func:`slow_peaks`)."""
+    return round(o.slow_post_s * fps), round(o.slow_clear_s * fps)
+
+
+SLOW_SNAP_BACK = 3  # a slow peak is placed on the main curve's highest frame this far before
+SLOW_SNAP_AHEAD = 1  # ... to this far after it
+
+
+def snap_to_main(
+    odf: NDArray[np.float64], buf_start: int, n_total: int, i: int
+) -> tuple[int, float]:
+    """Frame and refined position of the highest frame of the main onset strength ``odf``
+    (frames ``buf_start ..`` held, ``n_total`` in all) from ``SLOW_SNAP_BACK`` frames before
+    frame ``i`` to ``SLOW_SNAP_AHEAD`` after it: where a slow detector's peak at ``i`` is
+    placed, so that its onset is found on the curve that places every other one."""
+    lo = max(0, i - SLOW_SNAP_BACK)
+    hi = min(n_total - 1, i + SLOW_SNAP_AHEAD)
+    j = lo + int(np.argmax(odf[lo - buf_start : hi - buf_start + 1]))
+    if 0 < j < n_total - 1:
+        k = j - buf_start
+        return j, j + parabolic_offset(odf[k - 1], odf[k], odf[k + 1])
+    return j, float(j)
+
+
+def clear_of(frames: NDArray[np.int64], j: int, before: int, after: int) -> bool:
+    """Whether none of ``frames`` lies in ``j - before .. j + after``."""
+    return not bool(np.any((frames >= j - before) & (frames <= j + after)))
+
+
+def slow_peaks(
+    odf: NDArray[np.float64],
+    odf_slow: NDArray[np.float64],
+    main_frames: NDArray[np.int64],
+    *,
+    pre_max: int,
+    pre_avg: int,
+    post: int,
+    delta: float,
+    combine: int,
+    clear: int,
+) -> NDArray[np.float64]:
+    """Positions (fractional frames of ``odf``) of the notes that only a slow detector finds.
+
+    A legato re-articulation of a bowed or blown note rises over 50-200 ms: the flux over a
+    few frames (``odf``) barely moves, the flux over more frames (``odf_slow``) peaks. Its
+    peaks (the rule of :func:`pick_peaks`, ``post`` frames of look-ahead in both windows)
+    are placed on ``odf`` (:func:`snap_to_main`) and kept where no peak of ``odf``
+    (``main_frames``, past its hold gate) lies from ``combine`` frames before to ``clear``
+    after them: those are attacks the main detector has found already. The caller applies
+    the hold gate (:func:`held_peaks`) to the result.
+
+    Parameters
+    ----------
+    odf, odf_slow : ndarray, shape (n_frames,)
+        The main onset strength and the flux over more frames.
+    main_frames : ndarray of int
+        Frames of the main detector's peaks.
+    pre_max, pre_avg, delta, combine : int, float
+        As for :func:`pick_peaks`, applied to ``odf_slow``.
+    post : int
+        Look-ahead of the maximum and of the moving average, frames.
+    clear : int
+        Frames after a slow peak that must hold no main peak.
+
+    Returns
+    -------
+    ndarray, shape (n_peaks,), float64
+    """
+    odf = np.ascontiguousarray(odf, dtype=np.float64)
+    odf_slow = np.ascontiguousarray(odf_slow, dtype=np.float64)
+    n = odf.shape[0]
+    frames = _pick_peaks_kernel(odf_slow, pre_max, post, pre_avg, post, float(delta), combine)
+    out: list[float] = []
+    last = -(10**9)
+    for i in frames:
+        j, pos = snap_to_main(odf, 0, n, int(i))
+        if j != last and clear_of(main_frames, j, combine, clear):
+            out.append(pos)
+            last = j
+    return np.asarray(out, dtype=np.float64)

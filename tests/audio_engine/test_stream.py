@@ -86,6 +86,16 @@ def _clipped_sine(duration_s: float, sr: int) -> NDArray[np.float32]:
 # --- 1. chunking never changes the result ----------------------------------------------------
 
 
+def _legato(sr: int) -> NDArray[np.float32]:
+    """Sixteen notes of one pitch every 300 ms from 0.5 s, each attack (80 ms) beginning
+    before the last note has died away: several are found only by the slow detector."""
+    times = 0.5 + 0.3 * np.arange(16)
+    y = soft_tones(times, 6.0, sr, attack_s=0.08, note_s=0.325, release_s=0.05,
+                   freqs_hz=(220.0,), seed=1)
+    noise = np.random.default_rng(2).normal(0.0, 0.003, y.size)
+    return (y + noise).astype(np.float32)
+
+
 @cache
 def _take(kind: str, sr: int) -> tuple[NDArray[np.float32], StreamConfig]:
     """The streams of the chunking tests (built once per module; never mutated)."""
@@ -94,6 +104,8 @@ def _take(kind: str, sr: int) -> tuple[NDArray[np.float32], StreamConfig]:
     if kind == "metronome":  # target grid, a quiet metronome, tones on 2 beats of 3
         take = metronome_take(sr, 10.0, seed=5)
         return take.samples, StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    if kind == "legato":  # one pitch re-articulated legato: notes only the slow detector finds
+        return _legato(sr), StreamConfig(sr=sr, target_bpm=200.0, grid_start_s=0.5)
     if kind == "warnings":  # playing, a clipped second, 11 s of digital silence, playing
         y = np.concatenate(
             [
@@ -130,6 +142,7 @@ TAKES = [
     ("metronome", 8000),
     ("metronome", 22050),
     ("warnings", 8000),
+    ("legato", 22050),
 ]
 
 
@@ -148,6 +161,13 @@ def test_the_chunking_takes_exercise_every_stage(kind: str, sr: int) -> None:
         assert summary.timing is not None and summary.timing.metronome_clicks_removed >= 1
     if kind == "warnings":
         assert {"clipping", "long_silence"} <= set(_codes(events))
+    if kind == "legato":  # the slow detector's onsets, decided 60-100 ms late, among them
+        y, config = _take(kind, sr)
+        p = stream_params()
+        main_only = replace(p, onset=replace(p.onset, slow_lag_frames=0))
+        fewer, _ = run_stream(y, config, y.shape[0], params=main_only)
+        assert len(of_type(fewer, OnsetEvent)) < len(by_type["OnsetEvent"])
+        assert summary.timing is not None and len(summary.timing.notes) >= 15
 
 
 @pytest.mark.parametrize("chunking", ["7", "333", "1021", "20ms", "1s", "random"])
@@ -241,6 +261,8 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
                        attack_s=0.15, note_s=0.5, release_s=0.1)
         noise = np.random.default_rng(5).normal(0.0, 0.01 * float(np.abs(y).max()), y.size)
         return (y + noise).astype(np.float32)
+    if kind == "legato":  # one pitch re-articulated: the slow detector's notes
+        return _legato(sr)
     if kind == "edges":  # an onset at 0 s and one 30 ms before the end
         return clicks_at([0.0, 0.9, 1.97], 2.0, sr)
     if kind == "short":
@@ -249,7 +271,9 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
 
 
 @pytest.mark.parametrize("sr", [8000, 22050, 44100])
-@pytest.mark.parametrize("kind", ["practice", "melody", "bowed", "blown", "edges", "short"])
+@pytest.mark.parametrize(
+    "kind", ["practice", "melody", "bowed", "blown", "legato", "edges", "short"]
+)
 def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
     y = _offline_signal(kind, sr)
     events, summary = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.shape[0], sr, 20.0))

@@ -18,6 +18,8 @@ from audio_engine.dsp.peaks import (
     held_peaks,
     pick_peaks,
     rise_starts,
+    slow_peaks,
+    snap_to_main,
 )
 
 
@@ -297,3 +299,50 @@ def test_a_swell_of_the_same_attack_is_not_a_new_onset() -> None:
     np.testing.assert_array_equal(got, [True, False])
     assert distinct_peaks(flute, np.array([2.0, 8.0]), max_frames=7, dip_ratio=0.3).all()
     assert distinct_peaks(flute, np.zeros(0), max_frames=7, dip_ratio=0.2).shape == (0,)
+
+
+def _slow(odf: np.ndarray, odf_slow: np.ndarray, main: list[int]) -> list[float]:
+    got = slow_peaks(odf, odf_slow, np.array(main, dtype=np.int64), pre_max=3, pre_avg=10,
+                     post=3, delta=4.0, combine=3, clear=6)
+    return [round(float(x), 6) for x in got]
+
+
+@pytest.mark.nojit
+def test_a_slow_rise_the_main_curve_misses_is_a_note_placed_on_the_main_curve() -> None:
+    """A legato re-articulation: the flux over two frames rises only to 2.5 at frame 22 (under
+    any threshold of 3), the flux over four frames to 9 at frame 24. The note is placed on the
+    main curve's highest frame from 3 frames before the slow peak to 1 after it (22, refined
+    by a parabola through 1.5, 2.5, 2.0), not at the slow peak."""
+    odf = np.zeros(40)
+    odf[21:24] = [1.5, 2.5, 2.0]
+    odf_slow = np.zeros(40)
+    odf_slow[20:28] = [1.0, 3.0, 6.0, 8.0, 9.0, 7.0, 4.0, 1.0]
+    want = 22 + 0.5 * (1.5 - 2.0) / (1.5 - 5.0 + 2.0)
+    assert _slow(odf, odf_slow, []) == [round(want, 6)]
+    assert snap_to_main(odf, 0, 40, 24) == (22, pytest.approx(want))
+    # as the stream calls it: a buffer that starts at frame 10
+    assert snap_to_main(odf[10:], 10, 40, 24) == (22, pytest.approx(want))
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("main", "kept"), [([18], True), ([19], False), ([25], False),
+                                            ([28], False), ([29], True), ([5, 35], True)])
+def test_a_slow_peak_near_a_main_peak_is_that_attack(main: list[int], kept: bool) -> None:
+    """The slow peak is placed at frame 22; a main peak from 3 frames before (19) to 6
+    after (28) is the same attack, found already."""
+    odf = np.zeros(40)
+    odf[21:24] = [1.5, 2.5, 2.0]
+    odf_slow = np.zeros(40)
+    odf_slow[20:28] = [1.0, 3.0, 6.0, 8.0, 9.0, 7.0, 4.0, 1.0]
+    assert bool(_slow(odf, odf_slow, main)) is kept
+
+
+@pytest.mark.nojit
+def test_two_slow_peaks_placed_on_one_frame_are_one_note() -> None:
+    """Slow peaks 4 frames apart (the least the combine window allows) whose windows share
+    the main curve's highest frame give one note."""
+    odf = np.zeros(40)
+    odf[21] = 5.0
+    odf_slow = np.zeros(40)
+    odf_slow[15:30] = [0, 0, 0, 0, 0, 9.0, 0, 0, 0, 9.0, 0, 0, 0, 0, 0]
+    assert len(_slow(odf, odf_slow, [])) == 1
