@@ -117,7 +117,8 @@ def _with_slow_peaks(
     slow = slow_peaks(
         odf,
         odf_slow,
-        np.floor(peaks + 0.5).astype(np.int64),
+        np.ceil(peaks - 0.5).astype(np.int64),  # the frames picked (a refined peak is within
+        # +-0.5 of its frame, and +0.5 only when the frame after it is as high)
         pre_max=max(1, round(o.pre_max_s * fps)),
         pre_avg=max(1, round(o.pre_avg_s * fps)),
         post=post,
