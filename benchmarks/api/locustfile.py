@@ -1,8 +1,9 @@
 """Load mix for the REST API (``locust -f benchmarks/api/locustfile.py``; run by
 ``python -m benchmarks.api.run_api_load``, which seeds the accounts and starts the server).
 
-Students (9 in 10 simulated users) log in rarely: one user in ten logs in when it starts
-(``POST /api/v1/auth/login``; ``MPT_BENCH_LOGIN_SHARE``), the others reuse the access token
+Students (9 in 10 simulated users) log in rarely: one user in ten logs in once
+(``POST /api/v1/auth/login``; ``MPT_BENCH_LOGIN_SHARE``), at a random moment of the run
+(``MPT_BENCH_LOGIN_AFTER_S``, ``MPT_BENCH_LOGIN_WITHIN_S``), the others reuse the access token
 the warm-up's login issued to their account, and each logs in again only when its token
 expires or is refused (argon2 makes a login cost ~100 ms of CPU on purpose). Then they
 record sessions (``POST /sessions``), read their recent sessions (``GET /sessions?limit=20``)
@@ -37,9 +38,13 @@ from locust import FastHttpUser, constant, constant_throughput, task
 API = "/api/v1"
 TOKEN_REFRESH_S = 25 * 60.0  # log in again before the default 30-min access token expires
 RATE = float(os.environ.get("MPT_BENCH_RATE", "5"))
-# Share of simulated users that log in when they start; the others reuse the token the
-# warm-up's login issued to their account (a real client keeps its token for 30 minutes).
+# Share of simulated users that log in; the others reuse the token the warm-up's login
+# issued to their account (a real client keeps its token for 30 minutes). Each of them logs
+# in at a random moment from LOGIN_AFTER_S to LOGIN_AFTER_S + LOGIN_WITHIN_S after it
+# starts (both 0: at once), using the warm-up's token until then.
 LOGIN_SHARE = float(os.environ.get("MPT_BENCH_LOGIN_SHARE", "0.1"))
+LOGIN_AFTER_S = float(os.environ.get("MPT_BENCH_LOGIN_AFTER_S", "0"))
+LOGIN_WITHIN_S = float(os.environ.get("MPT_BENCH_LOGIN_WITHIN_S", "0"))
 
 
 def _accounts() -> dict[str, Any]:
@@ -83,10 +88,15 @@ class _ApiUser(FastHttpUser):
         self.user_id = str(ACCOUNTS.get("ids", {}).get(self.email, ""))
         self.token_at = 0.0
         self.auth: dict[str, str] = {}
+        self.login_at: float | None = None
         token = ACCOUNTS.get("tokens", {}).get(self.email)
-        if token and random.random() >= LOGIN_SHARE:
+        logs_in = random.random() < LOGIN_SHARE
+        delay = LOGIN_AFTER_S + random.uniform(0.0, LOGIN_WITHIN_S)
+        if token and (not logs_in or delay > 0):
             self.auth = {"Authorization": f"Bearer {token}"}  # issued by the warm-up's login
             self.token_at = time.monotonic()
+            if logs_in:
+                self.login_at = self.token_at + delay
         else:
             self.login()
 
@@ -102,7 +112,11 @@ class _ApiUser(FastHttpUser):
         self.token_at = time.monotonic()
 
     def fresh_auth(self) -> dict[str, str]:
-        if not self.auth or time.monotonic() - self.token_at > TOKEN_REFRESH_S:
+        now = time.monotonic()
+        if self.login_at is not None and now >= self.login_at:
+            self.login_at = None
+            self.login()
+        elif not self.auth or now - self.token_at > TOKEN_REFRESH_S:
             self.login()
         return self.auth
 

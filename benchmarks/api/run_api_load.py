@@ -134,6 +134,7 @@ class LoadResult:
     versions: str = ""
     bottleneck: str = ""
     redis: str = ""
+    ramp_s: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,8 +633,12 @@ def render_block(r: LoadResult) -> str:
         "- Mix (locust `FastHttpUser`, 9 students : 1 teacher): students create sessions, "
         "list and read them, push sync batches, read their progress, minutes and accuracy "
         "charts (SVG), points, streak and the weekly leaderboard; teachers read their "
-        "dashboard and their students' sessions, progress and charts; 1 user in 10 logs in at "
-        "start, the others reuse a token (see benchmarks/api/README.md).",
+        "dashboard and their students' sessions, progress and charts; "
+        + (f"the users arrive evenly over {r.ramp_s:g} s before each measured window (locust's "
+           "statistics reset once all have; the CPU is read from then on); 1 user in 10 logs "
+           "in once at a random moment of the window"
+           if r.ramp_s > 0 else "all users arrive at once; 1 user in 10 logs in at start")
+        + ", the others reuse a token (see benchmarks/api/README.md).",
         f"- CPU placement: {r.pinned}. The machine has {os.cpu_count()} cores: locust and "
         "PostgreSQL compete with the server for them (each one's CPU is shown).",
         f"- Server exit code after SIGTERM: {r.server_exit}",
@@ -714,8 +719,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="length of each phase (default 45)")
     p.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     p.add_argument("--login-share", type=float, default=0.1,
-                   help="share of locust users that log in at start (default 0.1; the "
-                   "others reuse the warm-up's token)")
+                   help="share of locust users that log in once, at a random moment of the "
+                   "measured window (default 0.1; the others reuse the warm-up's token)")
+    p.add_argument("--ramp-s", type=float, default=5.0,
+                   help="users arrive evenly over this many seconds before each measured "
+                   "window, which starts once all have (default 5; 0: all at once, "
+                   "measured from the start)")
     p.add_argument("--students", type=int, default=200, help="student accounts (default 200)")
     p.add_argument("--teachers", type=int, default=10, help="teacher accounts (default 10)")
     p.add_argument("--history-sessions", type=int, default=30,
@@ -755,19 +764,48 @@ class _Run:
     accounts_path: Path
     login_share: float
     load_cpus: set[int] | None
+    ramp_s: float = 0.0
+
+
+def locust_command(
+    locust: str, url: str, prefix: Path, *, users: int, duration_s: float, ramp_s: float
+) -> tuple[list[str], dict[str, str]]:
+    """The headless locust command of one phase, and the login timing it passes to the
+    locustfile: with ``ramp_s`` the users arrive evenly over it, the statistics reset once
+    all have, the run lasts ``ramp_s`` longer, and the logins fall at random moments of the
+    measured window (its first ``duration_s - 5`` s); without, all arrive at once and the
+    logins come first."""
+    if ramp_s > 0:
+        spawn = ["-r", f"{users / ramp_s:g}", "--reset-stats"]
+        login = {"MPT_BENCH_LOGIN_AFTER_S": f"{ramp_s:g}",
+                 "MPT_BENCH_LOGIN_WITHIN_S": f"{max(0.0, duration_s - 5.0):g}"}
+    else:
+        spawn = ["-r", str(users)]
+        login = {"MPT_BENCH_LOGIN_AFTER_S": "0", "MPT_BENCH_LOGIN_WITHIN_S": "0"}
+    cmd = [
+        locust, "-f", str(LOCUSTFILE), "--headless", "--host", url,
+        "-u", str(users), *spawn, "-t", f"{round(duration_s + ramp_s)}s",
+        "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    return cmd, login
 
 
 def run_phase(run: _Run, *, name: str, users: int, rate: float, duration_s: float,
               profile_s: float) -> Phase:
-    """One headless locust run (``rate`` 0: closed loop) with the CPU read from /proc."""
+    """One headless locust run (``rate`` 0: closed loop) with the CPU read from /proc.
+
+    With ``run.ramp_s`` the users arrive evenly over that many seconds, locust resets its
+    statistics once all have (``--reset-stats``), and the CPU and the wall time are read
+    from ``ramp_s`` after locust is started: no later than the reset (locust takes a moment
+    to start), so the window's CPU may hold a little of the ramp's and requests/s per core
+    errs low. The users that log in do so at random moments of the measured window."""
     prefix = run.run_dir / f"locust-{len(list(run.run_dir.glob('locust-*_stats.csv')))}"
+    ramp_s = run.ramp_s
+    locust_cmd, bench_env = locust_command(
+        run.locust, run.server.url, prefix, users=users, duration_s=duration_s, ramp_s=ramp_s)
     env = {**os.environ, "MPT_BENCH_ACCOUNTS": str(run.accounts_path),
-           "MPT_BENCH_RATE": str(rate), "MPT_BENCH_LOGIN_SHARE": str(run.login_share)}
-    locust_cmd = [
-        run.locust, "-f", str(LOCUSTFILE), "--headless", "--host", run.server.url,
-        "-u", str(users), "-r", str(users), "-t", f"{round(duration_s)}s",
-        "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
-    ]  # fmt: skip
+           "MPT_BENCH_RATE": str(rate), "MPT_BENCH_LOGIN_SHARE": str(run.login_share),
+           **bench_env}
     load_cpus = run.load_cpus
 
     def pin_load() -> None:
@@ -776,12 +814,13 @@ def run_phase(run: _Run, *, name: str, users: int, rate: float, duration_s: floa
 
     server_pids = process_tree(run.server.proc.pid)
     load_before = _loadavg()
-    cpu0 = tree_cpu_s(server_pids)
-    pg0 = cpu_by_pid(postgres_pids())
-    t0 = time.monotonic()
     log = (run.run_dir / "locust.log").open("ab")
     load = subprocess.Popen(locust_cmd, env=env, cwd=run.run_dir, stdout=subprocess.DEVNULL,
                             stderr=log, preexec_fn=pin_load if load_cpus else None)
+    time.sleep(ramp_s)
+    cpu0 = tree_cpu_s(server_pids)
+    pg0 = cpu_by_pid(postgres_pids())
+    t0 = time.monotonic()
     profile: dict[str, list[tuple[str, float]]] = {}
     if profile_s > 0:
         time.sleep(max(0.0, (duration_s - profile_s) / 2))
@@ -874,7 +913,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"api-load: warm-up made {warmed} requests", flush=True)
             run = _Run(locust=locust, server=server, run_dir=run_dir,
                        accounts_path=accounts_path, login_share=args.login_share,
-                       load_cpus=load_cpus)
+                       load_cpus=load_cpus, ramp_s=args.ramp_s)
             rate = args.rate
             if args.mode in ("both", "capacity"):
                 cap = run_phase(run, name=f"Capacity: closed loop, {args.users} users",
@@ -897,7 +936,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drop_redis_keys(args.redis_url, redis_prefix)
     result = LoadResult(
         command=command, started=started, duration_s=args.duration_s, workers=args.workers,
-        pinned=pinned, phases=phases, server_exit=server_exit, history=history,
+        pinned=pinned, phases=phases, server_exit=server_exit, history=history, ramp_s=args.ramp_s,
         bottleneck=(args.bottleneck if args.bottleneck is not None
                     else BOTTLENECK.read_text().strip()),
         machine=_machine(), versions=_versions(),
