@@ -115,10 +115,12 @@ class GridClicks:
         self._unjudged: deque[Unjudged] = deque()
 
     def line_frame(self, k: int) -> int:
-        """The frame of grid line ``k`` (line 0 is the first at or after time 0)."""
+        """The frame of grid line ``k``: line 0 is the metronome's first click, or the first
+        line at or after time 0 when the grid started before the recording (no click sounds
+        before the first: :func:`~audio_engine.dsp.metronome.metronome_clicks`)."""
         period_s = self.period_frames / self._fps
         g = self._grid_start_s
-        first = g - math.floor(g / period_s) * period_s
+        first = g if g >= 0 else g - math.floor(g / period_s) * period_s
         return round((first + k * period_s) * self._fps)
 
     def add_lines(
@@ -153,7 +155,7 @@ class GridClicks:
         the metronome signature (learnt from the grid lines and the onsets before it) to
         judge it by: None off the grid, before ``MIN_CLICKS`` lines, or when they carry no
         metronome."""
-        k = round((frame - self.line_frame(0)) / self.period_frames)
+        k = max(0, round((frame - self.line_frame(0)) / self.period_frames))
         if abs(frame - self.line_frame(k)) > CLICK_WINDOW_FRAMES:
             self._offgrid.append(vector)
             self._offgrid_added += 1

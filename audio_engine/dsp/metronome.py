@@ -125,6 +125,13 @@ def grid_frames(n_frames: int, fps: float, period_s: float, click_s: float) -> N
     return kept
 
 
+def first_click_frame(fps: float, grid_start_s: float) -> int:
+    """The frame of the metronome's first click, ``grid_start_s`` (frame 0 for a grid
+    that started before the recording); the caller allows a frame for the rounding of
+    :func:`grid_frames`."""
+    return max(0, round(grid_start_s * fps))
+
+
 def click_signature(
     vectors: NDArray[np.float32], notes: NDArray[np.float32], delta: float
 ) -> NDArray[np.float32] | None:
@@ -248,7 +255,8 @@ def metronome_clicks(
     lag_frames, max_bands : int
         The onset-strength parameters used for detection.
     target_bpm, grid_start_s : float
-        The metronome's tempo (BPM) and one of its clicks (seconds).
+        The metronome's tempo (BPM) and its first click (seconds): no click sounds on the
+        grid's lines before it.
     delta : float
         The peak-picking threshold (onset-strength units).
     offset_s : float
@@ -262,6 +270,9 @@ def metronome_clicks(
     n_frames = S.shape[0]
     none = np.zeros(onsets_s.shape[0], dtype=np.bool_)
     click_frames = grid_frames(n_frames, fps, 60.0 / target_bpm, grid_start_s)
+    # no click sounds before the first: lines there would pass for the click alone, the
+    # quietest of all, and the click's signature learnt from them matches no click heard
+    click_frames = click_frames[click_frames >= first_click_frame(fps, grid_start_s) - 1]
     if onsets_s.size == 0 or click_frames.size < 8:
         return none
     S = np.ascontiguousarray(S, dtype=np.float32)

@@ -101,8 +101,10 @@ def _take(kind: str, sr: int) -> tuple[NDArray[np.float32], StreamConfig]:
     """The streams of the chunking tests (built once per module; never mutated)."""
     if kind == "practice":  # a jittered click track with soft tones
         return practice_take(sr, 4.0 if sr > 40000 else 6.0, seed=5).samples, StreamConfig(sr=sr)
-    if kind == "metronome":  # target grid, a quiet metronome, tones on 2 beats of 3
-        take = metronome_take(sr, 10.0, seed=5)
+    if kind == "metronome":  # target grid, a quiet metronome, tones on 2 beats of 3; 12 s
+        # so that a click is flagged live (the first at 10.5 s: the grid's lines start at its
+        # first click, 0.5 s, and a signature needs MIN_CLICKS of them and the quiet ones)
+        take = metronome_take(sr, 12.0, seed=5)
         return take.samples, StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
     if kind == "legato":  # one pitch re-articulated legato: notes only the slow detector finds
         return _legato(sr), StreamConfig(sr=sr, target_bpm=200.0, grid_start_s=0.5)
@@ -642,7 +644,7 @@ def test_the_report_judges_the_metronome_as_offline(sr: int, seed: int) -> None:
     alone (16 kHz: 8.0 and 9.5 s). The report now judges the earlier onsets on grid lines
     again once there is a signature, and keeps an onset that still sounds 50 ms on (as
     offline): its notes are the student's, each once."""
-    take = metronome_take(sr, 10.0, seed=seed)
+    take = metronome_take(sr, 12.0, seed=seed)
     config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
     events, summary = run_stream(
         take.samples, config, ms_chunk_sizes(take.samples.size, sr, 100.0)
@@ -664,7 +666,7 @@ def test_the_metronome_is_looked_for_where_the_latency_puts_it(offline: bool) ->
     notes with no deviation (17 notes for 13, accuracy 100 %). Now the report is the
     uncalibrated take's, 60 ms later."""
     sr = 22050
-    take = metronome_take(sr, 10.0, seed=5)
+    take = metronome_take(sr, 12.0, seed=5)
     late = np.concatenate([np.zeros(round(0.06 * sr), dtype=np.float32), take.samples])
 
     def report(y: NDArray[np.float32], latency_ms: float) -> TimingReport:
@@ -689,7 +691,11 @@ def test_the_metronome_is_looked_for_where_the_latency_puts_it(offline: bool) ->
     np.testing.assert_allclose(
         [d for _, d in calibrated.notes], [d for _, d in plain.notes], atol=11.0
     )
-    assert calibrated.metronome_clicks_removed == plain.metronome_clicks_removed >= 1
+    # the clicks a hold gate drops count as removed when they were flagged live, and the
+    # stream learns the click (and flags) a line earlier or later as the frames fall on the
+    # audio 60 ms apart: the same notes, and the same clicks removed give or take one
+    assert plain.metronome_clicks_removed >= 1
+    assert abs(calibrated.metronome_clicks_removed - plain.metronome_clicks_removed) <= 1
 
 
 @pytest.mark.parametrize(("sr", "bpm"), [(16000, 100.0), (44100, 113.0)])
