@@ -274,6 +274,8 @@ class StreamAnalyzer:
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
         self._first_beats = round(FIRST_BEATS_S * fps)
         self._remain_ahead = remain_frames(fps)
+        # the offline look-ahead of peak picking, which the report applies (:meth:`_confirm`)
+        self._report_post = max(0, round(AnalysisParams().onset.post_max_s * fps))
         self.reset()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -836,11 +838,22 @@ class StreamAnalyzer:
         o = self.params.onset
         hold = o.report_hold_frames
         wait = self._remain_ahead + self._look + 1
+        # the onset after it, if it follows within twice the offline look-ahead, is picked
+        # by then (probes may wait a frame more)
+        ahead = 2 * self._report_post + self._look + 2
         while self._pending:
             heard = self._pending[0]
-            if not final and (heard.frame + hold >= upto or heard.at + wait >= upto):
+            if not final and (
+                heard.frame + max(hold, ahead) >= upto or heard.at + wait >= upto
+            ):
                 break
             self._pending.popleft()
+            if self._pending and self._overtaken(heard.frame, self._pending[0].frame):
+                # the rise before a stronger attack with an onset of its own, which offline
+                # peak picking (a peak is the highest within its look-ahead) does not take
+                # for an onset
+                self._clicks_removed += heard.live_click
+                continue
             if heard.judge is not None:
                 assert self._grid is not None
                 for time_s in self._grid.rejudge(heard.judge):
@@ -856,6 +869,18 @@ class StreamAnalyzer:
             self._report_notes.append(heard.time_s)
             if heard.deviation_ms is not None:
                 self._deviations.append(heard.deviation_ms)
+
+    def _overtaken(self, frame: int, next_frame: int) -> bool:
+        """Whether the onset strength rises above that of ``frame`` within the offline
+        look-ahead after it, and the next onset (at ``next_frame``) follows within twice
+        that: the onset at ``frame`` was a live pick (one frame of look-ahead) that offline
+        peak picking would not make, and the attack has an onset of its own."""
+        post = self._report_post
+        if next_frame - frame > 2 * post:
+            return False
+        odf, o0 = self._odf.data, self._odf.start
+        later = odf[frame + 1 - o0 : min(frame + post + 1, self._n_frames) - o0]
+        return bool(later.size) and float(later.max()) > float(odf[frame - o0])
 
     def _judged_a_note(self, heard: _Heard) -> bool:
         """Whether an onset on a grid line is a note for the report: not a click by its flux
@@ -1239,7 +1264,7 @@ class StreamAnalyzer:
         slow_first -= SLOW_SNAP_BACK + self._rise + 2
         decided = min(self._n_peaked, slow_first)
         keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2,
-                       slow_first)
+                       slow_first, self._pending[0].frame if self._pending else slow_first)
         self._odf.keep_from(max(0, keep_odf))
         self._odf_slow.keep_from(max(0, self._n_slow_picked - self._pre_avg - 2))
         self._held.keep_from(max(0, decided - 2))
