@@ -66,6 +66,23 @@ _SCHEMA: Final = (
 )
 
 
+def _set_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the database in WAL mode. Switching needs the database to itself, and SQLite
+    answers "database is locked" at once, without its busy handler, while another process
+    opens it too (two engine workers starting together): retry until ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteQueue(ClosingQueue):
     """A :class:`~mpt.queue.DurableQueue` on a SQLite file, safe across processes.
 
@@ -95,7 +112,7 @@ class SqliteQueue(ClosingQueue):
         self._conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {max(0, int(busy_timeout_s * 1000))}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _set_wal(conn, busy_timeout_s)
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             with self._transaction() as tx:

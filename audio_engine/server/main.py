@@ -402,7 +402,18 @@ def _serve_workers(
             proc.start()
             return proc, ready
 
-        procs = [start(i) for i in range(workers)]
+        procs: list[tuple[multiprocessing.process.BaseProcess, MpEvent]] = []
+
+        def kill_left() -> None:
+            # a worker that failed to start must not leave the others running (orphans
+            # holding the port and the parent's stderr)
+            for proc, _ in procs:
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+
+        stack.callback(kill_left)
+        procs.extend(start(i) for i in range(workers))
         for proc, ready in procs:
             while not ready.wait(0.1):
                 if not proc.is_alive():

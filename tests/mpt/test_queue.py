@@ -463,3 +463,30 @@ def test_consumer_killed_before_ack_is_redelivered_and_deduped(
     assert rows == [("ev-once", json.dumps({"minutes": 12}), 1)]
     time.sleep(LEASE_S + 0.1)
     assert backend.open().claim(TOPIC, "worker-2", lease_s=LEASE_S) == []  # acknowledged
+
+
+def _open_at(path: str, start_at: float) -> str:
+    """Open (and close) the SQLite queue at ``path`` once the wall clock reaches
+    ``start_at``: the error, or '' (run in a child process)."""
+    while time.time() < start_at:
+        pass
+    try:
+        SqliteQueue(Path(path)).close()
+    except QueueError as exc:
+        return str(exc)
+    return ""
+
+
+def test_processes_opening_a_new_sqlite_queue_together_all_succeed(tmp_path: Path) -> None:
+    """Two engine workers start together on a fresh data directory: switching the new file
+    to WAL needs it to itself, and SQLite said "database is locked" at once (no busy wait)
+    to the one that lost, which died, and the server with it. Four processes, ten files."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        for k in range(10):
+            path = str(tmp_path / f"q{k}.sqlite3")
+            start_at = time.time() + 0.3
+            errors = pool.starmap(_open_at, [(path, start_at)] * 4)
+            assert errors == [""] * 4, errors

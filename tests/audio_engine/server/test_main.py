@@ -116,7 +116,8 @@ def server_process(
         while not ready.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                _, err = proc.communicate()
+                # bounded: a worker left running would hold stderr open for ever
+                _, err = proc.communicate(timeout=30)
                 raise AssertionError(f"server did not start: {err.decode()[-3000:]}")
             time.sleep(0.05)
         yield proc, json.loads(ready.read_text()), data_dir
