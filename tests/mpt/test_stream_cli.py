@@ -178,18 +178,31 @@ def test_a_network_cut_is_resumed_and_no_audio_is_lost_or_doubled(
     address, data_dir = cluster
     host, port = address.rsplit(":", 1)
     with CuttableProxy(host, int(port)) as proxy:
-        cutter = threading.Timer(0.9, proxy.cut)
-        second = threading.Timer(1.9, proxy.cut)
+        done = threading.Event()
+
+        def cut_twice() -> None:
+            # the second cut 0.6 s into the resumed stream, however long the reconnection
+            # took (a cut at a fixed time could fall while the client was reconnecting)
+            if done.wait(0.9):
+                return
+            proxy.cut()
+            deadline = time.monotonic() + 10.0
+            while proxy.connections < 2 and time.monotonic() < deadline:
+                if done.wait(0.01):
+                    return
+            if not done.wait(0.6):
+                proxy.cut()
+
+        cutter = threading.Thread(target=cut_twice, name="cutter", daemon=True)
         cutter.start()
-        second.start()
         try:
             code, out, err = run(
                 capsys, "stream", str(take), "--target-bpm", "120", "--json",
                 "--server", proxy.address, "--data-dir", str(data_dir),
             )  # fmt: skip
         finally:
-            cutter.cancel()
-            second.cancel()
+            done.set()
+            cutter.join(10)
         connections = proxy.connections
 
     assert code == 0, err
