@@ -107,6 +107,19 @@ def _remove_built(S: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, int]:
     )
 
 
+BUILT_BANDS = 16  # bands of the spectra built frame by frame
+
+
+def _built_click_and_note() -> tuple[np.ndarray, np.ndarray]:
+    """The click (high, narrow: bands 10-14) and the student's note (low: bands 0-3) of the
+    spectra built frame by frame."""
+    click = np.zeros(BUILT_BANDS, dtype=np.float32)
+    click[10:15] = [1, 2, 3, 2, 1]
+    note = np.zeros(BUILT_BANDS, dtype=np.float32)
+    note[0:4] = [2, 4, 3, 1]
+    return click, note
+
+
 def _played(times: np.ndarray) -> np.ndarray:
     return times[times < DURATION_S - 1.6]  # every note decays before the end
 
@@ -398,12 +411,9 @@ def test_a_click_alone_is_removed_and_a_note_on_the_click_stays() -> None:
     """On a flux built band by band (lag 1, no band filter: the flux is the spectrum's rise):
     an on-grid onset is a click only when it has the click's shape (cosine >= 0.8) and at
     most 30 % of its flux outside the click's bands."""
-    n_bands, period, n_lines = 16, 60, 40
-    click = np.zeros(n_bands, dtype=np.float32)
-    click[10:15] = [1, 2, 3, 2, 1]  # footprint: bands 8-15 (>= 10 % of the peak, ±2 bands)
-    note = np.zeros(n_bands, dtype=np.float32)
-    note[0:4] = [2, 4, 3, 1]
-    F = np.zeros((30 + n_lines * period, n_bands), dtype=np.float32)
+    period, n_lines = 60, 40
+    click, note = _built_click_and_note()  # footprint: bands 8-15 (>= 10 % of the peak, ±2 bands)
+    F = np.zeros((30 + n_lines * period, BUILT_BANDS), dtype=np.float32)
     lines = 30 + period * np.arange(n_lines)
     kinds = []
     for k, f in enumerate(lines):
@@ -432,12 +442,9 @@ def test_a_slow_note_that_starts_on_the_click_stays() -> None:
     is the click. 50 ms later the click alone has died away and the note is still rising, so
     it stays; the clicks alone go. On a spectrum built frame by frame (lag 1, no band
     filter, 100 fps)."""
-    n_bands, period, n_lines = 16, 60, 40
-    click = np.zeros(n_bands, dtype=np.float32)
-    click[10:15] = [1, 2, 3, 2, 1]
-    note = np.zeros(n_bands, dtype=np.float32)
-    note[0:4] = [2, 4, 3, 1]
-    S = np.zeros((30 + n_lines * period + 30, n_bands), dtype=np.float32)
+    period, n_lines = 60, 40
+    click, note = _built_click_and_note()
+    S = np.zeros((30 + n_lines * period + 30, BUILT_BANDS), dtype=np.float32)
     lines = 30 + period * np.arange(n_lines)
     slow = np.arange(n_lines) % 4 != 3  # the others are clicks alone
     for f, is_note in zip(lines, slow, strict=True):
@@ -464,12 +471,9 @@ def test_notes_starting_after_the_quiet_clicks_do_not_make_slow_notes_clicks() -
     click leaves, and removed all 30 slow notes as clicks (dev synth_016: 16 of its 69
     notes). The clicks alone go (the late notes follow them within 50 ms); every note
     stays. On a spectrum built frame by frame (lag 1, no band filter, 100 fps)."""
-    n_bands, period, n_lines = 16, 60, 40
-    click = np.zeros(n_bands, dtype=np.float32)
-    click[10:15] = [1, 2, 3, 2, 1]
-    note = np.zeros(n_bands, dtype=np.float32)
-    note[0:4] = [2, 4, 3, 1]
-    S = np.zeros((30 + n_lines * period + 30, n_bands), dtype=np.float32)
+    period, n_lines = 60, 40
+    click, note = _built_click_and_note()
+    S = np.zeros((30 + n_lines * period + 30, BUILT_BANDS), dtype=np.float32)
     lines = 30 + period * np.arange(n_lines)
     alone = np.arange(n_lines) % 4 == 3
     late = lines[alone][1:] + 3  # notes 30 ms after all but the first click alone
@@ -501,14 +505,11 @@ def test_a_metronome_started_after_the_recording_has_no_lines_before_its_first_c
     was nearly silence, and no click was removed (dev synth_010 and synth_022 with 4 s of
     room noise before them: 15 and 17 clicks kept as notes, accuracy 26 -> 49 % and 13 ->
     49 %). On a spectrum built frame by frame (lag 1, no band filter, 100 fps)."""
-    n_bands, period, n_clicks = 16, 60, 28
-    click = np.zeros(n_bands, dtype=np.float32)
-    click[10:15] = [1, 2, 3, 2, 1]
-    note = np.zeros(n_bands, dtype=np.float32)
-    note[0:4] = [2, 4, 3, 1]
+    period, n_clicks = 60, 28
+    click, note = _built_click_and_note()
     first = 30 + silent_lines * period
     lines = first + period * np.arange(n_clicks)
-    S = np.zeros((lines[-1] + 60, n_bands), dtype=np.float32)
+    S = np.zeros((lines[-1] + 60, BUILT_BANDS), dtype=np.float32)
     alone = np.arange(n_clicks) % 3 == 2  # the student on two lines of three
     for f, is_alone in zip(lines, alone, strict=True):
         S[f] += click
