@@ -273,12 +273,18 @@ def metronome_clicks(
     # no click sounds before the first: lines there would pass for the click alone, the
     # quietest of all, and the click's signature learnt from them matches no click heard
     click_frames = click_frames[click_frames >= first_click_frame(fps, grid_start_s) - 1]
-    if onsets_s.size == 0 or click_frames.size < 8:
+    if onsets_s.size == 0:
+        return none
+    onset_frames = np.clip(np.round((onsets_s - offset_s) * fps).astype(np.int64), 0, n_frames - 1)
+    # nor after the last sound: a metronome still ticking there would be heard, and the
+    # silent lines of a recording that runs on after the playing and the metronome have
+    # stopped would pass for the click alone, as lines before the first click would
+    click_frames = click_frames[click_frames <= onset_frames.max() + CLICK_WINDOW_FRAMES]
+    if click_frames.size < 8:
         return none
     S = np.ascontiguousarray(S, dtype=np.float32)
     ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     F = band_flux(S, lag_frames, max_bands, ref)
-    onset_frames = np.clip(np.round((onsets_s - offset_s) * fps).astype(np.int64), 0, n_frames - 1)
     distance = np.abs(onset_frames[:, None] - click_frames[None, :]).min(axis=1)
     on_grid = distance <= CLICK_WINDOW_FRAMES
     onset_peaks = _peak_frames(F, onset_frames, 1)

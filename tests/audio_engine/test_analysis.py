@@ -17,6 +17,7 @@ from audio_engine.params import AnalysisParams
 from audio_engine.result import AnalysisResult
 from tests._support.signals import click_track, grid_times, tone_notes
 from tests.audio_engine._support.matching import match_events
+from tests.audio_engine._support.stream import metronome_take
 from tests.audio_engine._support.synth import clicks_at, ramp_times, soft_tones, step_times
 
 
@@ -393,6 +394,23 @@ def test_metronome_bleed_is_not_counted_as_notes(sr: int) -> None:
     assert abs(notes.size - played.size) <= 1
     assert m.recall >= 0.9 and m.precision >= 0.9
     assert r.timing.metronome_clicks_removed >= click_times.size // 2
+
+
+@pytest.mark.parametrize("tail_s", [0.0, 3.0])
+def test_a_recording_that_runs_on_after_the_playing_keeps_the_clicks_out(tail_s: float) -> None:
+    """The student and the metronome stop and the recording runs on, 3 s of room noise:
+    its silent grid lines passed for the click alone, no click signature was found, and the
+    5 clicks sounding alone became perfectly timed notes (21 for 16 played). As without
+    the tail, the report's notes are the student's."""
+    sr = 22050
+    take = metronome_take(sr, 12.0, seed=5)
+    tail = np.random.default_rng(1).normal(0.0, 1e-4, round(tail_s * sr)).astype(np.float32)
+    r = analyze(np.concatenate([take.samples, tail]), sr, target_bpm=120.0, grid_start_s=0.5)
+    assert r.timing is not None
+    notes = np.array([t for t, _ in r.timing.notes])
+    assert match_events(notes, take.notes_s, 0.03).recall == 1.0
+    assert notes.size == take.notes_s.size
+    assert r.timing.metronome_clicks_removed >= 1
 
 
 def test_a_take_without_metronome_keeps_its_notes_in_the_report() -> None:
