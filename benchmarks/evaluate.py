@@ -104,6 +104,7 @@ class Summary:
     acc1: float | None
     acc2: float | None
     note_recall: float | None
+    note_precision: float | None
     dev_err_ms: float | None
     dev_centered_ms: float | None
     verdict_pct: float | None
@@ -151,7 +152,8 @@ def score_clip(clip: Clip, run: ClipRun, *, trim_beats: bool = False) -> ClipSco
                 grid_start_s=float(truth["grid_start_s"]),
                 subdivision=sub_true,
             )
-        practice = score_practice(truth_notes, reported)
+        played_s = [note[0] for note in truth["played_notes"]]
+        practice = score_practice(truth_notes, reported, played_s=played_s)
     return ClipScore(
         system=run.system,
         set_name=clip.set_name,
@@ -205,6 +207,7 @@ def summarize(system: str, set_name: str, scores: list[ClipScore], runs: list[Cl
         acc1=mean_over_clips(t.acc1 for t in tempos),
         acc2=mean_over_clips(t.acc2 for t in tempos),
         note_recall=mean_over_clips(p.recall for p in practice),
+        note_precision=mean_over_clips(p.precision for p in practice),
         dev_err_ms=mean_over_clips(p.dev_err_ms for p in practice),
         dev_centered_ms=mean_over_clips(p.centered_dev_err_ms for p in practice),
         verdict_pct=None if not verdicts else 100.0 * float(np.mean(verdicts)),

@@ -144,13 +144,17 @@ def _practice_tables(r: ReportInput) -> list[str]:
             [
                 _label(s.system, r.versions),
                 _f(s.note_recall),
+                _f(s.note_precision),
                 _f(s.dev_err_ms, ".1f"),
                 _f(s.dev_centered_ms, ".1f"),
                 "n/a" if s.system != ENGINE else _f(s.verdict_pct, ".0f"),
             ]
             for s in summ
         ]
-        header = ["system", "note recall", "dev err ms", "centered ms", "verdicts right %"]
+        header = [
+            "system", "note recall", "note precision", "dev err ms", "centered ms",
+            "verdicts right %",
+        ]
         lines += [*_table(header, rows), ""]
     return lines
 

@@ -45,6 +45,7 @@ __all__ = [
     "expected_verdict",
     "match_nearest",
     "mean_over_clips",
+    "note_precision",
     "score_beats",
     "score_onsets",
     "score_practice",
@@ -102,6 +103,7 @@ class PracticeScore:
     recall: float | None
     dev_err_ms: float | None
     centered_dev_err_ms: float | None
+    precision: float | None = None
 
 
 def _events(times: ArrayLike) -> NDArray[np.float64]:
@@ -223,19 +225,35 @@ def match_nearest(
     return sorted(pairs)
 
 
-def score_practice(truth: ArrayLike, reported: ArrayLike) -> PracticeScore:
+def note_precision(played_s: ArrayLike, reported_s: ArrayLike) -> float | None:
+    """Share of the reported notes that are played notes: matched one to one
+    (:func:`match_nearest`, ``NOTE_WINDOW_S``) to the times of every played note, true or
+    not. A bleeding metronome's click kept as a note, or a spurious onset, counts against
+    it. None when nothing was reported."""
+    rep = np.asarray(reported_s, dtype=np.float64).reshape(-1)
+    if rep.size == 0:
+        return None
+    played = np.asarray(played_s, dtype=np.float64).reshape(-1)
+    return len(match_nearest(played, rep, NOTE_WINDOW_S)) / rep.size
+
+
+def score_practice(
+    truth: ArrayLike, reported: ArrayLike, *, played_s: ArrayLike | None = None
+) -> PracticeScore:
     """Score reported notes against true notes, both rows of (time_s, deviation_ms).
 
     ``truth`` is the output of :func:`true_notes`; ``reported`` is what the system reported
-    (the engine's ``TimingReport.notes`` or a peer's onsets through :func:`snap_to_grid`).
+    (the engine's ``TimingReport.notes`` or a peer's onsets through :func:`snap_to_grid`);
+    ``played_s``, the times of every played note, gives the :func:`note_precision`.
     """
     t = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
     r = np.asarray(reported, dtype=np.float64).reshape(-1, 2)
+    precision = None if played_s is None else note_precision(played_s, r[:, 0])
     if len(t) == 0:
-        return PracticeScore(0, 0, None, None, None)
+        return PracticeScore(0, 0, None, None, None, precision)
     pairs = match_nearest(t[:, 0], r[:, 0], NOTE_WINDOW_S)
     if not pairs:
-        return PracticeScore(len(t), 0, 0.0, None, None)
+        return PracticeScore(len(t), 0, 0.0, None, None, precision)
     i_true, i_rep = (np.asarray(ix, dtype=np.intp) for ix in zip(*pairs, strict=True))
     diff_ms = r[i_rep, 1] - t[i_true, 1]
     return PracticeScore(
@@ -244,6 +262,7 @@ def score_practice(truth: ArrayLike, reported: ArrayLike) -> PracticeScore:
         recall=len(pairs) / len(t),
         dev_err_ms=float(np.mean(np.abs(diff_ms))),
         centered_dev_err_ms=_centered_mean_abs(diff_ms),
+        precision=precision,
     )
 
 

@@ -10,6 +10,7 @@ from benchmarks.scoring import (
     expected_verdict,
     match_nearest,
     mean_over_clips,
+    note_precision,
     score_beats,
     score_onsets,
     score_practice,
@@ -159,3 +160,17 @@ def test_expected_verdict() -> None:
 def test_mean_over_clips_skips_undefined() -> None:
     assert mean_over_clips([1.0, None, 0.0, True]) == pytest.approx(2.0 / 3.0)
     assert mean_over_clips([None]) is None
+
+
+def test_note_precision_counts_what_is_reported_but_was_not_played() -> None:
+    """Reported notes matched one to one to every played note within 50 ms: a click kept
+    as a note (2.5 s) and a second onset on one note (1.02 s) count against it; a played
+    note outside the true notes (played far off its line) counts for it."""
+    played_s = [0.5, 1.0, 1.5, 2.0]
+    truth = np.array([[0.5, 2.0], [1.0, -3.0], [1.5, 4.0]])  # 2.0 s: not a true note
+    reported = np.array([[0.5, 2.0], [1.0, -3.0], [1.02, 17.0], [2.0, 0.0], [2.5, 0.0]])
+    s = score_practice(truth, reported, played_s=played_s)
+    assert s.precision == pytest.approx(3 / 5)
+    assert s.recall == pytest.approx(2 / 3)
+    assert note_precision(played_s, []) is None
+    assert score_practice(truth, reported).precision is None
