@@ -46,7 +46,12 @@ from numpy.typing import NDArray
 from audio_engine.analysis import check_target
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
 from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
-from audio_engine.dsp.metronome import classify_clicks, remain_frames
+from audio_engine.dsp.metronome import (
+    classify_clicks,
+    late_remain_frames,
+    onset_remain,
+    remain_frames,
+)
 from audio_engine.dsp.onsets import (
     _hold_min_kernel,
     _max_filter_bands_kernel,
@@ -274,6 +279,7 @@ class StreamAnalyzer:
         self._beat_confirm = round(BEAT_CONFIRM_S * fps)
         self._first_beats = round(FIRST_BEATS_S * fps)
         self._remain_ahead = remain_frames(fps)
+        self._remain_late = late_remain_frames(fps)
         # the offline look-ahead of peak picking, which the report applies (:meth:`_confirm`)
         self._report_post = max(0, round(AnalysisParams().onset.post_max_s * fps))
         self.reset()
@@ -837,7 +843,7 @@ class StreamAnalyzer:
         never changes a tempo update's accuracy."""
         o = self.params.onset
         hold = o.report_hold_frames
-        wait = self._remain_ahead + self._look + 1
+        wait = self._remain_late + self._look + 1
         # the onset after it, if it follows within twice the offline look-ahead, is picked
         # by then (probes may wait a frame more)
         ahead = 2 * self._report_post + self._look + 2
@@ -890,10 +896,14 @@ class StreamAnalyzer:
         yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
         if heard.judge is not None and not heard.live_click:
             return True
-        remain = self._remain_at(heard.at)
-        followed = bool(self._pending) and (
-            self._pending[0].frame - heard.frame <= self._remain_ahead
+        gap = self._pending[0].frame - heard.frame if self._pending else math.inf
+        remain = onset_remain(
+            self._remain_at(heard.at, self._remain_ahead),
+            self._remain_at(heard.at, self._remain_late),
+            gap,
+            self._remain_late,
         )
+        followed = gap <= self._remain_ahead
         assert self._grid is not None
         if heard.judge is None:
             assert heard.vector is not None
@@ -915,7 +925,7 @@ class StreamAnalyzer:
                 return
         raise AssertionError(f"no report note at {time_s!r} s")
 
-    def _remain_at(self, frame: int) -> float:
+    def _remain_at(self, frame: int, ahead: int) -> float:
         """:func:`~audio_engine.dsp.metronome.remain_shares` of one frame, from the kept
         spectra (the frame ``ahead`` after it clipped to the last one, as offline)."""
         lag = self.params.onset.lag_frames
@@ -923,7 +933,7 @@ class StreamAnalyzer:
         b = max(frame - lag, 0)
         before = self._ref_rows(b, b - lag + 1)[0]
         now = self._spec[frame - s0]
-        later = self._spec[min(frame + self._remain_ahead, self._n_frames - 1) - s0]
+        later = self._spec[min(frame + ahead, self._n_frames - 1) - s0]
         flux = float(np.maximum(now - before, np.float32(0.0)).sum())
         left = float(np.maximum(later - before, np.float32(0.0)).sum())
         return left / max(flux, 1e-12) if flux > 0 else 0.0
@@ -969,7 +979,7 @@ class StreamAnalyzer:
                 self._n_frames,
                 final=final,
                 flux_at=self._flux_at,
-                remain_at=self._remain_at,
+                remain_at=lambda at: self._remain_at(at, self._remain_ahead),
             )
 
     def _click_judge(

@@ -34,6 +34,7 @@ LONE_COVERAGE = 0.85  # a metronome heard alone has an onset on nearly every gri
 LONE_AGREEMENT = 0.9  # ... nearly all of them at one offset from their lines (MAX_SPREAD_S),
 LONE_SIMILARITY = 0.95  # ... the same flux shape on all lines (cosine to their median)
 REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
+LATE_REMAIN_S = 0.07  # ... and this long, for a note begun a little after its click
 MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux, a click alone less
 CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what a click alone leaves
 
@@ -89,6 +90,22 @@ def remain_shares(
 def remain_frames(fps: float) -> int:
     """Frames after an onset at which :func:`remain_shares` measures what it left."""
     return max(1, round(REMAIN_S * fps))
+
+
+def late_remain_frames(fps: float) -> int:
+    """Frames after an onset at which what it left is measured a second time
+    (:func:`onset_remain`)."""
+    return max(remain_frames(fps) + 1, round(LATE_REMAIN_S * fps))
+
+
+def onset_remain(early: float, late: float, gap: float, late_frames: int) -> float:
+    """What an onset on a grid line leaves behind, for telling a note from a click alone:
+    the larger of its :func:`remain_shares` ``early`` (``remain_frames`` after it) and
+    ``late`` (``late_frames`` after it), the late one only when the next onset comes more
+    than ``late_frames`` after it (``gap`` frames; inf when none does). A note begun 20-40
+    ms after its click has hardly risen 50 ms after the click when its attack is slow (a
+    flute's), with no onset of its own detected; 70 ms after the click it sounds."""
+    return early if gap <= late_frames else max(early, late)
 
 
 def remain_limit(line_remains: NDArray[np.floating]) -> float:
@@ -303,8 +320,18 @@ def metronome_clicks(
     # a note played with the click leaves more behind than a click alone does, unless the
     # next onset comes before that is measured
     limit = remain_limit(line_remains)
-    remains = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
-    followed = np.append(np.diff(onset_peaks) <= ahead, False)
+    late = late_remain_frames(fps)
+    gaps = np.append(np.diff(onset_peaks), np.inf)
+    remains = np.array([
+        onset_remain(early, later, gap, late)
+        for early, later, gap in zip(
+            remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead),
+            remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late),
+            gaps,
+            strict=True,
+        )
+    ])
+    followed = gaps <= ahead
     is_click &= followed | (remains <= limit)
     return is_click
 
