@@ -26,6 +26,8 @@ QUIET_SHARE = 0.15  # the quietest share of grid positions estimates the click a
 MIN_SIMILARITY = 0.7  # cosine similarity of a click's flux to the click signature
 MAX_OUTSIDE_SHARE = 0.3  # a click alone has at most this share of its flux outside them
 CLICK_SIMILARITY = 0.8  # cosine similarity of a click alone to the signature
+NOTE_LIKE = 0.5  # the student's notes this like the quiet lines (median cosine) ...
+MACHINE_MARGIN = 0.3  # ... are taken for them unless the quiet lines are this much more alike
 FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux are its own
 FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
@@ -156,9 +158,12 @@ def click_signature(
 
     ``vectors`` are the flux vectors at the grid lines (see :func:`_at_frames`), ``notes``
     those of the onsets off the grid (the student's). A metronome is an audible sound, the
-    same at every quiet grid position, and unlike the student's notes; when the student
-    never leaves the grid, the quiet positions must also be clearly quieter than the rest
-    (a click alone, not the same note played softly)."""
+    same at every quiet grid position, and unlike the student's notes (their median cosine
+    to it under ``NOTE_LIKE``, or ``MACHINE_MARGIN`` under the quiet positions' own: a
+    woodblock click under a marimba or a drum kit is like the notes, but each click is
+    the same to a hair, as no two notes are); when the student never leaves the grid, the
+    quiet positions must also be clearly quieter than the rest (a click alone, not the same
+    note played softly)."""
     # (sorts and _median instead of np.quantile and np.median: the same values, and this
     # runs at every grid line of a live stream, where numpy's generic paths cost most)
     totals = vectors.sum(axis=1)
@@ -169,10 +174,12 @@ def click_signature(
     signature: NDArray[np.float32] = _median(np.sort(quiet, axis=0)).astype(np.float32)
     if float(signature.sum()) < 0.5 * delta:
         return None
-    if float(_median(np.sort(_cosine(quiet, signature)))) < MIN_SIMILARITY:
+    alike = float(_median(np.sort(_cosine(quiet, signature))))
+    if alike < MIN_SIMILARITY:
         return None  # the quiet positions differ from each other: soft notes, not one click
     if notes.shape[0] >= 5:
-        if float(_median(np.sort(_cosine(notes, signature)))) >= 0.5:
+        like_notes = float(_median(np.sort(_cosine(notes, signature))))
+        if like_notes >= NOTE_LIKE and like_notes > alike - MACHINE_MARGIN:
             return None  # the "click" sounds like the student's own notes
     elif float(_median(np.sort(totals[quiet_mask]))) > 0.6 * float(_median(np.sort(totals))):
         return None
