@@ -212,7 +212,7 @@ class _Heard:
     at: int = -1  # the frame of its flux vector when it lies on a grid line, else -1
     live_click: bool = False  # reported live as a metronome click
     judge: Judge | None = None  # None on a grid line: no signature could be learnt yet
-    vector: NDArray[np.float32] | None = None  # kept while it is unjudged
+    vector: NDArray[np.float32] | None = None  # its flux vector when it lies on a grid line
 
 
 @dataclass(slots=True)
@@ -826,7 +826,7 @@ class StreamAnalyzer:
                 at=at if on_grid else -1,
                 live_click=live_click,
                 judge=judge,
-                vector=vector if on_grid and judge is None else None,
+                vector=vector if on_grid else None,
             )
         )
         if live_click:
@@ -890,12 +890,11 @@ class StreamAnalyzer:
 
     def _judged_a_note(self, heard: _Heard) -> bool:
         """Whether an onset on a grid line is a note for the report: not a click by its flux
-        (:func:`~audio_engine.dsp.metronome.classify_clicks`), or a note played with the
+        against the click as heard on the lines so far (:meth:`GridClicks.refined`,
+        :func:`~audio_engine.dsp.metronome.classify_clicks`), or a note played with the
         click, which leaves more behind than a click alone unless the next onset comes
         first (:func:`~audio_engine.dsp.metronome.metronome_clicks`). Without a signature
         yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
-        if heard.judge is not None and not heard.live_click:
-            return True
         gap = self._pending[0].frame - heard.frame if self._pending else math.inf
         remain = onset_remain(
             self._remain_at(heard.at, self._remain_ahead),
@@ -904,13 +903,15 @@ class StreamAnalyzer:
             self._remain_late,
         )
         followed = gap <= self._remain_ahead
-        assert self._grid is not None
+        assert self._grid is not None and heard.vector is not None
+        self._grid.hear(heard.frame, heard.vector, remain, followed)
         if heard.judge is None:
-            assert heard.vector is not None
             self._grid.keep_unjudged(
                 Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)
             )
             return True
+        if not classify_clicks(heard.vector[None, :], self._grid.refined(heard.judge))[0]:
+            return True  # not the click as heard on the lines
         if remain > self._grid.limit(heard.judge) and not followed:
             return True  # a note played with the click
         self._clicks_removed += 1

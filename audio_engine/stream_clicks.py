@@ -10,7 +10,10 @@ before the one it judges, so that any chunking judges every onset alike:
   (:func:`~audio_engine.dsp.metronome.click_signature`, or for a metronome heard alone
   :func:`~audio_engine.dsp.metronome.lone_click_signature`), cached until they change;
 - the notes heard on grid lines before any signature could be learnt, judged again by the
-  next one (:meth:`GridClicks.rejudge`).
+  next one (:meth:`GridClicks.rejudge`);
+- the onsets on grid lines judged so far, from which the report learns the click again as
+  it is heard on the lines (:meth:`GridClicks.refined`, as offline
+  :func:`~audio_engine.dsp.metronome.refined_signature`).
 
 The spectra stay with :class:`audio_engine.stream.StreamAnalyzer`, which hands in what
 this module reads from them (a flux vector, a leftover share).
@@ -22,6 +25,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,8 +36,10 @@ from audio_engine.dsp.metronome import (
     click_signature,
     grid_offsets_s,
     lone_click_signature,
+    refined_signature,
     remain_limit,
 )
+from audio_engine.errors import StateVersionError
 
 RECENT_CLICKS = 48  # grid lines remembered for the metronome signature
 RECENT_NOTES = 32  # off-grid notes remembered for the metronome signature
@@ -113,6 +119,29 @@ class GridClicks:
         self._lone_key: tuple[int, int, int, int, int] | None = None
         self._lone: Judge | None = None
         self._unjudged: deque[Unjudged] = deque()
+        # the onsets on grid lines judged for the report: (frame, flux vector, what it
+        # leaves, whether an onset followed at once), their count, and the last refinement
+        self._heard: deque[tuple[int, NDArray[np.float32], float, bool]] = deque()
+        self._heard_added = 0
+        self._refined_key: tuple[int, int, int, int] | None = None
+        self._refined: NDArray[np.float32] | None = None
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a pickled grid (within a stream's checkpoint).
+
+        Raises
+        ------
+        StateVersionError
+            The state was pickled by an engine that kept other attributes.
+        """
+        expected = _state_names()
+        if set(state) != expected:
+            raise StateVersionError(
+                "the stream's metronome state was saved by another version of the engine "
+                f"(missing {sorted(expected - set(state))[:5]}, "
+                f"unknown {sorted(set(state) - expected)[:5]})"
+            )
+        self.__dict__.update(state)
 
     def line_frame(self, k: int) -> int:
         """The frame of grid line ``k``: line 0 is the metronome's first click, or the first
@@ -217,6 +246,31 @@ class GridClicks:
         remains = [self._remains[c] for c in judge.lines]
         return remain_limit(np.asarray(remains, dtype=np.float64))
 
+    def hear(self, frame: int, vector: NDArray[np.float32], remain: float, followed: bool) -> None:
+        """Remember an onset on a grid line judged for the report (its flux vector, what it
+        leaves behind, whether the next onset followed at once)."""
+        self._heard.append((frame, vector, remain, followed))
+        self._heard_added += 1
+
+    def refined(self, judge: Judge) -> NDArray[np.float32]:
+        """The click of ``judge`` learnt again from the onsets heard on its lines so far that
+        leave no more than a click alone (:func:`~audio_engine.dsp.metronome.refined_signature`)."""
+        key = (judge.lines[0], judge.lines[-1], len(judge.lines), self._heard_added)
+        if key == self._refined_key and self._refined is not None:
+            return self._refined
+        limit = self.limit(judge)
+        first = judge.lines[0] - CLICK_WINDOW_FRAMES
+        candidates = [
+            v for f, v, r, followed in self._heard if f >= first and not followed and r <= limit
+        ]
+        refined = (
+            refined_signature(judge.signature, np.stack(candidates))
+            if candidates
+            else judge.signature
+        )
+        self._refined_key, self._refined = key, refined
+        return refined
+
     def keep_unjudged(self, note: Unjudged) -> None:
         """Remember a report note heard on a grid line before there was a signature."""
         self._unjudged.append(note)
@@ -228,7 +282,7 @@ class GridClicks:
             return []
         limit = self.limit(judge)
         vectors = np.stack([u.vector for u in self._unjudged])
-        clicks = classify_clicks(vectors, judge.signature)
+        clicks = classify_clicks(vectors, self.refined(judge))
         out = [
             u.time_s
             for u, is_click in zip(self._unjudged, clicks, strict=True)
@@ -258,3 +312,11 @@ class GridClicks:
             del self._remains[line]  # the lines in the order measured: by frame
         while self._unjudged and self._unjudged[0].frame < oldest:
             self._unjudged.popleft()
+        while self._heard and self._heard[0][0] < oldest:
+            self._heard.popleft()
+
+
+def _state_names() -> frozenset[str]:
+    """The attributes of a GridClicks (every one set whatever the configuration)."""
+    grid = GridClicks(50.0, 100.0, 0.5, offset_s=0.0, delta=3.0, remain_frames=5)
+    return frozenset(vars(grid))

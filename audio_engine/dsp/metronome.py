@@ -26,6 +26,8 @@ QUIET_SHARE = 0.15  # the quietest share of grid positions estimates the click a
 MIN_SIMILARITY = 0.7  # cosine similarity of a click's flux to the click signature
 MAX_OUTSIDE_SHARE = 0.3  # a click alone has at most this share of its flux outside them
 CLICK_SIMILARITY = 0.8  # cosine similarity of a click alone to the signature
+REFINE_SIMILARITY = 0.6  # ... of a click heard on a line to it, to learn the click again
+MIN_REFINED = 3  # clicks heard on the lines needed to learn the click again
 NOTE_LIKE = 0.5  # the student's notes this like the quiet lines (median cosine) ...
 MACHINE_MARGIN = 0.3  # ... are taken for them unless the quiet lines are this much more alike
 FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux are its own
@@ -323,7 +325,6 @@ def metronome_clicks(
         signature = lone_click_signature(grid_vectors, offsets, line_remains, delta)
     if signature is None:
         return none
-    is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, signature)
     # a note played with the click leaves more behind than a click alone does, unless the
     # next onset comes before that is measured
     limit = remain_limit(line_remains)
@@ -339,8 +340,42 @@ def metronome_clicks(
         )
     ])
     followed = gaps <= ahead
+    heard = refined_signature(signature, vectors[on_grid & ~followed & (remains <= limit)])
+    is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, heard)
     is_click &= followed | (remains <= limit)
     return is_click
+
+
+def refined_signature(
+    signature: NDArray[np.float32], candidates: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """The click as heard on the lines: the median flux of the ``candidates`` (onsets on grid
+    lines that leave no more than a click alone does and no onset follows at once) that
+    look like ``signature`` (inside its bands, cosine at least ``REFINE_SIMILARITY``), when
+    at least ``MIN_REFINED`` do; else ``signature``.
+
+    ``signature`` comes from the few quietest lines (:func:`click_signature`), where a
+    sustained note often sounds too; against it, clicks under the student's long notes
+    fell below ``CLICK_SIMILARITY`` (a violin's rubato take: cosine 0.51-0.81) and stayed
+    notes, perfectly timed ones. The clicks heard on every line give the click's shape
+    better."""
+    if candidates.shape[0] < MIN_REFINED:
+        return signature
+    footprint = _footprint(signature)
+    inside = candidates[:, ~footprint].sum(axis=1) <= MAX_OUTSIDE_SHARE * candidates.sum(axis=1)
+    alike = inside & (_cosine(candidates, signature) >= REFINE_SIMILARITY)
+    if int(alike.sum()) < MIN_REFINED:
+        return signature
+    out: NDArray[np.float32] = _median(np.sort(candidates[alike], axis=0)).astype(np.float32)
+    return out
+
+
+def _footprint(signature: NDArray[np.float32]) -> NDArray[np.bool_]:
+    """The click's own bands: those where the signature has ``FOOTPRINT_LEVEL`` of its peak
+    flux, and their neighbours within ``FOOTPRINT_SPREAD`` bands."""
+    own = signature >= FOOTPRINT_LEVEL * float(signature.max())
+    near: NDArray[np.bool_] = np.convolve(own, np.ones(2 * FOOTPRINT_SPREAD + 1), mode="same") > 0
+    return near
 
 
 def classify_clicks(
@@ -351,8 +386,7 @@ def classify_clicks(
     A click alone rises only in the click's own bands (more of them over silence than under
     a note) and has the click's shape; a note played with the click also rises outside them.
     """
-    footprint = signature >= FOOTPRINT_LEVEL * float(signature.max())
-    footprint = np.convolve(footprint, np.ones(2 * FOOTPRINT_SPREAD + 1), mode="same") > 0
+    footprint = _footprint(signature)
     outside = vectors[:, ~footprint].sum(axis=1)
     total = vectors.sum(axis=1)
     mask: NDArray[np.bool_] = (outside <= MAX_OUTSIDE_SHARE * total) & (

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from audio_engine.analysis import analyze
 from audio_engine.demo import make_demo_performance
-from audio_engine.errors import ParameterError
+from audio_engine.errors import ParameterError, StateVersionError
 from audio_engine.events import (
     BeatEvent,
     Event,
@@ -1008,3 +1008,22 @@ def test_reset_gives_the_results_of_a_fresh_analyzer() -> None:
     a.reset()  # after finish()
     again = run_stream(take, config, 1021, analyzer=a)
     assert again == fresh
+
+
+def test_a_saved_metronome_state_of_another_engine_version_is_refused() -> None:
+    """A checkpoint carries the stream's metronome state (the grid's lines and the onsets
+    heard on them): one saved by an engine that kept other state there is refused as a
+    whole (StateVersionError, which the server turns into NOT_FOUND), not carried on to
+    fail half-way through the stream; its own state loads."""
+    import pickle
+
+    sr = 16000
+    take = metronome_take(sr, 6.0, seed=5)
+    analyzer = StreamAnalyzer(StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5))
+    analyzer.process(take.samples)
+    assert analyzer._grid is not None
+    restored = pickle.loads(pickle.dumps(analyzer))
+    assert restored._grid is not None and len(restored._grid._heard) == len(analyzer._grid._heard)
+    del analyzer._grid.__dict__["_heard"]  # an engine from before the clicks were learnt again
+    with pytest.raises(StateVersionError, match="another version of the engine"):
+        pickle.loads(pickle.dumps(analyzer))
