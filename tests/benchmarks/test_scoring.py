@@ -174,3 +174,16 @@ def test_note_precision_counts_what_is_reported_but_was_not_played() -> None:
     assert s.recall == pytest.approx(2 / 3)
     assert note_precision(played_s, []) is None
     assert score_practice(truth, reported).precision is None
+
+
+def test_accuracy_error_of_a_report() -> None:
+    """Four notes played at 120 BPM eighths (250 ms lines): -10, 20, 40 ms and one 260 ms
+    late, on the next line +10 ms: three of four within 25 ms of their nearest line, 75 %.
+    A report 30 ms late everywhere (an attack constant, removed) that also keeps a click
+    (perfectly on a line) says 4 of 5, 80 %: 5 points off."""
+    from benchmarks.practice_sets import accuracy_error
+
+    played = np.array([[1.0, -10.0], [1.25, 20.0], [1.5, 40.0], [1.75, 260.0]])
+    reported = np.array([[1.03, 20.0], [1.28, 50.0], [1.53, 70.0], [2.04, 40.0], [2.25, 30.0]])
+    assert accuracy_error(played, reported, 250.0) == pytest.approx(5.0)
+    assert accuracy_error(played, reported[:0], 250.0) == pytest.approx(75.0)
