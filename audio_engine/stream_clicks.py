@@ -34,6 +34,7 @@ from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
     classify_clicks,
     click_signature,
+    dying_click_signature,
     grid_offsets_s,
     lone_click_signature,
     refined_signature,
@@ -118,6 +119,9 @@ class GridClicks:
         self._shaped: Judge | None = None
         self._lone_key: tuple[int, int, int, int, int] | None = None
         self._lone: Judge | None = None
+        # ... and, for a held note on every line, from the lines where what sounds dies away
+        self._dying_key: tuple[int, int, int, int, int] | None = None
+        self._dying: Judge | None = None
         self._unjudged: deque[Unjudged] = deque()
         # the onsets on grid lines judged for the report: (frame, flux vector, what it
         # leaves, whether an onset followed at once), their count, and the last refinement
@@ -208,15 +212,16 @@ class GridClicks:
 
     def _learn(self, usable: list[tuple[int, NDArray[np.float32]]], frame: int) -> Judge | None:
         """The metronome signature of the recent grid lines ``usable`` (frame, flux vector)
-        and the onsets before ``frame``; for a metronome heard alone, with what the lines
-        measured by then leave."""
+        and the onsets before ``frame``; for a metronome heard alone, and for one under a
+        note held across the lines, with what the lines measured by then leave."""
         # each changes only with the grid lines and the onsets it is learnt from
         key = (usable[0][0], usable[-1][0], len(usable), self._offgrid_added)
         clicks: NDArray[np.float32] | None = None
         if key != self._shape_key:
             clicks = np.asarray([v for _, v in usable])
             notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-            signature = click_signature(clicks, notes, self._delta)
+            offsets = self._line_offsets([c for c, _ in usable])
+            signature = click_signature(clicks, notes, self._delta, offsets)
             self._shaped = None if signature is None else Judge(
                 signature, tuple(c for c, _ in usable)
             )
@@ -239,7 +244,33 @@ class GridClicks:
                 signature, tuple(c for c, _ in usable)
             )
             self._lone_key = lone_key
-        return self._lone
+        if self._lone is not None:
+            return self._lone
+        # a held note on every line: the lines measured by then where what sounds dies away
+        last = frame - CLICK_WINDOW_FRAMES - self.remain_frames
+        measured = [(c, v) for c, v in usable if c < last]
+        dying_key = (*key, len(measured))
+        if dying_key != self._dying_key:
+            self._dying = None
+            if measured:
+                lines = np.asarray([v for _, v in measured])
+                remains = np.array([self._remains[c] for c, _ in measured], dtype=np.float64)
+                notes = np.asarray(self._offgrid) if self._offgrid else lines[:0]
+                offsets = self._line_offsets([c for c, _ in measured])
+                signature = dying_click_signature(lines, remains, notes, self._delta, offsets)
+                if signature is not None:
+                    self._dying = Judge(signature, tuple(c for c, _ in measured))
+            self._dying_key = dying_key
+        return self._dying
+
+    def _line_offsets(self, lines: list[int]) -> NDArray[np.float64]:
+        """Seconds from each grid line (frame) to the recent onset heard on it, NaN where
+        none was."""
+        on: dict[int, float] = {}
+        for f, offset in self._ongrid:
+            for c in range(f - CLICK_WINDOW_FRAMES, f + CLICK_WINDOW_FRAMES + 1):
+                on.setdefault(c, offset)
+        return np.array([on.get(c, math.nan) for c in lines], dtype=np.float64)
 
     def limit(self, judge: Judge) -> float:
         """The most an onset judged by ``judge`` may leave behind and be a click alone."""
