@@ -266,11 +266,15 @@ class GridClicks:
     def _line_offsets(self, lines: list[int]) -> NDArray[np.float64]:
         """Seconds from each grid line (frame) to the recent onset heard on it, NaN where
         none was."""
-        on: dict[int, float] = {}
-        for f, offset in self._ongrid:
-            for c in range(f - CLICK_WINDOW_FRAMES, f + CLICK_WINDOW_FRAMES + 1):
-                on.setdefault(c, offset)
-        return np.array([on.get(c, math.nan) for c in lines], dtype=np.float64)
+        at = np.asarray(lines, dtype=np.int64)
+        if not self._ongrid:
+            return np.full(at.shape[0], np.nan)
+        frames = np.fromiter((f for f, _ in self._ongrid), dtype=np.int64)  # in time order
+        offsets = np.fromiter((o for _, o in self._ongrid), dtype=np.float64)
+        first = np.minimum(np.searchsorted(frames, at - CLICK_WINDOW_FRAMES), frames.shape[0] - 1)
+        heard = np.abs(frames[first] - at) <= CLICK_WINDOW_FRAMES
+        out: NDArray[np.float64] = np.where(heard, offsets[first], np.nan)
+        return out
 
     def limit(self, judge: Judge) -> float:
         """The most an onset judged by ``judge`` may leave behind and be a click alone."""
