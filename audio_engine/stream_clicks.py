@@ -32,6 +32,8 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
+    MIN_DYING_LINES,
+    MIN_REMAIN_SHARE,
     classify_clicks,
     click_signature,
     dying_click_signature,
@@ -220,8 +222,9 @@ class GridClicks:
         if key != self._shape_key:
             clicks = np.asarray([v for _, v in usable])
             notes = np.asarray(self._offgrid) if self._offgrid else clicks[:0]
-            offsets = self._line_offsets([c for c, _ in usable])
-            signature = click_signature(clicks, notes, self._delta, offsets)
+            signature = click_signature(
+                clicks, notes, self._delta, lambda: self._line_offsets([c for c, _ in usable])
+            )
             self._shaped = None if signature is None else Judge(
                 signature, tuple(c for c, _ in usable)
             )
@@ -252,9 +255,9 @@ class GridClicks:
         dying_key = (*key, len(measured))
         if dying_key != self._dying_key:
             self._dying = None
-            if measured:
+            remains = np.array([self._remains[c] for c, _ in measured], dtype=np.float64)
+            if int((remains <= MIN_REMAIN_SHARE).sum()) >= MIN_DYING_LINES:
                 lines = np.asarray([v for _, v in measured])
-                remains = np.array([self._remains[c] for c, _ in measured], dtype=np.float64)
                 notes = np.asarray(self._offgrid) if self._offgrid else lines[:0]
                 offsets = self._line_offsets([c for c, _ in measured])
                 signature = dying_click_signature(lines, remains, notes, self._delta, offsets)

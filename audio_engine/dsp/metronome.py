@@ -15,6 +15,7 @@ exactly periodic series of onsets that fills nearly every line, as no player doe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,19 +159,25 @@ def click_signature(
     vectors: NDArray[np.float32],
     notes: NDArray[np.float32],
     delta: float,
-    line_offsets_s: NDArray[np.float64] | None = None,
+    line_offsets_s: NDArray[np.float64] | Callable[[], NDArray[np.float64]] | None = None,
 ) -> NDArray[np.float32] | None:
     """The click's per-band flux, or None when the grid carries no metronome.
 
     ``vectors`` are the flux vectors at the grid lines (see :func:`_at_frames`), ``notes``
     those of the onsets off the grid (the student's), ``line_offsets_s`` the seconds from
-    each line to the onset heard on it (NaN where none is; None when unknown). A metronome
-    is an audible sound, the same at every quiet grid position, and unlike the student's
-    notes (:func:`_click_of`)."""
+    each line to the onset heard on it (NaN where none is; None when unknown; or a function
+    giving them, called only when needed). A metronome is an audible sound, the same at
+    every quiet grid position, and unlike the student's notes (:func:`_click_of`)."""
     # (sorts and _median instead of np.quantile and np.median: the same values, and this
     # runs at every grid line of a live stream, where numpy's generic paths cost most)
     quiet = quiet_positions(vectors.sum(axis=1))
-    machine = line_offsets_s is not None and machine_timed(line_offsets_s[quiet])
+
+    def machine() -> bool:
+        if line_offsets_s is None:
+            return False
+        offsets = line_offsets_s() if callable(line_offsets_s) else line_offsets_s
+        return machine_timed(offsets[quiet])
+
     return _click_of(vectors, quiet, notes, delta, machine=machine)
 
 
@@ -197,7 +204,7 @@ def dying_click_signature(
     dying = remains <= MIN_REMAIN_SHARE
     if int(dying.sum()) < MIN_DYING_LINES or not machine_timed(line_offsets_s[dying]):
         return None
-    return _click_of(vectors, dying, notes, delta, machine=True)
+    return _click_of(vectors, dying, notes, delta, machine=lambda: True)
 
 
 def machine_timed(offsets_s: NDArray[np.float64]) -> bool:
@@ -217,13 +224,13 @@ def _click_of(
     notes: NDArray[np.float32],
     delta: float,
     *,
-    machine: bool,
+    machine: Callable[[], bool],
 ) -> NDArray[np.float32] | None:
     """The median flux of the grid ``lines`` (a mask of ``vectors``, at least three) as the
     click, or None: when it is under half the peak-picking threshold ``delta``; when those
     lines differ from each other (median cosine to it under ``MIN_SIMILARITY``: soft notes,
     not one click); when the student's ``notes`` sound like it (five or more, median
-    cosine at least ``NOTE_LIKE``), unless those lines keep a machine's time (``machine``)
+    cosine at least ``NOTE_LIKE``), unless those lines keep a machine's time (``machine()``)
     and agree with each other ``MACHINE_MARGIN`` more closely than the notes do with them
     (a woodblock click under a marimba or a drum kit is like the notes, but each click is
     the same, to a hair and a millisecond, as no two notes are); or, with fewer notes off
@@ -240,7 +247,9 @@ def _click_of(
         return None
     if notes.shape[0] >= 5:
         like_notes = float(_median(np.sort(_cosine(notes, signature))))
-        if like_notes >= NOTE_LIKE and not (machine and like_notes <= alike - MACHINE_MARGIN):
+        if like_notes >= NOTE_LIKE and not (
+            like_notes <= alike - MACHINE_MARGIN and machine()
+        ):
             return None
     else:
         totals = vectors.sum(axis=1)
