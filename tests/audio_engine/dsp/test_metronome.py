@@ -122,6 +122,23 @@ def _built_click_and_note() -> tuple[np.ndarray, np.ndarray]:
     return click, note
 
 
+def _clicks_and_two_notes_in_three(
+    lines: np.ndarray, n_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A spectrum built frame by frame (``n_frames`` frames) with the click on every frame of
+    ``lines`` and a note played with it on two lines of three (it sounds on), and which
+    lines have the click alone."""
+    click, note = _built_click_and_note()
+    S = np.zeros((n_frames, BUILT_BANDS), dtype=np.float32)
+    alone = np.arange(lines.size) % 3 == 2
+    for f, is_alone in zip(lines, alone, strict=True):
+        S[f] += click
+        S[f + 1] += 0.3 * click
+        if not is_alone:
+            S[f : f + 12] += 2.0 * note
+    return S, alone
+
+
 def _played(times: np.ndarray) -> np.ndarray:
     return times[times < DURATION_S - 1.6]  # every note decays before the end
 
@@ -651,17 +668,11 @@ def test_a_metronome_started_after_the_recording_has_no_lines_before_its_first_c
     was nearly silence, and no click was removed (dev synth_010 and synth_022 with 4 s of
     room noise before them: 15 and 17 clicks kept as notes, accuracy 26 -> 49 % and 13 ->
     49 %). On a spectrum built frame by frame (lag 1, no band filter, 100 fps)."""
-    period, n_clicks = 60, 28
-    click, note = _built_click_and_note()
+    period = 60
     first = 30 + silent_lines * period
-    lines = first + period * np.arange(n_clicks)
-    S = np.zeros((lines[-1] + 60, BUILT_BANDS), dtype=np.float32)
-    alone = np.arange(n_clicks) % 3 == 2  # the student on two lines of three
-    for f, is_alone in zip(lines, alone, strict=True):
-        S[f] += click
-        S[f + 1] += 0.3 * click
-        if not is_alone:
-            S[f : f + 12] += 2.0 * note  # a note played with the click: it sounds on
+    lines = first + period * np.arange(28)
+    S, alone = _clicks_and_two_notes_in_three(lines, lines[-1] + 60)
+    note = _built_click_and_note()[1]
     early = 30 + period * np.arange(silent_lines) + 25  # the student alone before it
     for f in early:
         S[f : f + 12] += 2.0 * note
@@ -683,16 +694,9 @@ def test_lines_after_the_last_sound_of_the_recording_hold_no_click(silent_lines:
     clicks stayed notes, the subdivision inferred from them was sixteenths instead of
     quarters, deviation error 97 ms). Lines after the last onset are not the metronome's.
     On a spectrum built frame by frame (lag 1, no band filter, 100 fps)."""
-    period, n_clicks = 60, 28
-    click, note = _built_click_and_note()
-    lines = 30 + period * np.arange(n_clicks)
-    S = np.zeros((lines[-1] + 60 + silent_lines * period, BUILT_BANDS), dtype=np.float32)
-    alone = np.arange(n_clicks) % 3 == 2  # the student on two lines of three
-    for f, is_alone in zip(lines, alone, strict=True):
-        S[f] += click
-        S[f + 1] += 0.3 * click
-        if not is_alone:
-            S[f : f + 12] += 2.0 * note  # a note played with the click: it sounds on
+    period = 60
+    lines = 30 + period * np.arange(28)
+    S, alone = _clicks_and_two_notes_in_three(lines, lines[-1] + 60 + silent_lines * period)
     between = lines[::4] + 25  # the student between the clicks
     frames = np.sort(np.concatenate([lines, between]))
     notes, n = remove_metronome_clicks(
