@@ -896,11 +896,13 @@ class StreamAnalyzer:
         first (:func:`~audio_engine.dsp.metronome.metronome_clicks`). Without a signature
         yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
         gap = self._pending[0].frame - heard.frame if self._pending else math.inf
-        remain = onset_remain(
-            self._remain_at(heard.at, self._remain_ahead),
-            self._remain_at(heard.at, self._remain_late),
-            gap,
-            self._remain_late,
+        remain = float(
+            onset_remain(
+                np.array(self._remain_at(heard.at, self._remain_ahead)),
+                np.array(self._remain_at(heard.at, self._remain_late)),
+                np.array(gap),
+                self._remain_late,
+            )
         )
         followed = gap <= self._remain_ahead
         assert self._grid is not None and heard.vector is not None

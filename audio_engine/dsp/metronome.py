@@ -104,14 +104,19 @@ def late_remain_frames(fps: float) -> int:
     return max(remain_frames(fps) + 1, round(LATE_REMAIN_S * fps))
 
 
-def onset_remain(early: float, late: float, gap: float, late_frames: int) -> float:
-    """What an onset on a grid line leaves behind, for telling a note from a click alone:
-    the larger of its :func:`remain_shares` ``early`` (``remain_frames`` after it) and
+def onset_remain(
+    early: NDArray[np.float64], late: NDArray[np.float64], gap: NDArray[np.float64],
+    late_frames: int,
+) -> NDArray[np.float64]:
+    """What onsets on grid lines leave behind, for telling a note from a click alone: the
+    larger of each one's :func:`remain_shares` ``early`` (``remain_frames`` after it) and
     ``late`` (``late_frames`` after it), the late one only when the next onset comes more
     than ``late_frames`` after it (``gap`` frames; inf when none does). A note begun 20-40
     ms after its click has hardly risen 50 ms after the click when its attack is slow (a
-    flute's), with no onset of its own detected; 70 ms after the click it sounds."""
-    return early if gap <= late_frames else max(early, late)
+    flute's), with no onset of its own detected; 70 ms after the click it sounds. Arrays
+    of one shape, or scalars (a 0-d array then)."""
+    out: NDArray[np.float64] = np.where(gap <= late_frames, early, np.maximum(early, late))
+    return out
 
 
 def remain_limit(line_remains: NDArray[np.floating]) -> float:
@@ -392,9 +397,10 @@ def metronome_clicks(
     period_s = 60.0 / target_bpm
     # the onset heard on each line (its offset from the line), NaN where none is
     nearest = apart.argmin(axis=0)
-    heard = apart.min(axis=0) <= CLICK_WINDOW_FRAMES
     line_offsets = np.where(
-        heard, grid_offsets_s(onsets_s[nearest] - offset_s, period_s, grid_start_s), np.nan
+        apart.min(axis=0) <= CLICK_WINDOW_FRAMES,
+        grid_offsets_s(onsets_s[nearest] - offset_s, period_s, grid_start_s),
+        np.nan,
     )
     notes = vectors[~on_grid]
     signature = click_signature(grid_vectors, notes, delta, line_offsets)
@@ -410,18 +416,15 @@ def metronome_clicks(
     limit = remain_limit(line_remains)
     late = late_remain_frames(fps)
     gaps = np.append(np.diff(onset_peaks), np.inf)
-    remains = np.array([
-        onset_remain(early, later, gap, late)
-        for early, later, gap in zip(
-            remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead),
-            remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late),
-            gaps,
-            strict=True,
-        )
-    ])
+    remains = onset_remain(
+        remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead),
+        remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late),
+        gaps,
+        late,
+    )
     followed = gaps <= ahead
-    heard = refined_signature(signature, vectors[on_grid & ~followed & (remains <= limit)])
-    is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, heard)
+    as_heard = refined_signature(signature, vectors[on_grid & ~followed & (remains <= limit)])
+    is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, as_heard)
     is_click &= followed | (remains <= limit)
     return is_click
 
