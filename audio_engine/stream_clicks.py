@@ -8,7 +8,9 @@ before the one it judges, so that any chunking judges every onset alike:
   50 ms on once those frames exist (:func:`~audio_engine.dsp.metronome.remain_shares`);
 - the click signature of the lines before an onset
   (:func:`~audio_engine.dsp.metronome.click_signature`, or for a metronome heard alone
-  :func:`~audio_engine.dsp.metronome.lone_click_signature`), cached until they change;
+  :func:`~audio_engine.dsp.metronome.lone_click_signature`, or under notes held across
+  the lines :func:`~audio_engine.dsp.metronome.dying_click_signature`), cached until they
+  change;
 - the notes heard on grid lines before any signature could be learnt, judged again by the
   next one (:meth:`GridClicks.rejudge`);
 - the onsets on grid lines judged so far, from which the report learns the click again as

@@ -4,12 +4,16 @@ A metronome leaking from headphones into the microphone adds the same short, qui
 at every grid line. Its signature is estimated from the quietest grid positions (where the
 student rests, or has drifted off the grid, the click is alone): their per-band flux must
 be alike (one sound, not notes of varying pitch) and clearly weaker than the student's
-notes. An onset on a grid line is then a click when its flux has the click's spectral shape
-and no more than a click's strength; a note played with the click keeps its own flux and
-stays. A note whose attack is slow (a clarinet's) has hardly any flux of its own when the
-click sounds; it is told apart by what is left 50 ms later, when a click alone has died
-away. The grid is either the target's (given tempo and first click) or found blind: an
-exactly periodic series of onsets that fills nearly every line, as no player does.
+notes; where notes held across the lines spoil the quietest ones, it is learnt from the
+lines where what sounds dies away at once, if their onsets keep a machine's time. The click
+is then learnt again from the onsets on every line that look like it and leave little. An
+onset on a grid line is a click when its flux has the click's spectral shape and no more
+than a click's strength; a note played with the click keeps its own flux and stays. A note
+whose attack is slow (a clarinet's) has hardly any flux of its own when the click sounds;
+it is told apart by what is left 50 and 70 ms later, when a click alone has died away.
+The grid is either the target's (given tempo and first click, up to the last onset heard)
+or found blind: an exactly periodic series of onsets that fills nearly every line, as no
+player does.
 """
 
 from __future__ import annotations
