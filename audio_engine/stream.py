@@ -906,7 +906,7 @@ class StreamAnalyzer:
         )
         followed = gap <= self._remain_ahead
         assert self._grid is not None and heard.vector is not None
-        self._grid.hear(heard.frame, heard.vector, remain, followed)
+        self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed)
         if heard.judge is None:
             self._grid.keep_unjudged(
                 Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)

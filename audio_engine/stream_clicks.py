@@ -127,9 +127,10 @@ class GridClicks:
         self._dying_key: tuple[int, int, int, int, int] | None = None
         self._dying: Judge | None = None
         self._unjudged: deque[Unjudged] = deque()
-        # the onsets on grid lines judged for the report: (frame, flux vector, what it
-        # leaves, whether an onset followed at once), their count, and the last refinement
-        self._heard: deque[tuple[int, NDArray[np.float32], float, bool]] = deque()
+        # the onsets on grid lines judged for the report: (frame, seconds from its line,
+        # flux vector, what it leaves, whether an onset followed at once), their count, and
+        # the last refinement
+        self._heard: deque[tuple[int, float, NDArray[np.float32], float, bool]] = deque()
         self._heard_added = 0
         self._refined_key: tuple[int, int, int, int] | None = None
         self._refined: NDArray[np.float32] | None = None
@@ -286,10 +287,21 @@ class GridClicks:
         remains = [self._remains[c] for c in judge.lines]
         return remain_limit(np.asarray(remains, dtype=np.float64))
 
-    def hear(self, frame: int, vector: NDArray[np.float32], remain: float, followed: bool) -> None:
-        """Remember an onset on a grid line judged for the report (its flux vector, what it
-        leaves behind, whether the next onset followed at once)."""
-        self._heard.append((frame, vector, remain, followed))
+    def hear(
+        self,
+        frame: int,
+        time_s: float,
+        vector: NDArray[np.float32],
+        remain: float,
+        followed: bool,
+    ) -> None:
+        """Remember an onset on a grid line (at ``frame``, ``time_s``) judged for the report:
+        its flux vector, what it leaves behind, whether the next onset followed at once."""
+        offset = grid_offsets_s(
+            np.array([time_s - self._offset_s]), self.period_frames / self._fps,
+            self._grid_start_s,
+        )
+        self._heard.append((frame, float(offset[0]), vector, remain, followed))
         self._heard_added += 1
 
     def refined(self, judge: Judge) -> NDArray[np.float32]:
@@ -301,10 +313,15 @@ class GridClicks:
         limit = self.limit(judge)
         first = judge.lines[0] - CLICK_WINDOW_FRAMES
         candidates = [
-            v for f, v, r, followed in self._heard if f >= first and not followed and r <= limit
+            (o, v) for f, o, v, r, followed in self._heard
+            if f >= first and not followed and r <= limit
         ]
         refined = (
-            refined_signature(judge.signature, np.stack(candidates))
+            refined_signature(
+                judge.signature,
+                np.stack([v for _, v in candidates]),
+                np.array([o for o, _ in candidates], dtype=np.float64),
+            )
             if candidates
             else judge.signature
         )

@@ -33,6 +33,7 @@ MAX_OUTSIDE_SHARE = 0.3  # a click alone has at most this share of its flux outs
 CLICK_SIMILARITY = 0.8  # cosine similarity of a click alone to the signature
 REFINE_SIMILARITY = 0.6  # ... of a click heard on a line to it, to learn the click again
 MIN_REFINED = 3  # clicks heard on the lines needed to learn the click again
+CLUSTER_HALF_WIDTH_S = 0.0015  # a metronome's clicks lie this close to their median offset
 NOTE_LIKE = 0.5  # the student's notes this like the quiet lines (median cosine) ...
 MACHINE_MARGIN = 0.3  # ... are taken for them unless the quiet lines are this much more alike
 FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux are its own
@@ -427,33 +428,59 @@ def metronome_clicks(
         late,
     )
     followed = gaps <= ahead
-    as_heard = refined_signature(signature, vectors[on_grid & ~followed & (remains <= limit)])
+    eligible = on_grid & ~followed & (remains <= limit)
+    as_heard = refined_signature(
+        signature,
+        vectors[eligible],
+        grid_offsets_s(onsets_s[eligible] - offset_s, period_s, grid_start_s),
+    )
     is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, as_heard)
     is_click &= followed | (remains <= limit)
     return is_click
 
 
 def refined_signature(
-    signature: NDArray[np.float32], candidates: NDArray[np.float32]
+    signature: NDArray[np.float32],
+    candidates: NDArray[np.float32],
+    offsets_s: NDArray[np.float64],
 ) -> NDArray[np.float32]:
-    """The click as heard on the lines: the median flux of the ``candidates`` (onsets on grid
-    lines that leave no more than a click alone does and no onset follows at once) that
-    look like ``signature`` (inside its bands, cosine at least ``REFINE_SIMILARITY``), when
-    at least ``MIN_REFINED`` do; else ``signature``.
+    """The click as heard on the lines, learnt again from the ``candidates`` (flux vectors of
+    onsets on grid lines that leave no more than a click alone does and no onset follows at
+    once; ``offsets_s``, seconds from their lines) inside ``signature``'s bands: the median
+    of those that keep the machine's time (:func:`machine_cluster`), when there are
+    ``MIN_DYING_LINES`` of them; else of those that look like ``signature`` (cosine at least
+    ``REFINE_SIMILARITY``), when at least ``MIN_REFINED`` do; else ``signature``.
 
     ``signature`` comes from the few quietest lines (:func:`click_signature`), where a
     sustained note often sounds too; against it, clicks under the student's long notes
     fell below ``CLICK_SIMILARITY`` (a violin's rubato take: cosine 0.51-0.81) and stayed
-    notes, perfectly timed ones. The clicks heard on every line give the click's shape
-    better."""
+    notes, perfectly timed ones; on some takes it is a faint, wrong sound the clicks do not
+    match at all (guitar takes: cosine 0.45-0.57). The clicks heard on every line give the
+    click's shape better, and their machine timing picks them out."""
     if candidates.shape[0] < MIN_REFINED:
         return signature
     footprint = _footprint(signature)
     inside = candidates[:, ~footprint].sum(axis=1) <= MAX_OUTSIDE_SHARE * candidates.sum(axis=1)
-    alike = inside & (_cosine(candidates, signature) >= REFINE_SIMILARITY)
-    if int(alike.sum()) < MIN_REFINED:
-        return signature
-    out: NDArray[np.float32] = _median(np.sort(candidates[alike], axis=0)).astype(np.float32)
+    chosen = candidates[inside & machine_cluster(offsets_s)]
+    if chosen.shape[0] < MIN_DYING_LINES:
+        chosen = candidates[inside & (_cosine(candidates, signature) >= REFINE_SIMILARITY)]
+        if chosen.shape[0] < MIN_REFINED:
+            return signature
+    out: NDArray[np.float32] = _median(np.sort(chosen, axis=0)).astype(np.float32)
+    return out
+
+
+def machine_cluster(offsets_s: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """The onsets (seconds from their grid lines) in the densest window of
+    ``2 * CLUSTER_HALF_WIDTH_S``: where a metronome's clicks are, the student's notes
+    scattered around them by several milliseconds."""
+    order = np.argsort(offsets_s, kind="stable")
+    ordered = offsets_s[order]
+    ends = np.searchsorted(ordered, ordered + 2 * CLUSTER_HALF_WIDTH_S, side="right")
+    first = int(np.argmax(ends - np.arange(ordered.shape[0]))) if ordered.shape[0] else 0
+    out = np.zeros(offsets_s.shape[0], dtype=np.bool_)
+    if ordered.shape[0]:
+        out[order[first : ends[first]]] = True
     return out
 
 

@@ -20,6 +20,7 @@ from audio_engine.dsp.metronome import (
     dying_click_signature,
     find_click_grid,
     grid_frames,
+    machine_cluster,
     metronome_clicks,
     refined_signature,
 )
@@ -647,15 +648,32 @@ def test_the_click_is_learnt_again_from_the_clicks_heard_on_every_line() -> None
 
 @pytest.mark.nojit
 def test_refined_signature_needs_enough_clicks_like_the_first() -> None:
-    """The click learnt again is the median of the candidates inside the first signature's
+    """Without a machine's timing among the candidates (a player's offsets, 4-9 ms apart),
+    the click learnt again is the median of the candidates inside the first signature's
     bands and like it (cosine >= 0.6); with fewer than three such, the first stays."""
     first = CLICK + np.array([0, 0, 0, 0, 0, 0, 3, 0, 0, 0], dtype=np.float32)
     clicks = CLICK[None, :] * np.array([0.9, 1.0, 1.1, 1.2], dtype=np.float32)[:, None]
     notes = NOTE[None, :] * np.array([2.0, 3.0], dtype=np.float32)[:, None]
-    refined = refined_signature(first, np.concatenate([clicks, notes]))
+    played = np.array([0.0, 0.004, 0.013, -0.009, 0.022, -0.017])
+    refined = refined_signature(first, np.concatenate([clicks, notes]), played)
     np.testing.assert_allclose(refined, 1.05 * CLICK, rtol=1e-6)
-    assert refined_signature(first, np.concatenate([clicks[:2], notes])) is first
-    assert refined_signature(first, clicks[:0]) is first
+    assert refined_signature(first, np.concatenate([clicks[:2], notes]), played[:4]) is first
+    assert refined_signature(first, clicks[:0], played[:0]) is first
+
+
+@pytest.mark.nojit
+def test_the_click_learnt_again_is_where_the_machine_keeps_time() -> None:
+    """The first signature is a faint, wrong sound (guitar takes: the clicks alone at cosine
+    0.45-0.57 to it); five candidates within a millisecond of one offset are the clicks
+    (the student's notes lie 4-20 ms around them), and their median is the click."""
+    first = np.array([0, 0, 1, 0, 0, 0, 0, 0, 1, 0], dtype=np.float32)
+    clicks = CLICK[None, :] * np.array([0.9, 1.0, 1.0, 1.1, 1.2], dtype=np.float32)[:, None]
+    notes = NOTE[None, :] * np.array([2.0, 3.0, 2.5], dtype=np.float32)[:, None]
+    offsets = np.array([0.0040, 0.0043, 0.0037, 0.0041, 0.0039, 0.012, -0.006, 0.024])
+    refined = refined_signature(first, np.concatenate([clicks, notes]), offsets)
+    np.testing.assert_allclose(refined, CLICK)
+    np.testing.assert_array_equal(machine_cluster(offsets), [1, 1, 1, 1, 1, 0, 0, 0])
+    assert machine_cluster(np.zeros(0)).shape == (0,)
 
 
 @pytest.mark.parametrize("silent_lines", [0, 12])
