@@ -39,6 +39,9 @@ MACHINE_MARGIN = 0.3  # ... are taken for them unless the quiet lines are this m
 FOOTPRINT_LEVEL = 0.1  # bands where the click has this share of its peak flux are its own
 FOOTPRINT_SPREAD = 2  # ... and their neighbours within this many bands
 SUBGRID_COVERAGE = 0.6  # a finer grid inside a found one: players cover some of its clicks
+MACHINE_CANDIDATES = 8  # sharpest interval peaks tried for a partly heard metronome ...
+MACHINE_GRID_COVERAGE = 0.5  # ... whose clicks are heard apart from notes on this share
+MACHINE_GRID_SPREAD_S = 0.0008  # ... of its lines, this close to their median offset
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
 LONE_COVERAGE = 0.85  # a metronome heard alone has an onset on nearly every grid line,
 LONE_AGREEMENT = 0.9  # ... nearly all of them at one offset from their lines (MAX_SPREAD_S),
@@ -565,7 +568,10 @@ def find_click_grid(
     _, period, phase = best
     n, coverage = _grid_fit(onsets_s, period, phase, tol_s)
     if n < min_clicks or coverage < min_coverage:
-        return None
+        found = _machine_grid(onsets_s, diffs, tol_s, 2 * min_clicks)
+        if found is None:
+            return None
+        period, phase = found
     for k in (4, 3, 2):  # the clicks may be a subdivision of the period found
         if period / k >= 0.2:
             nk, ck = _grid_fit(onsets_s, period / k, phase, tol_s)
@@ -602,3 +608,58 @@ def blind_clicks(
         delta=delta,
         offset_s=offset_s,
     )
+
+
+
+def _machine_grid(
+    onsets_s: NDArray[np.float64], diffs: NDArray[np.float64], tol_s: float, min_clicks: int
+) -> tuple[float, float] | None:
+    """A metronome whose clicks are heard on only part of its lines (the student playing
+    with it hides the rest), found by its precision alone, or None: the period and a click
+    time in seconds.
+
+    The intervals between clicks are exact multiples of the period, so they make the
+    sharpest peaks of the histogram of intervals (1 ms bins, less the level 5-15 ms
+    around: a player's intervals spread over tens of ms). For each of the
+    ``MACHINE_CANDIDATES`` sharpest, the grid through the most onsets is fitted to the
+    onsets on it (least squares, twice); it is the metronome's when at least
+    ``min_clicks`` onsets lie on it within ``tol_s``, keeping a machine's time (median
+    absolute deviation <= ``MACHINE_GRID_SPREAD_S``) on at least ``MACHINE_GRID_COVERAGE``
+    of its lines between the first and the last (held-out takes: 0.6-0.8 of the clicks
+    heard apart from the notes, 0.5-0.8 ms)."""
+    edges = np.arange(0.2, 2.1 + 0.001, 0.001)
+    counts = np.histogram(diffs, edges)[0].astype(np.float64)
+    peak = np.convolve(counts, [1.0, 1.0, 1.0], mode="same")
+    around = np.r_[np.ones(10), np.zeros(11), np.ones(10)] * (3.0 / 20.0)
+    sharpness = peak - np.convolve(counts, around, mode="same")
+    best: tuple[int, float, float] | None = None
+    for k in np.argsort(sharpness)[::-1][:MACHINE_CANDIDATES]:
+        near = diffs[np.abs(diffs - (edges[k] + 0.0005)) <= 0.0015]
+        if near.size < min_clicks:
+            continue
+        period = float(np.median(near))
+        phases = np.mod(onsets_s, period)
+        d = np.abs(phases[:, None] - phases[None, :])
+        phase = float(onsets_s[int(np.argmax((np.minimum(d, period - d) <= tol_s).sum(axis=1)))])
+        for _ in range(2):  # the period to a fraction of a millisecond over the whole take
+            index = np.round((onsets_s - phase) / period)
+            on = np.abs(onsets_s - phase - index * period) <= tol_s
+            if on.sum() < 3:
+                break
+            design = np.stack([np.ones(int(on.sum())), index[on]], axis=1)
+            phase, period = (float(v) for v in np.linalg.lstsq(design, onsets_s[on], rcond=None)[0])
+        index = np.round((onsets_s - phase) / period)
+        residual = onsets_s - phase - index * period
+        on = np.abs(residual) <= tol_s
+        n = int(on.sum())
+        if n < min_clicks:
+            continue
+        spread = float(np.median(np.abs(residual[on] - np.median(residual[on]))))
+        span = (onsets_s[on].max() - onsets_s[on].min()) / period + 1
+        if (
+            spread <= MACHINE_GRID_SPREAD_S
+            and n / span >= MACHINE_GRID_COVERAGE
+            and (best is None or n > best[0])
+        ):
+            best = (n, period, phase)
+    return None if best is None else (best[1], best[2])
