@@ -635,7 +635,7 @@ def _machine_grid(
     best: tuple[int, float, float] | None = None
     for k in np.argsort(sharpness)[::-1][:MACHINE_CANDIDATES]:
         near = diffs[np.abs(diffs - (edges[k] + 0.0005)) <= 0.0015]
-        if near.size < min_clicks:
+        if 2 * near.size < min_clicks:  # consecutive clicks heard: at least half of them
             continue
         period = float(np.median(near))
         phases = np.mod(onsets_s, period)
