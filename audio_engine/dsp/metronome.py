@@ -540,8 +540,10 @@ def find_click_grid(
 
     A metronome is exactly periodic and never rests: its clicks sit within the detector's
     precision (``tol_s``) of one grid and fill nearly every line of it (``min_coverage``),
-    while players jitter by several milliseconds, drift, and rest. Returns the period and a
-    click time in seconds, or None.
+    while players jitter by several milliseconds, drift, and rest. When a student playing
+    with it hides many clicks, twice ``min_clicks`` of them within a millisecond of one
+    grid on half its lines still make it one (:func:`_machine_grid`). Returns the period
+    and a click time in seconds, or None.
     """
     if onsets_s.size < min_clicks:
         return None
