@@ -14,6 +14,7 @@ from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_
 from audio_engine.dsp.peaks import (
     distinct_peaks,
     held_peaks,
+    pick_frames,
     pick_peaks,
     rise_frames,
     rise_starts,
@@ -84,15 +85,7 @@ def _plain_peaks(
     odf: NDArray[np.float64], held: NDArray[np.float64], o: OnsetParams, fps: float
 ) -> NDArray[np.float64]:
     """Onset peaks (fractional frames) with the frames' own look-ahead and the hold gate."""
-    peaks = pick_peaks(
-        odf,
-        pre_max=max(1, round(o.pre_max_s * fps)),
-        post_max=max(0, round(o.post_max_s * fps)),
-        pre_avg=max(1, round(o.pre_avg_s * fps)),
-        post_avg=max(0, round(o.post_avg_s * fps)),
-        delta=o.delta,
-        combine=max(0, round(o.combine_s * fps)),
-    )
+    peaks = pick_peaks(odf, delta=o.delta, **pick_frames(o, fps)._asdict())
     if o.hold_ratio > 0:
         peaks = peaks[held_peaks(odf, held, peaks, o.hold_ratio)]
     return peaks
@@ -114,16 +107,17 @@ def _with_slow_peaks(
     odf_slow = onset_strength(S, lag_frames=o.slow_lag_frames, max_bands=o.max_bands, ref=ref)
     odf_slow[n_valid:] = 0.0
     post, clear = slow_frames(o, fps)
+    windows = pick_frames(o, fps)
     slow = slow_peaks(
         odf,
         odf_slow,
         np.ceil(peaks - 0.5).astype(np.int64),  # the frames picked (a refined peak is within
         # +-0.5 of its frame, and +0.5 only when the frame after it is as high)
-        pre_max=max(1, round(o.pre_max_s * fps)),
-        pre_avg=max(1, round(o.pre_avg_s * fps)),
+        pre_max=windows.pre_max,
+        pre_avg=windows.pre_avg,
         post=post,
         delta=o.slow_delta,
-        combine=max(0, round(o.combine_s * fps)),
+        combine=windows.combine,
         clear=clear,
     )
     if o.hold_ratio > 0:

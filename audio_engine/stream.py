@@ -63,6 +63,7 @@ from audio_engine.dsp.peaks import (
     _refine_range_kernel,
     clear_of,
     distinct_peaks,
+    pick_frames,
     rise_frames,
     rise_starts,
     slow_frames,
@@ -264,11 +265,8 @@ class StreamAnalyzer:
         )
         fps = self._geom.fps
         o = p.onset
-        self._pre_max = max(1, round(o.pre_max_s * fps))
-        self._post_max = max(0, round(o.post_max_s * fps))
-        self._pre_avg = max(1, round(o.pre_avg_s * fps))
-        self._post_avg = max(0, round(o.post_avg_s * fps))
-        self._combine = max(0, round(o.combine_s * fps))
+        (self._pre_max, self._post_max, self._pre_avg, self._post_avg,
+         self._combine) = pick_frames(o, fps)
         self._swell = swell_frames(o, fps)
         self._rise = rise_frames(o, fps)
         self._slow_post, self._slow_clear = slow_frames(o, fps)
@@ -898,9 +896,9 @@ class StreamAnalyzer:
         gap = self._pending[0].frame - heard.frame if self._pending else math.inf
         remain = float(
             onset_remain(
-                np.array(self._remain_at(heard.at, self._remain_ahead)),
-                np.array(self._remain_at(heard.at, self._remain_late)),
-                np.array(gap),
+                self._remain_at(heard.at, self._remain_ahead),
+                self._remain_at(heard.at, self._remain_late),
+                gap,
                 self._remain_late,
             )
         )

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from audio_engine.dsp.onsets import _max_filter_bands_kernel
 
@@ -113,8 +113,7 @@ def late_remain_frames(fps: float) -> int:
 
 
 def onset_remain(
-    early: NDArray[np.float64], late: NDArray[np.float64], gap: NDArray[np.float64],
-    late_frames: int,
+    early: ArrayLike, late: ArrayLike, gap: ArrayLike, late_frames: int
 ) -> NDArray[np.float64]:
     """What onsets on grid lines leave behind, for telling a note from a click alone: the
     larger of each one's :func:`remain_shares` ``early`` (``remain_frames`` after it) and
@@ -123,7 +122,10 @@ def onset_remain(
     ms after its click has hardly risen 50 ms after the click when its attack is slow (a
     flute's), with no onset of its own detected; 70 ms after the click it sounds. Arrays
     of one shape, or scalars (a 0-d array then)."""
-    out: NDArray[np.float64] = np.where(gap <= late_frames, early, np.maximum(early, late))
+    before, after = np.asarray(early, dtype=np.float64), np.asarray(late, dtype=np.float64)
+    out: NDArray[np.float64] = np.where(
+        np.asarray(gap, dtype=np.float64) <= late_frames, before, np.maximum(before, after)
+    )
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -295,6 +297,28 @@ def rise_starts(
     peaks = np.ascontiguousarray(peaks, dtype=np.float64)
     return _rise_starts_kernel(
         odf, peaks, float(ratio), int(max_frames), float(rebound), float(lead_frames)
+    )
+
+
+class PickFrames(NamedTuple):
+    """The peak-picking windows of :class:`OnsetParams` in frames (:func:`pick_peaks`)."""
+
+    pre_max: int
+    post_max: int
+    pre_avg: int
+    post_avg: int
+    combine: int
+
+
+def pick_frames(o: OnsetParams, fps: float) -> PickFrames:
+    """``o``'s peak-picking windows (``pre_max_s`` ... ``combine_s``) in frames at ``fps``;
+    the look-backs at least one frame."""
+    return PickFrames(
+        pre_max=max(1, round(o.pre_max_s * fps)),
+        post_max=max(0, round(o.post_max_s * fps)),
+        pre_avg=max(1, round(o.pre_avg_s * fps)),
+        post_avg=max(0, round(o.post_avg_s * fps)),
+        combine=max(0, round(o.combine_s * fps)),
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.fft
 from numpy.typing import NDArray
 
-from audio_engine.dsp.peaks import _pick_range_kernel, parabolic_offset
+from audio_engine.dsp.peaks import _pick_range_kernel, parabolic_offset, pick_frames
 from audio_engine.dsp.spectrogram import (
     FrameGeometry,
     _filterbank_log_kernel,
@@ -341,6 +341,7 @@ def probed_peaks(
     def probe_at(f: int) -> Probe:
         return prober.probe(y, 0, y.shape[0], f, S[f - 1], ref_row(f - 1 - lag), ref_row(f - lag))
 
+    windows = pick_frames(onset, fps)
     picked = pick_probed(
         odf,
         0,
@@ -348,10 +349,10 @@ def probed_peaks(
         0,
         n,
         last_frame=n - 1,
-        pre_max=max(1, round(onset.pre_max_s * fps)),
-        pre_avg=max(1, round(onset.pre_avg_s * fps)),
+        pre_max=windows.pre_max,
+        pre_avg=windows.pre_avg,
         delta=onset.delta,
-        combine=max(0, round(onset.combine_s * fps)),
+        combine=windows.combine,
         state=PickState(),
         probe_at=probe_at,
     )
