@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
-from audio_engine.dsp.metronome import blind_clicks, metronome_clicks
+from audio_engine.dsp.metronome import blind_clicks, metronome_clicks, on_target_grid
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import (
     distinct_peaks,
@@ -213,6 +213,7 @@ def analyze(
         offset_s=o.offset_s,
     )
     n_blind_clicks = int(blind.sum())
+    blind_s = peaks_s[blind]
     peaks_s = peaks_s[~blind]
     onsets_s = np.clip(starts / fps + o.offset_s, 0.0, duration_s)[~blind]
 
@@ -259,19 +260,25 @@ def analyze(
     if target_bpm is not None:
         from audio_engine.timing import timing_report
 
-        clicks = metronome_clicks(
-            S,
-            peaks_s,
-            fps,
-            lag_frames=p.onset.lag_frames,
-            max_bands=p.onset.max_bands,
-            target_bpm=target_bpm,
-            # a bleeding click is recorded where a note played with it is: latency_ms after
-            # its grid line, as the deviations take it
-            grid_start_s=grid_start_s + latency_ms / 1000.0,
-            delta=p.onset.delta,
-            offset_s=o.offset_s,
-        )
+        # a bleeding click is recorded where a note played with it is: latency_ms after
+        # its grid line, as the deviations take it
+        click_start_s = grid_start_s + latency_ms / 1000.0
+        if on_target_grid(blind_s - o.offset_s, target_bpm, click_start_s):
+            # the blind pass found this metronome: judged again, the onsets left on its
+            # lines are mostly notes played with it, too few clicks to learn it from
+            clicks = np.zeros(onsets_s.shape[0], dtype=np.bool_)
+        else:
+            clicks = metronome_clicks(
+                S,
+                peaks_s,
+                fps,
+                lag_frames=p.onset.lag_frames,
+                max_bands=p.onset.max_bands,
+                target_bpm=target_bpm,
+                grid_start_s=click_start_s,
+                delta=p.onset.delta,
+                offset_s=o.offset_s,
+            )
         notes_s = onsets_s[~clicks]
         n_clicks = int(clicks.sum())
         timing = timing_report(

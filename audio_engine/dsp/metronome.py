@@ -46,6 +46,8 @@ MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from 
 LONE_COVERAGE = 0.85  # a metronome heard alone has an onset on nearly every grid line,
 LONE_AGREEMENT = 0.9  # ... nearly all of them at one offset from their lines (MAX_SPREAD_S),
 LONE_SIMILARITY = 0.95  # ... the same flux shape on all lines (cosine to their median)
+MIN_BLIND_ON_TARGET = 8  # clicks found blind that show the target's metronome was found,
+ON_TARGET_S = 0.005  # ... within this of its lines
 REMAIN_S = 0.05  # what an onset leaves behind is measured this long after it
 LATE_REMAIN_S = 0.07  # ... and this long, for a note begun a little after its click
 MIN_REMAIN_SHARE = 0.35  # a note leaves more than this share of its flux, a click alone less
@@ -466,13 +468,26 @@ def refined_signature(
         return signature
     footprint = _footprint(signature)
     inside = candidates[:, ~footprint].sum(axis=1) <= MAX_OUTSIDE_SHARE * candidates.sum(axis=1)
-    chosen = candidates[inside & machine_cluster(offsets_s)]
+    cluster = machine_cluster(offsets_s)
+    chosen = candidates[inside & cluster]
+    if chosen.shape[0] < MIN_DYING_LINES and _identical(candidates[cluster]):
+        chosen = candidates[cluster]  # the first signature was another sound
     if chosen.shape[0] < MIN_DYING_LINES:
         chosen = candidates[inside & (_cosine(candidates, signature) >= REFINE_SIMILARITY)]
         if chosen.shape[0] < MIN_REFINED:
             return signature
     out: NDArray[np.float32] = _median(np.sort(chosen, axis=0)).astype(np.float32)
     return out
+
+
+def _identical(vectors: NDArray[np.float32]) -> bool:
+    """Whether ``vectors`` (flux vectors, at least ``MIN_DYING_LINES``) are one sound
+    repeated, as a machine's clicks are: median cosine to their median at least
+    ``LONE_SIMILARITY``."""
+    if vectors.shape[0] < MIN_DYING_LINES:
+        return False
+    median = _median(np.sort(vectors, axis=0)).astype(np.float32)
+    return float(_median(np.sort(_cosine(vectors, median)))) >= LONE_SIMILARITY
 
 
 def machine_cluster(offsets_s: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -543,7 +558,7 @@ def find_click_grid(
     A metronome is exactly periodic and never rests: its clicks sit within the detector's
     precision (``tol_s``) of one grid and fill nearly every line of it (``min_coverage``),
     while players jitter by several milliseconds, drift, and rest. When a student playing
-    with it hides many clicks, twice ``min_clicks`` of them within a millisecond of one
+    with it hides many clicks, ``min_clicks`` of them within a millisecond of one
     grid on half its lines still make it one (:func:`_machine_grid`). Returns the period
     and a click time in seconds, or None.
     """
@@ -572,7 +587,7 @@ def find_click_grid(
     _, period, phase = best
     n, coverage = _grid_fit(onsets_s, period, phase, tol_s)
     if n < min_clicks or coverage < min_coverage:
-        found = _machine_grid(onsets_s, diffs, tol_s, 2 * min_clicks)
+        found = _machine_grid(onsets_s, diffs, tol_s, min_clicks)
         if found is None:
             return None
         period, phase = found
@@ -615,6 +630,16 @@ def blind_clicks(
 
 
 
+def on_target_grid(clicks_s: NDArray[np.float64], target_bpm: float, grid_start_s: float) -> bool:
+    """Whether the clicks of a metronome found blind (:func:`blind_clicks`, seconds) are the
+    target's: at least ``MIN_BLIND_ON_TARGET`` of them, nearly all (``LONE_AGREEMENT``)
+    within ``ON_TARGET_S`` of the lines of the grid of ``target_bpm`` from ``grid_start_s``."""
+    if clicks_s.shape[0] < MIN_BLIND_ON_TARGET:
+        return False
+    offsets = grid_offsets_s(clicks_s, 60.0 / target_bpm, grid_start_s)
+    return float((np.abs(offsets) <= ON_TARGET_S).mean()) >= LONE_AGREEMENT
+
+
 def _machine_grid(
     onsets_s: NDArray[np.float64], diffs: NDArray[np.float64], tol_s: float, min_clicks: int
 ) -> tuple[float, float] | None:
@@ -630,7 +655,8 @@ def _machine_grid(
     ``min_clicks`` onsets lie on it within ``tol_s``, keeping a machine's time (median
     absolute deviation <= ``MACHINE_GRID_SPREAD_S``) on at least ``MACHINE_GRID_COVERAGE``
     of its lines between the first and the last (held-out takes: 0.6-0.8 of the clicks
-    heard apart from the notes, 0.5-0.8 ms)."""
+    heard apart from the notes, 0.5-0.8 ms). A long take thus needs half its lines; a
+    slow one of 12-24 lines, ``min_clicks`` in all."""
     edges = np.arange(0.2, 2.1 + 0.001, 0.001)
     counts = np.histogram(diffs, edges)[0].astype(np.float64)
     peak = np.convolve(counts, [1.0, 1.0, 1.0], mode="same")
