@@ -455,8 +455,11 @@ def refined_signature(
     onsets on grid lines that leave no more than a click alone does and no onset follows at
     once; ``offsets_s``, seconds from their lines) inside ``signature``'s bands: the median
     of those that keep the machine's time (:func:`machine_cluster`), when there are
-    ``MIN_DYING_LINES`` of them; else of those that look like ``signature`` (cosine at least
-    ``REFINE_SIMILARITY``), when at least ``MIN_REFINED`` do; else ``signature``.
+    ``MIN_DYING_LINES`` of them, or, when fewer lie inside the bands, of all those in the
+    machine's time if they are one sound repeated (:func:`_identical`: a woodblock's
+    broadband click, when the first signature was a narrow sound heard on the quiet lines);
+    else of those that look like ``signature`` (cosine at least ``REFINE_SIMILARITY``), when
+    at least ``MIN_REFINED`` do; else ``signature``.
 
     ``signature`` comes from the few quietest lines (:func:`click_signature`), where a
     sustained note often sounds too; against it, clicks under the student's long notes
@@ -627,7 +630,6 @@ def blind_clicks(
         delta=delta,
         offset_s=offset_s,
     )
-
 
 
 def on_target_grid(clicks_s: NDArray[np.float64], target_bpm: float, grid_start_s: float) -> bool:
