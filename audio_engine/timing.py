@@ -213,16 +213,15 @@ def _tatum_log_likelihood(
     ``sigma`` takes its best value on a fixed grid, at most half a tatum. Only the two
     multiples bracketing each interval are summed (the others are negligible).
 
-    With ``most_likely``, only the tatums that may be the most likely are evaluated
-    (:func:`_best_tatums_kernel`; the others are ``-inf``): the same maximum and the same
-    tatums reaching it, about a fifth of the work.
+    With ``most_likely``, only the tatums that may be the most likely are evaluated (the
+    others are ``-inf``; see :func:`_tatum_log_likelihood_kernel`): the same maximum and
+    the same tatums reaching it, about a sixth of the work.
 
     Returns
     -------
     ndarray of float64, shape (n_tatums,)
     """
-    kernel = _best_tatums_kernel if most_likely else _tatum_log_likelihood_kernel
-    return kernel(
+    return _tatum_log_likelihood_kernel(
         np.ascontiguousarray(iois_s, dtype=np.float64),
         np.ascontiguousarray(tatums_s, dtype=np.float64),
         float(horizon_s),
@@ -232,6 +231,7 @@ def _tatum_log_likelihood(
         _P_BACKGROUND,
         _REL_SPREAD,
         _SIGMA_MAX_FRACTION,
+        most_likely,
     )
 
 
@@ -289,34 +289,6 @@ def _one_tatum_log_likelihood(
 
 
 @njit(cache=True, nogil=True)
-def _tatum_log_likelihood_kernel(
-    iois_s: NDArray[np.float64],
-    tatums_s: NDArray[np.float64],
-    horizon_s: float,
-    step_weights: NDArray[np.float64],
-    sigmas_s: NDArray[np.float64],
-    p_split: float,
-    p_background: float,
-    rel_spread: float,
-    sigma_max_fraction: float,
-) -> NDArray[np.float64]:
-    """The loops of :func:`_tatum_log_likelihood` (one pass per tatum and sigma)."""
-    n_i = iois_s.shape[0]
-    w = np.empty((2, n_i))
-    r2 = np.empty((2, n_i))
-    s2 = np.empty((2, n_i))
-    bg = np.empty(n_i)
-    log_bg = np.empty(n_i)
-    out = np.empty(tatums_s.shape[0])
-    for i in range(tatums_s.shape[0]):
-        out[i] = _one_tatum_log_likelihood(
-            iois_s, tatums_s[i], horizon_s, step_weights, sigmas_s, p_split, p_background,
-            rel_spread, sigma_max_fraction, w, r2, s2, bg, log_bg,
-        )
-    return out
-
-
-@njit(cache=True, nogil=True)
 def _tatum_upper_bound(
     iois_s: NDArray[np.float64],
     tatum: float,
@@ -356,7 +328,7 @@ def _tatum_upper_bound(
 
 
 @njit(cache=True, nogil=True)
-def _best_tatums_kernel(
+def _tatum_log_likelihood_kernel(
     iois_s: NDArray[np.float64],
     tatums_s: NDArray[np.float64],
     horizon_s: float,
@@ -366,24 +338,27 @@ def _best_tatums_kernel(
     p_background: float,
     rel_spread: float,
     sigma_max_fraction: float,
+    most_likely: bool,
 ) -> NDArray[np.float64]:
-    """:func:`_tatum_log_likelihood_kernel`'s values of the tatums that may be the most
-    likely, ``-inf`` for the others (branch and bound): tatums are taken in decreasing
-    order of :func:`_tatum_upper_bound`, and once a bound falls below the best likelihood
-    found (less a relative 1e-9, for rounding) no later tatum can reach it. Every tatum as
-    likely as the best is evaluated, so the most likely ones, ties included, are exactly
-    those of the full kernel (on practice takes 1-25 of the 166 tatums are)."""
+    """The loops of :func:`_tatum_log_likelihood` (one pass per tatum and sigma).
+
+    With ``most_likely``, only the tatums that may be the most likely, ``-inf`` for the
+    others (branch and bound): tatums are taken in decreasing order of
+    :func:`_tatum_upper_bound`, and once a bound falls below the best likelihood found
+    (less a relative 1e-9, for rounding) no later tatum can reach it. Every tatum as likely
+    as the best is evaluated, so the most likely ones, ties included, are exactly those of
+    the full search (on practice takes 1-25 of the 166 tatums are)."""
     n_t, n_i = tatums_s.shape[0], iois_s.shape[0]
-    bounds = np.full(n_t, -np.inf)
-    for i in range(n_t):
-        lo = np.inf
-        hi = -np.inf
-        for sigma in sigmas_s:
-            if sigma <= sigma_max_fraction * tatums_s[i]:
-                lo = min(lo, sigma)
-                hi = max(hi, sigma)
-        if hi >= lo:
-            bounds[i] = _tatum_upper_bound(
+    bounds = np.zeros(n_t)
+    if most_likely:
+        for i in range(n_t):
+            lo = np.inf
+            hi = -np.inf
+            for sigma in sigmas_s:
+                if sigma <= sigma_max_fraction * tatums_s[i]:
+                    lo = min(lo, sigma)
+                    hi = max(hi, sigma)
+            bounds[i] = -np.inf if hi < lo else _tatum_upper_bound(
                 iois_s, tatums_s[i], horizon_s, step_weights, lo, hi, p_split, p_background,
                 rel_spread,
             )
@@ -394,15 +369,14 @@ def _best_tatums_kernel(
     log_bg = np.empty(n_i)
     out = np.full(n_t, -np.inf)
     best = -np.inf
-    for i in np.argsort(-bounds, kind="mergesort"):
-        if bounds[i] == -np.inf or bounds[i] + 1e-9 * abs(bounds[i]) < best:
+    for i in np.argsort(-bounds, kind="mergesort") if most_likely else np.arange(n_t):
+        if most_likely and (bounds[i] == -np.inf or bounds[i] + 1e-9 * abs(bounds[i]) < best):
             break
         out[i] = _one_tatum_log_likelihood(
             iois_s, tatums_s[i], horizon_s, step_weights, sigmas_s, p_split, p_background,
             rel_spread, sigma_max_fraction, w, r2, s2, bg, log_bg,
         )
-        if out[i] > best:
-            best = out[i]
+        best = max(best, out[i])
     return out
 
 
