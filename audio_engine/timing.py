@@ -236,29 +236,25 @@ def _tatum_log_likelihood(
 
 
 @njit(cache=True, nogil=True)
-def _one_tatum_log_likelihood(
+def _interval_terms(
     iois_s: NDArray[np.float64],
     tatum: float,
     horizon_s: float,
     step_weights: NDArray[np.float64],
-    sigmas_s: NDArray[np.float64],
     p_split: float,
     p_background: float,
     rel_spread: float,
-    sigma_max_fraction: float,
     w: NDArray[np.float64],
     r2: NDArray[np.float64],
     s2: NDArray[np.float64],
     bg: NDArray[np.float64],
     log_bg: NDArray[np.float64],
-) -> float:
-    """The log-likelihood of one tatum, best over the sigmas (``w``, ``r2``, ``s2``, ``bg``
-    and ``log_bg`` are scratch arrays of shape (2, n) and (n,))."""
-    n_i = iois_s.shape[0]
+) -> None:
+    """Per interval, for one tatum: the two bracketing multiples' weights ``w``, squared
+    residuals ``r2`` and tempo-wander variances ``s2`` (shape (2, n)), and the background
+    density ``bg`` and its log (shape (n,)); written into the given arrays."""
     last = step_weights.shape[0] - 1
-    on_grid = 1.0 - p_split - p_background
-    norm = 1.0 / math.sqrt(2.0 * math.pi)
-    for j in range(n_i):
+    for j in range(iois_s.shape[0]):
         q = iois_s[j] / tatum
         lower = max(math.floor(q), 1.0)
         for k in range(2):
@@ -270,12 +266,28 @@ def _one_tatum_log_likelihood(
             s2[k, j] = spread * spread
         bg[j] = (p_split / tatum if q < 1.0 else 0.0) + p_background / horizon_s
         log_bg[j] = math.log(bg[j])
+
+
+@njit(cache=True, nogil=True)
+def _best_over_sigmas(
+    tatum: float,
+    sigmas_s: NDArray[np.float64],
+    on_grid: float,
+    sigma_max_fraction: float,
+    w: NDArray[np.float64],
+    r2: NDArray[np.float64],
+    s2: NDArray[np.float64],
+    bg: NDArray[np.float64],
+    log_bg: NDArray[np.float64],
+) -> float:
+    """The log-likelihood of one tatum's :func:`_interval_terms`, best over the sigmas."""
+    norm = 1.0 / math.sqrt(2.0 * math.pi)
     best = -np.inf
     for sigma in sigmas_s:
         if sigma > sigma_max_fraction * tatum:
             continue
         ll = 0.0
-        for j in range(n_i):
+        for j in range(bg.shape[0]):
             density = 0.0
             for k in range(2):
                 var = sigma * sigma + s2[k, j]
@@ -289,41 +301,27 @@ def _one_tatum_log_likelihood(
 
 
 @njit(cache=True, nogil=True)
-def _tatum_upper_bound(
-    iois_s: NDArray[np.float64],
-    tatum: float,
-    horizon_s: float,
-    step_weights: NDArray[np.float64],
+def _upper_bound(
     sigma_lo: float,
     sigma_hi: float,
-    p_split: float,
-    p_background: float,
-    rel_spread: float,
+    on_grid: float,
+    w: NDArray[np.float64],
+    r2: NDArray[np.float64],
+    s2: NDArray[np.float64],
+    bg: NDArray[np.float64],
 ) -> float:
-    """An upper bound of :func:`_one_tatum_log_likelihood` over sigmas in ``[sigma_lo,
-    sigma_hi]``: each interval takes its own best variance. A Gaussian term ``w exp(-r2 /
-    2v) / sqrt(2 pi v)`` is largest at ``v = r2``, so within ``[sigma_lo**2 + s2,
-    sigma_hi**2 + s2]`` at ``r2`` clipped to that range (no cut-off: only larger)."""
-    last = step_weights.shape[0] - 1
-    on_grid = 1.0 - p_split - p_background
+    """An upper bound of :func:`_best_over_sigmas` over sigmas in ``[sigma_lo, sigma_hi]``:
+    each interval takes its own best variance. A Gaussian term ``w exp(-r2 / 2v) / sqrt(2
+    pi v)`` is largest at ``v = r2``, so within ``[sigma_lo**2 + s2, sigma_hi**2 + s2]`` at
+    ``r2`` clipped to that range (no cut-off: only larger)."""
     norm = 1.0 / math.sqrt(2.0 * math.pi)
     total = 0.0
-    for j in range(iois_s.shape[0]):
-        q = iois_s[j] / tatum
-        lower = max(math.floor(q), 1.0)
+    for j in range(bg.shape[0]):
         density = 0.0
         for k in range(2):
-            n = lower + k
-            resid = iois_s[j] - n * tatum
-            r2 = resid * resid
-            spread = rel_spread * n * tatum
-            s2 = spread * spread
-            var = min(max(r2, sigma_lo * sigma_lo + s2), sigma_hi * sigma_hi + s2)
-            density += step_weights[int(min(n, last))] * math.exp(-0.5 * r2 / var) * norm / (
-                math.sqrt(var)
-            )
-        bg = (p_split / tatum if q < 1.0 else 0.0) + p_background / horizon_s
-        total += math.log(bg + on_grid * density)
+            var = min(max(r2[k, j], sigma_lo * sigma_lo + s2[k, j]), sigma_hi * sigma_hi + s2[k, j])
+            density += w[k, j] * math.exp(-0.5 * r2[k, j] / var) * norm / math.sqrt(var)
+        total += math.log(bg[j] + on_grid * density)
     return total
 
 
@@ -344,38 +342,36 @@ def _tatum_log_likelihood_kernel(
 
     With ``most_likely``, only the tatums that may be the most likely, ``-inf`` for the
     others (branch and bound): tatums are taken in decreasing order of
-    :func:`_tatum_upper_bound`, and once a bound falls below the best likelihood found
-    (less a relative 1e-9, for rounding) no later tatum can reach it. Every tatum as likely
-    as the best is evaluated, so the most likely ones, ties included, are exactly those of
-    the full search (on practice takes 1-25 of the 166 tatums are)."""
+    :func:`_upper_bound`, and once a bound falls below the best likelihood found (less a
+    relative 1e-9, for rounding) no later tatum can reach it. Every tatum as likely as the
+    best is evaluated, so the most likely ones, ties included, are exactly those of the
+    full search (on practice takes 1-25 of the 166 tatums are)."""
     n_t, n_i = tatums_s.shape[0], iois_s.shape[0]
-    bounds = np.zeros(n_t)
-    if most_likely:
-        for i in range(n_t):
-            lo = np.inf
-            hi = -np.inf
-            for sigma in sigmas_s:
-                if sigma <= sigma_max_fraction * tatums_s[i]:
-                    lo = min(lo, sigma)
-                    hi = max(hi, sigma)
-            bounds[i] = -np.inf if hi < lo else _tatum_upper_bound(
-                iois_s, tatums_s[i], horizon_s, step_weights, lo, hi, p_split, p_background,
-                rel_spread,
-            )
+    on_grid = 1.0 - p_split - p_background
     w = np.empty((2, n_i))
     r2 = np.empty((2, n_i))
     s2 = np.empty((2, n_i))
     bg = np.empty(n_i)
     log_bg = np.empty(n_i)
+    bounds = np.zeros(n_t)
+    if most_likely:
+        for i in range(n_t):
+            allowed = sigmas_s[sigmas_s <= sigma_max_fraction * tatums_s[i]]
+            if allowed.shape[0] == 0:
+                bounds[i] = -np.inf
+                continue
+            _interval_terms(iois_s, tatums_s[i], horizon_s, step_weights, p_split,
+                            p_background, rel_spread, w, r2, s2, bg, log_bg)
+            bounds[i] = _upper_bound(allowed.min(), allowed.max(), on_grid, w, r2, s2, bg)
     out = np.full(n_t, -np.inf)
     best = -np.inf
     for i in np.argsort(-bounds, kind="mergesort") if most_likely else np.arange(n_t):
         if most_likely and (bounds[i] == -np.inf or bounds[i] + 1e-9 * abs(bounds[i]) < best):
             break
-        out[i] = _one_tatum_log_likelihood(
-            iois_s, tatums_s[i], horizon_s, step_weights, sigmas_s, p_split, p_background,
-            rel_spread, sigma_max_fraction, w, r2, s2, bg, log_bg,
-        )
+        _interval_terms(iois_s, tatums_s[i], horizon_s, step_weights, p_split, p_background,
+                        rel_spread, w, r2, s2, bg, log_bg)
+        out[i] = _best_over_sigmas(tatums_s[i], sigmas_s, on_grid, sigma_max_fraction, w, r2,
+                                   s2, bg, log_bg)
         best = max(best, out[i])
     return out
 
