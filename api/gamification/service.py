@@ -68,9 +68,10 @@ from api.pagination import decode_time_id_cursor, encode_time_id_cursor, keyset_
 from api.practice.models import PracticeSession
 from api.progress.facts import (
     FACT_COLUMNS,
+    ActiveStudent,
     SessionRow,
+    active_student,
     facts_for_rows,
-    facts_version,
     load_facts,
 )
 from api.progress.rules import SessionFacts, local_day, require_aware
@@ -177,19 +178,14 @@ async def _lock_user(db: AsyncSession, user_id: uuid.UUID) -> _UserRow:
     return _UserRow(*row)
 
 
-async def _student(db: AsyncSession, student_id: uuid.UUID) -> User:
-    """The active student ``student_id`` (404 otherwise)."""
-    user = await db.get(User, student_id)
-    if user is None or user.status != "active" or user.role != "student":
-        raise NotFoundError(f"no student {student_id}")
-    return user
-
-
 async def _viewable_student(db: AsyncSession, viewer: Principal,
-                            student_id: uuid.UUID) -> User:
+                            student_id: uuid.UUID) -> ActiveStudent:
     """403 unless ``viewer`` may see the student's data, then 404 unless they exist."""
     await ensure_can_view_student(db, viewer, student_id)
-    return await _student(db, student_id)
+    student = await active_student(db, student_id)
+    if student is None:
+        raise NotFoundError(f"no student {student_id}")
+    return student
 
 
 def _rule_of(row: UserChallenge) -> ChallengeRule:
@@ -555,8 +551,8 @@ async def get_points(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
                      now: datetime, limit: int) -> PointsResponse:
     """All-time and this week's points and the latest ``limit`` sessions' points."""
     async with db.begin():
-        user = await _viewable_student(db, viewer, student_id)
-        facts = await load_facts(db, student_id, pieces=False, version=facts_version(user))
+        student = await _viewable_student(db, viewer, student_id)
+        facts = await load_facts(db, student_id, pieces=False, version=student.version)
     start = week_start(now)
     end = start + timedelta(days=7)
     points = [session_points(f) for f in facts]
@@ -578,9 +574,9 @@ async def get_streak(db: AsyncSession, viewer: Principal, student_id: uuid.UUID,
                      now: datetime) -> StreakResponse:
     """The streak in the student's time zone as of ``now``."""
     async with db.begin():
-        user = await _viewable_student(db, viewer, student_id)
-        tz = user.timezone
-        facts = await load_facts(db, student_id, pieces=False, version=facts_version(user))
+        student = await _viewable_student(db, viewer, student_id)
+        tz = student.timezone
+        facts = await load_facts(db, student_id, pieces=False, version=student.version)
     today = local_day(now, tz)
     streak = compute_streak(practice_days(facts, tz), today)
     return StreakResponse(

@@ -31,9 +31,10 @@ from api.progress.rules import Cell, SessionFacts, Source
 __all__ = [
     "FACT_COLUMNS",
     "PLAIN_METRICS",
+    "ActiveStudent",
     "SessionRow",
+    "active_student",
     "facts_for_rows",
-    "facts_version",
     "fresh_facts",
     "load_facts",
     "load_timing_cells",
@@ -225,8 +226,8 @@ async def load_facts(
     not use them (points, streaks, minutes, trends, the leaderboard).
 
     ``version`` is the student's data version read at the start of the request
-    (:func:`facts_version`); with it, and a :class:`~api.progress.factcache.FactsCache` in
-    the session's ``info``, the whole history is loaded once per version and sliced."""
+    (:func:`active_student`); with it, and a :class:`~api.progress.factcache.FactsCache`
+    in the session's ``info``, the whole history is loaded once per version and sliced."""
     cache = db.info.get(FACTS_CACHE_KEY) if version is not None else None
     if cache is None or version is None:
         return await facts_for_rows(db, await _sessions(db, student_id, since, until),
@@ -245,9 +246,31 @@ def _started_at(facts: SessionFacts) -> datetime:
     return facts.started_at
 
 
-def facts_version(user: User) -> FactsVersion:
-    """The version of a student's facts: their change counter and metric counter."""
-    return (int(user.change_seq), int(user.facts_seq))
+@dataclass(frozen=True, slots=True)
+class ActiveStudent:
+    """What the progress and points reads need of a student: their time zone and the
+    version of their facts (their change counter and metric counter)."""
+
+    id: uuid.UUID
+    timezone: str
+    version: FactsVersion
+
+
+_ACTIVE_STUDENT = Query(lambda member: (
+    select(User.timezone, User.change_seq, User.facts_seq)
+    .where(User.id == bindparam("id"), User.role == "student", User.status == "active")
+))
+
+
+async def active_student(db: AsyncSession, student_id: uuid.UUID) -> ActiveStudent | None:
+    """The active student ``student_id`` (None if there is no such student), read as plain
+    SQL on PostgreSQL (:mod:`api.fastsql`): every progress, points and streak read starts
+    here."""
+    found = await _ACTIVE_STUDENT.rows(db, id=student_id)
+    if not found:
+        return None
+    timezone, change_seq, facts_seq = found[0]
+    return ActiveStudent(student_id, timezone, (int(change_seq), int(facts_seq)))
 
 
 async def facts_for_rows(db: AsyncSession, rows: Sequence[SessionRow], *,

@@ -23,14 +23,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.models import User
 from api.deps import Principal
 from api.errors import NotFoundError, UnprocessableError
 from api.gamification.rules import compute_streak, practice_days
 from api.practice.models import PracticeSegment, PracticeSession, SessionTag, Tag
 from api.progress import charts
 from api.progress.factcache import FactsVersion
-from api.progress.facts import load_facts, load_timing_cells
+from api.progress.facts import active_student, load_facts, load_timing_cells
 from api.progress.recommend import recommend
 from api.progress.rules import (
     Cell,
@@ -101,17 +100,10 @@ class _Student:
 
 async def _student(db: AsyncSession, viewer: Principal, student_id: uuid.UUID) -> _Student:
     await ensure_can_view_student(db, viewer, student_id)
-    row = (
-        await db.execute(
-            select(User.timezone, User.change_seq, User.facts_seq).where(
-                User.id == student_id, User.role == "student", User.status == "active"
-            )
-        )
-    ).one_or_none()
-    if row is None:
+    student = await active_student(db, student_id)
+    if student is None:
         raise NotFoundError(f"student {student_id} does not exist")
-    tz_name, change_seq, facts_seq = row
-    return _Student(student_id, tz_name, load_zone(tz_name), (int(change_seq), int(facts_seq)))
+    return _Student(student_id, student.timezone, load_zone(student.timezone), student.version)
 
 
 async def _check_filters(db: AsyncSession, student: _Student, filters: Filters) -> None:

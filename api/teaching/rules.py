@@ -12,9 +12,10 @@ time, so a session across a DST change counts what was really played); open sess
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -147,13 +148,17 @@ def weekly_summary(
     zone = resolve_zone(tz)
     current = week_start(today)
     starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
-    index = {start: i for i, start in enumerate(starts)}
+    # A session's week is that of its local start date, so the weeks are bounded by the
+    # instants of their Mondays' local midnights (the first instant of that date also
+    # across a DST change): a binary search per session instead of a zone conversion.
+    bounds = [datetime.combine(day, time.min, zone).astimezone(UTC)
+              for day in (*starts, current + timedelta(weeks=1))]
     seconds = [0.0] * weeks
     counts = [0] * weeks
     accuracies: list[list[float]] = [[] for _ in range(weeks)]
     for started_at, ended_at, accuracy_pct in sessions:
-        i = index.get(week_start(started_at.astimezone(zone).date()))
-        if i is None:
+        i = bisect_right(bounds, started_at) - 1
+        if not 0 <= i < weeks:
             continue
         counts[i] += 1
         if ended_at is not None:

@@ -12,11 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.accounts.models import User
 from api.db import utcnow
 from api.practice.models import Tag
 from api.progress.factcache import FactsCache
-from api.progress.facts import facts_version, load_facts
+from api.progress.facts import active_student, load_facts
 from api.progress.rules import SessionFacts
 from tests.api._support.world import add_user
 
@@ -46,9 +45,9 @@ async def _check_cache(app: FastAPI, student_id: uuid.UUID) -> None:
     load from the database gives."""
     cache: FactsCache = app.state.mpt.facts_cache
     async with app.state.mpt.sessions() as db:
-        user = await db.get(User, student_id)
-        assert user is not None
-        version = facts_version(user)
+        student = await active_student(db, student_id)
+        assert student is not None
+        version = student.version
         for pieces in (False, True):
             loaded = await load_facts(db, student_id, pieces=pieces)
             cached = cache._entries.get((student_id, pieces))
@@ -59,10 +58,10 @@ async def _check_cache(app: FastAPI, student_id: uuid.UUID) -> None:
 
 async def _warm(app: FastAPI, student_id: uuid.UUID) -> None:
     async with app.state.mpt.sessions() as db:
-        user = await db.get(User, student_id)
-        assert user is not None
+        student = await active_student(db, student_id)
+        assert student is not None
         for pieces in (False, True):
-            await load_facts(db, student_id, pieces=pieces, version=facts_version(user))
+            await load_facts(db, student_id, pieces=pieces, version=student.version)
 
 
 async def test_created_session_answers_as_read_back(app: FastAPI,

@@ -192,3 +192,31 @@ def test_query_window_covers_the_first_week_everywhere(tz: str, now: datetime,
     start = window_start_utc(weeks=weeks, now=now)
     assert start <= local_start
     assert local_start - start < timedelta(days=9)  # loose by at most a week and a day
+
+
+@pytest.mark.parametrize(("tz", "monday"), [
+    ("America/Sao_Paulo", date(1997, 10, 6)),  # clocks went from 00:00 to 01:00 that Monday
+    ("Africa/Cairo", date(1990, 10, 1)),  # ... and back from 00:00 to 23:00 this one
+    ("Africa/Casablanca", date(2009, 6, 1)),
+    ("Pacific/Apia", date(2012, 1, 2)),  # the week after Samoa skipped 30 December 2011
+    ("Australia/Lord_Howe", date(2025, 4, 7)),  # half-hour DST
+    ("Asia/Kathmandu", date(2025, 3, 10)),
+    ("UTC", date(2025, 3, 10)),
+])
+def test_weekly_summary_puts_each_session_in_the_week_of_its_local_start_date(
+    tz: str, monday: date
+) -> None:
+    """Around a Monday's local midnight (across DST changes on it too), every five minutes:
+    the week is that of the local date the session started on (the slow obvious rule)."""
+    zone = ZoneInfo(tz)
+    midnight = datetime.combine(monday, datetime.min.time(), UTC)
+    starts = [midnight + timedelta(minutes=5 * k) for k in range(-26 * 12, 26 * 12)]
+    # aware in UTC, as the database gives them, and in the student's zone
+    starts += [s.astimezone(zone) for s in starts[::7]]
+    weeks = (monday - timedelta(weeks=1), monday)
+    summary = weekly_summary([(s, s + timedelta(minutes=1), None) for s in starts], tz=tz,
+                             weeks=2, today=monday + timedelta(days=3))
+    expected = [sum(week_start(s.astimezone(zone).date()) == w for s in starts) for w in weeks]
+    assert [w.week_start for w in summary.weeks] == list(weeks)
+    assert [w.sessions for w in summary.weeks] == expected
+    assert [w.minutes for w in summary.weeks] == [float(n) for n in expected]
