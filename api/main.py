@@ -39,6 +39,7 @@ from api.practice.router import router as practice_router
 from api.progress.factcache import FACTS_CACHE_KEY, FactsCache
 from api.progress.router import router as progress_router
 from api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from api.routing import RouteIndex
 from api.state import AppState
 from api.sync.router import router as sync_router
 from api.teaching.router import router as teaching_router
@@ -146,10 +147,14 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
     )
     install_handlers(app)
     install_openapi(app)
-    app.include_router(health_router)
-    for router in (accounts_router, teaching_router, practice_router, library_router,
-                   sync_router, progress_router, gamification_router):
-        app.include_router(router, prefix=API_PREFIX)
+    included = [(health_router, ""), *(
+        (router, API_PREFIX)
+        for router in (accounts_router, teaching_router, practice_router, library_router,
+                       sync_router, progress_router, gamification_router)
+    )]
+    for router, prefix in included:
+        app.include_router(router, prefix=prefix)
+    RouteIndex(app, included).install()
     if settings.api.cors_origins:
         any_origin = settings.api.cors_origins == ["*"]
         app.add_middleware(
