@@ -13,10 +13,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uuid_utils.compat as uuid_compat
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -39,6 +39,7 @@ __all__ = [
     "make_read_sessionmaker",
     "make_sessionmaker",
     "new_id",
+    "table_of",
     "utcnow",
 ]
 
@@ -55,6 +56,13 @@ class Base(DeclarativeBase):
     """Declarative base of every table; its metadata is what Alembic migrates."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table of a mapped class. An insert of a list of rows into the table is a Core
+    insert; into the class it goes through the ORM's bulk processing first (on a session
+    write, a sixth of the CPU of ``POST /sessions``)."""
+    return cast(Table, model.__table__)
 
 
 def new_id() -> uuid.UUID:

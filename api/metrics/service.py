@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
-from api.db import new_id, utcnow
+from api.db import new_id, table_of, utcnow
 from api.fastsql import Query
 from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.summary import MetricValue, SummaryError, metrics_from_summary
@@ -61,15 +61,16 @@ def _rollup_upsert(dialect: str) -> Any:
     ``excluded`` alias builds new Column objects, so building it per call costs CPU on every
     session write); executed with a list of parameter sets."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(MetricRollup)
-    excluded = stmt.excluded
+    table = table_of(MetricRollup)  # a Core insert: no ORM bulk processing of the rows
+    stmt = insert(table)
+    excluded, c = stmt.excluded, table.c
     return stmt.on_conflict_do_update(
         index_elements=["bucket", "bucket_start", "student_id", "metric", "source"],
         set_={
-            "n": MetricRollup.n + excluded.n,
-            "total": MetricRollup.total + excluded.total,
-            "min_value": _least(dialect, MetricRollup.min_value, excluded.min_value),
-            "max_value": _greatest(dialect, MetricRollup.max_value, excluded.max_value),
+            "n": c.n + excluded.n,
+            "total": c.total + excluded.total,
+            "min_value": _least(dialect, c.min_value, excluded.min_value),
+            "max_value": _greatest(dialect, c.max_value, excluded.max_value),
         },
     )
 
@@ -154,7 +155,7 @@ async def record_metrics(
             update(User).where(User.id == student_id)
             .values(facts_seq=User.facts_seq + 1, updated_at=User.updated_at)
         )
-    await db.execute(insert(PracticeMetric), _metric_rows(
+    await db.execute(insert(table_of(PracticeMetric)), _metric_rows(
         student_id=student_id, session_id=session_id, time=time, source=source,
         values=values, event_id=event_id,
     ))
@@ -165,11 +166,12 @@ def _metric_rows(
     *, student_id: uuid.UUID, session_id: uuid.UUID, time: datetime, source: str,
     values: Sequence[MetricValue], event_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The ``practice_metrics`` rows of one write's values."""
+    """The ``practice_metrics`` rows of one write's values, keyed by column (a Core insert:
+    ``meta`` is the column ``metadata``)."""
     return [
         {"time": time, "id": new_id(), "student_id": student_id, "session_id": session_id,
          "metric": v.metric, "value": v.value, "source": source, "event_id": event_id,
-         "meta": v.meta}
+         "metadata": v.meta}
         for v in values
     ]
 
@@ -191,7 +193,7 @@ async def record_fresh_manual_metrics(
         rollups += _rollup_rows(student_id=session.student_id, time=session.started_at,
                                 source="manual", values=values)
     if metric_rows:
-        await db.execute(insert(PracticeMetric), metric_rows)
+        await db.execute(insert(table_of(PracticeMetric)), metric_rows)
         await db.execute(_rollup_upsert(db.get_bind().dialect.name), _merged(rollups))
 
 

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.db import new_id, utcnow
+from api.db import new_id, table_of, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
 from api.fastsql import Member, Query
@@ -497,9 +497,9 @@ async def replace_children(
         for sid, segs in segments.items() for seg in segs
     ]
     if tag_rows:
-        await db.execute(insert(SessionTag), tag_rows)
+        await db.execute(insert(table_of(SessionTag)), tag_rows)
     if seg_rows:
-        await db.execute(insert(PracticeSegment), seg_rows)
+        await db.execute(insert(table_of(PracticeSegment)), seg_rows)
     return seg_rows
 
 
@@ -530,7 +530,7 @@ async def create_session(
             )
             _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS)))
             # a Core insert of every column: the row stays out of the unit of work
-            await db.execute(insert(PracticeSession), [
+            await db.execute(insert(table_of(PracticeSession)), [
                 {column.key: getattr(row, column.key) for column in _SESSION_COLUMNS}
             ])
             segments = await replace_children(db, tags={row.id: request.tag_ids},

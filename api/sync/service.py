@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.db import utcnow
+from api.db import table_of, utcnow
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError, UnavailableError, UnprocessableError
 from api.fastsql import Query
@@ -201,7 +201,7 @@ async def _apply_batch_in(
                 raise _ReplayError(existing)
             response, added = await _apply(db, user, body, base_seq)
             payload = response.model_dump(mode="json")
-            await db.execute(insert(IdempotencyRecord), [{
+            await db.execute(insert(table_of(IdempotencyRecord)), [{
                 "user_id": user.id, "key": key, "request_hash": digest, "status_code": 200,
                 "response": payload,
             }])
