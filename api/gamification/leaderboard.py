@@ -246,27 +246,41 @@ def _board(scores: dict[uuid.UUID, float], viewer_id: uuid.UUID, limit: int) -> 
 
 async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
                         viewer_id: uuid.UUID, limit: int) -> _Board:
+    """The global board from the week's sorted set (rebuilt first when its marker is gone):
+    one Redis round trip and one database read in the common case, two more when the viewer
+    is outside the top (their validity is read with the top's) or ties reach past it."""
     assert state.redis is not None
     r = state.redis
-    key = week_key(state.settings.redis.key_prefix, start.date())
+    prefix = state.settings.redis.key_prefix
+    key = week_key(prefix, start.date())
     candidates: list[tuple[uuid.UUID, float]] = []
+    valid: set[uuid.UUID] = set()
     viewer_score: float | None = None
     total = 0
-    for _attempt in range(3):
-        # the top, the viewer's score and the board's size in one round trip
+    attempts, rebuilt = 0, False
+    while attempts < 3:
+        # the marker, one past the top, the viewer's score and the board's size at once
         async with r.pipeline(transaction=False) as pipe:
-            pipe.zrevrange(key, 0, limit - 1, withscores=True)
+            pipe.exists(_built_key(prefix, start.date()))
+            pipe.zrevrange(key, 0, limit, withscores=True)
             pipe.zscore(key, str(viewer_id))
             pipe.zcard(key)
-            top_raw, viewer_raw, total_raw = await pipe.execute()
+            built, top_raw, viewer_raw, total_raw = await pipe.execute()
+        if not built and not rebuilt:
+            await _ensure_built(state, db, start)
+            rebuilt = True
+            continue
+        attempts += 1
         top = cast(list[tuple[bytes, float]], top_raw)
         viewer_score = None if viewer_raw is None else float(viewer_raw)
         total = int(total_raw)
-        if len(top) == limit:  # every member tied with the last one, so ties rank right
+        if len(top) > limit and top[limit][1] == top[limit - 1][1]:
+            # ties reach past the top: every member tied with its last one, so they rank right
             top = cast(list[tuple[bytes, float]],
-                       await r.zrevrangebyscore(key, "+inf", top[-1][1], withscores=True))
+                       await r.zrevrangebyscore(key, "+inf", top[limit - 1][1], withscores=True))
         parsed = {raw: _member_id(raw) for raw, _score in top}
-        valid = await _valid_students(db, (uid for uid in parsed.values() if uid is not None))
+        valid = await _valid_students(
+            db, {*(uid for uid in parsed.values() if uid is not None), viewer_id})
         stale = [raw for raw, uid in parsed.items() if uid is None or uid not in valid]
         candidates = [(uid, float(score)) for raw, score in top
                       if (uid := parsed[raw]) is not None and uid in valid]
@@ -276,8 +290,7 @@ async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
         total -= int(await r.zrem(key, *stale))
     ranked = rank(candidates)[:limit]
     me = next((e for e in ranked if e.user_id == viewer_id), None)
-    if (me is None and viewer_score is not None
-            and viewer_id in await _valid_students(db, [viewer_id])):
+    if me is None and viewer_score is not None and viewer_id in valid:
         higher = await r.zcount(key, f"({viewer_score!r}", "+inf")
         me = RankedEntry(rank=int(higher) + 1, user_id=viewer_id, score=viewer_score)
     return _Board(top=ranked, me=me, total=total)
@@ -367,10 +380,10 @@ async def leaderboard(
         board: _Board | None = None
         if by == "points" and state.redis is not None:
             try:
-                await _ensure_built(state, db, start)
                 if members is None:
                     board = await _redis_global(state, db, start, viewer.id, limit)
                 else:
+                    await _ensure_built(state, db, start)
                     board = _board(await _redis_members(state, start, members), viewer.id,
                                    limit)
                 source = "redis"

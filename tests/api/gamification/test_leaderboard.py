@@ -135,9 +135,9 @@ async def _redis_client(settings: Settings, url: str,
 async def test_redis_board_equals_database_board(app: FastAPI, client: httpx.AsyncClient,
                                                  settings: Settings) -> None:
     world = await build_world(app)
-    names = ("Ann", "Bob", "Cid", "Dee", "Eve")
+    names = ("Ann", "Bob", "Cid", "Dee", "Eve", "Fay")
     users = {n: await add_user(app, n) for n in names}
-    for name, minutes in zip(names, (30, 30, 50, 10, 5), strict=True):
+    for name, minutes in zip(names, (30, 30, 50, 10, 5, 30), strict=True):
         await _practice(app, users[name], minutes)
     streamed = await _practice(app, world.student, 45)  # stream over manual: 12 points
     event_id, payload = summary_event(user_id=world.student.id, session_id=streamed,
@@ -145,8 +145,10 @@ async def test_redis_board_equals_database_board(app: FastAPI, client: httpx.Asy
     async with app.state.mpt.sessions() as db:
         assert await apply_stream_summary(db, payload, event_id=event_id) == "applied"
 
+    # every cut of the top: a three-way tie (Ann, Bob, Fay) inside it, at its end, past it
     queries = [f"{BOARD}?week={WEEK}&limit=3", f"{BOARD}?week={WEEK}&limit=100",
-               f"{BOARD}?week={WEEK}&scope=studio&teacher_id={world.teacher.id}"]
+               f"{BOARD}?week={WEEK}&scope=studio&teacher_id={world.teacher.id}",
+               *(f"{BOARD}?week={WEEK}&limit={n}" for n in (1, 2, 4, 5, 6))]
     viewers = [users["Dee"], world.student, world.teacher]
 
     async def same_boards(redis_http: httpx.AsyncClient) -> None:
