@@ -26,10 +26,15 @@ __all__ = ["RouteIndex"]
 DEPTH = 3  # path segments a bucket is keyed by
 
 
+def _bucket(path: str) -> tuple[str, ...]:
+    """The first ``DEPTH`` segments of a path."""
+    return tuple(path.split("/", DEPTH + 1)[1:DEPTH + 1])
+
+
 def _key(path: str) -> tuple[str, ...] | None:
     """The bucket of a route's path template; None when a parameter comes before the end
     of the key (such a route can match paths of any bucket)."""
-    key = tuple(path.split("/", DEPTH + 1)[1:DEPTH + 1])
+    key = _bucket(path)
     return None if any("{" in part for part in key) else key
 
 
@@ -96,7 +101,7 @@ class RouteIndex:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
-            shell = self._shells.get(tuple(scope["path"].split("/", DEPTH + 1)[1:DEPTH + 1]))
+            shell = self._shells.get(_bucket(scope["path"]))
             if shell is not None and self._current_shape() == self._shape:
                 scope.setdefault("router", self._router)
                 await shell.app(scope, receive, send)
@@ -105,5 +110,5 @@ class RouteIndex:
 
     def candidates(self, path: str) -> list[Any] | None:
         """The routes tried for ``path`` (None: all of them); for tests."""
-        shell = self._shells.get(tuple(path.split("/", DEPTH + 1)[1:DEPTH + 1]))
+        shell = self._shells.get(_bucket(path))
         return None if shell is None else list(shell.routes)
