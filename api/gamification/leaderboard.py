@@ -247,8 +247,9 @@ def _board(scores: dict[uuid.UUID, float], viewer_id: uuid.UUID, limit: int) -> 
 async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
                         viewer_id: uuid.UUID, limit: int) -> _Board:
     """The global board from the week's sorted set (rebuilt first when its marker is gone):
-    one Redis round trip and one database read in the common case, two more when the viewer
-    is outside the top (their validity is read with the top's) or ties reach past it."""
+    one Redis round trip and one database read (who of the top and the viewer are active
+    students), one more when the viewer is outside the top (how many score above them), one
+    more when ties reach past the top."""
     assert state.redis is not None
     r = state.redis
     prefix = state.settings.redis.key_prefix
