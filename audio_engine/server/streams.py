@@ -373,13 +373,8 @@ class StreamHub:
         stream_id = setup.resume_stream_id
         store = self._checkpoints
         try:
-            # the process holding it may not have seen the cut yet (its checkpoint is written
-            # when it does): wait a little before calling the stream unknown
-            deadline = time.monotonic() + RESTORE_WAIT_S
-            while blob is None and (blob := await asyncio.to_thread(store.take, stream_id)) is None:
-                if time.monotonic() >= deadline:
-                    break
-                await asyncio.sleep(_RESTORE_POLL_S)
+            if blob is None:
+                blob = await self._take_waiting(stream_id)
         except Exception as exc:
             _log.exception("stream %s: the checkpoint store failed", stream_id)
             raise CheckpointStoreError(
@@ -430,18 +425,30 @@ class StreamHub:
     async def _take_back(self, state: StreamState) -> Literal["ours", "moved"] | bytes:
         """Take this process's checkpoint of ``state`` back from the store: ``"ours"`` (it
         came back, or the store failed: go on with this copy, the stale checkpoint expires),
-        ``"moved"`` (another process took it), or the newer checkpoint that another process
-        wrote after carrying the stream on."""
-        assert self._checkpoints is not None
+        ``"moved"`` (another process took it and still holds it: no checkpoint came within
+        ``RESTORE_WAIT_S``), or the newer checkpoint that another process wrote after
+        carrying the stream on (perhaps only once it saw its call cut, while we waited)."""
         token, state.checkpoint_token = state.checkpoint_token, None
         try:
-            taken = await asyncio.to_thread(self._checkpoints.take, state.stream_id)
+            taken = await self._take_waiting(state.stream_id)
         except Exception:
             _log.exception("stream %s: could not take back its checkpoint", state.stream_id)
             return "ours"
         if taken is None:
             return "moved"
         return "ours" if taken[:_TOKEN_BYTES] == token else taken
+
+    async def _take_waiting(self, stream_id: str) -> bytes | None:
+        """Take ``stream_id``'s checkpoint from the store, waiting up to ``RESTORE_WAIT_S``
+        for it: the process that held the stream last may not have seen the cut yet (it
+        writes the checkpoint when it does). None when none came."""
+        assert self._checkpoints is not None
+        deadline = time.monotonic() + RESTORE_WAIT_S
+        while (blob := await asyncio.to_thread(self._checkpoints.take, stream_id)) is None:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(_RESTORE_POLL_S)
+        return blob
 
     def _attach(self, state: StreamState) -> None:
         state.attached = True

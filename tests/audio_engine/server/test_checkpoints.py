@@ -209,6 +209,37 @@ def test_a_stream_that_moved_and_came_back_carries_on_from_its_newest_state(
     assert message.payload["summary"]["duration_s"] == pytest.approx(DURATION_S, abs=0.01)
 
 
+def test_a_resume_back_here_waits_for_the_checkpoint_the_other_engine_is_still_writing(
+    engine: Engine, other_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut on the first engine, carried on and cut again on the second, whose checkpoint
+    write is slow (a loaded process, a slow store), and resumed on the first at once: the
+    first engine must wait for that checkpoint, not call the stream moved (CI once saw this
+    race between the two workers of ``mpt engine``)."""
+    store = other_engine.server.hub._checkpoints
+    assert store is not None
+    slow_put = store.put
+
+    def put(*args: object, **kwargs: object) -> None:
+        time.sleep(0.6)
+        slow_put(*args, **kwargs)  # type: ignore[arg-type]
+
+    session = str(uuid.uuid4())
+    all_chunks = chunks(PCM, numbered=True)
+    stream_id = engine.run(_cut_on(engine, _open(session), all_chunks[:10], 10))
+    engine.wait_until(lambda: _checkpointed(engine, stream_id))
+    monkeypatch.setattr(store, "put", put)
+    other_engine.run(_cut_on(other_engine, _open(session, stream_id), all_chunks[10:25], 25))
+    assert not _checkpointed(other_engine, stream_id)  # still being written
+
+    result = engine.run(stream_call(engine, [_open(session, stream_id), *all_chunks[25:], END]))
+
+    assert result.code == grpc.StatusCode.OK, result.details
+    assert result.started.resumed and result.started.next_sequence == 25
+    assert result.summary.duration_s == pytest.approx(DURATION_S, abs=0.01)
+    assert result.summary.n_onsets == TRUTH_S.size
+
+
 def test_a_stream_held_by_another_engine_cannot_be_resumed_here(
     engine: Engine, other_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
