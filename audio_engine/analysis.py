@@ -7,6 +7,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from audio_engine.dsp.accents import measure_notes, tatum_notes
 from audio_engine.dsp.beats import track_beats, trim_weak
 from audio_engine.dsp.meter import choose_grouping
 from audio_engine.dsp.metronome import blind_clicks, metronome_clicks, on_target_grid
@@ -235,6 +236,11 @@ def analyze(
             tatum_frames = track_beats(
                 odf, tatum_period, tightness=p.beat.tightness, trim_ratio=0.0
             )
+            note_frames = np.round(starts[~blind]).astype(np.int64)
+            level_db, profile = measure_notes(
+                y, work_sr, geom.hop_length, note_frames, window_s=t.level_window_s
+            )
+            notes = tatum_notes(note_frames, level_db, profile, tatum_frames, tatum_period)
             beat_frames, group = choose_grouping(
                 odf,
                 tatum_frames,
@@ -245,6 +251,10 @@ def analyze(
                 accent_weight=t.accent_weight,
                 min_bpm=t.min_bpm,
                 phase_switch_cost=t.phase_switch_cost,
+                notes=notes,
+                level_weight=t.level_weight,
+                level_threshold=t.level_threshold,
+                same_timbre=t.same_timbre,
             )
             beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, peaks_s, p.beat.snap_s,

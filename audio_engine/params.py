@@ -136,6 +136,13 @@ class TempoParams:
         one of its periods past the tatum (see :func:`audio_engine.dsp.tempo.subdivided_tatum`).
     accent_weight : float
         Weight of the accent contrast against the prior when grouping tatums into beats.
+    level_weight, level_threshold, same_timbre : float
+        Offline analysis weighs the notes' level contrast instead (what its t statistic
+        exceeds ``level_threshold`` by, times ``level_weight``) when the two phases of a
+        grouping in pairs sound alike (the cosine of their band profiles at least
+        ``same_timbre``; see :mod:`audio_engine.dsp.accents`).
+    level_window_s : float
+        A note's level and timbre are read over this long from its start.
     phase_switch_cost : float or None
         Offline analysis lets the grouping phase change where the accents contradict it for
         long enough (a tatum inserted or dropped by the tracker): the cost of a change, in
@@ -155,6 +162,10 @@ class TempoParams:
     tatum_ratio: float = 0.5
     subdivision_ratio: float = 0.4
     accent_weight: float = 0.1
+    level_weight: float = 0.7
+    level_threshold: float = 1.5
+    same_timbre: float = 0.85
+    level_window_s: float = 0.06
     phase_switch_cost: float | None = 1.5
     period_smooth: float = 0.1
 

@@ -14,11 +14,12 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   frames, which a release click or a knock does not;
 - tempo and beats come from the offline tempo stages run every half second of audio on the
   last ``TEMPO_WINDOW_S`` of onset strength: the beat tracker's path over the window at the
-  tatum period, grouped into beats in the phase that the accents have favoured over the
-  recent updates; the next beat is the path's beat nearest one period after the last, and is
-  reported once it is ``BEAT_CONFIRM_S`` old and the update before had it too; the first
-  beats wait for ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end
-  the weak trailing beats are dropped, as offline;
+  tatum period, grouped into beats (the notes' level and timbre, for the grouping, each
+  measured as offline once the samples it is read from have arrived) in the phase that the
+  accents have favoured over the recent updates; the next beat is the path's beat nearest
+  one period after the last, and is reported once it is ``BEAT_CONFIRM_S`` old and the
+  update before had it too; the first beats wait for ``FIRST_BEATS_S`` of audio (then reach
+  back to the start), and at the end the weak trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
   recent grid lines instead of the whole take (:mod:`audio_engine.stream_clicks`): live by
   their flux alone (an onset event says ``is_metronome``), for the report as offline, also
@@ -44,6 +45,14 @@ import scipy.fft
 from numpy.typing import NDArray
 
 from audio_engine.analysis import check_target
+from audio_engine.dsp.accents import (
+    LEAD_S,
+    N_PROFILE_BANDS,
+    TatumNotes,
+    measure_notes,
+    tatum_notes,
+    window_samples,
+)
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
 from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
 from audio_engine.dsp.metronome import (
@@ -280,6 +289,7 @@ class StreamAnalyzer:
         self._remain_late = late_remain_frames(fps)
         # the offline look-ahead of peak picking, which the report applies (:meth:`_confirm`)
         self._report_post = max(0, round(AnalysisParams().onset.post_max_s * fps))
+        self._note_lead = round(LEAD_S * self._geom.sr)  # a note's level is read from before it
         self.reset()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -335,6 +345,11 @@ class StreamAnalyzer:
         self._main_frames: deque[int] = deque()
         self._probed = PickState()
         self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
+        # the notes' level and timbre for the metrical level (:mod:`audio_engine.dsp.accents`):
+        # the start frames of notes not yet measured (their samples still to come), and
+        # (start frame, level dB, profile) of the notes measured, over the tempo window
+        self._unmeasured: deque[int] = deque()
+        self._sounds: deque[tuple[int, float, NDArray[np.float64]]] = deque()
         # outputs
         self._notes: list[float] = []  # the notes reported live
         # the live onsets not yet judged for the report (its hold gate, the metronome), and
@@ -523,11 +538,16 @@ class StreamAnalyzer:
             self._next_tempo_frame += self._tempo_every
         self._pick(events, final)
         self._confirm(self._n_frames, final=final)
-        # the samples of the next frame, and of the probes of the undecided frames
+        # the samples of the next frame, of the probes of the undecided frames, and of the
+        # notes still to be measured (a note starts up to a rise, or the slow detector's
+        # snap back, before its peak)
         first = self._n_frames
         if self._prober is not None:
             first = min(first, self._n_peaked)
-        keep = first * geom.hop_length - geom.n_fft // 2
+        first = min(first, self._n_peaked, self._slow_decided()) - self._rise - SLOW_SNAP_BACK - 2
+        if self._unmeasured:
+            first = min(first, self._unmeasured[0])
+        keep = max(0, first * geom.hop_length - geom.n_fft // 2 - self._note_lead)
         cut = keep - self._dec_start
         if cut > 0:
             self._dec = self._dec[cut:]
@@ -1035,6 +1055,10 @@ class StreamAnalyzer:
             prior_octaves=t.prior_octaves,
             accent_weight=t.accent_weight,
             min_bpm=t.min_bpm,
+            notes=self._window_notes(start, tatums=tatums, period=period),
+            level_weight=t.level_weight,
+            level_threshold=t.level_threshold,
+            same_timbre=t.same_timbre,
         )
         if beats.size == 0:
             return None
@@ -1129,6 +1153,7 @@ class StreamAnalyzer:
         start = max(0, end - self._tempo_window)
         estimate_now = final or (end // self._tempo_every) % ESTIMATE_EVERY == 0
         if end - start >= 16 and estimate_now:
+            self._measure_notes(self._n_dec if final else end * self._geom.hop_length, final)
             odf = self._odf.data[start - self._odf.start : end - self._odf.start]
             # notes the stream had picked by then: before ``end - look`` (chunking-independent)
             lo_s, hi_s = start / fps, (end - self._look) / fps
@@ -1239,9 +1264,53 @@ class StreamAnalyzer:
             )
 
     def _keep_note(self, frame: int, time_s: float) -> None:
-        """Remember a student's note (not a click): its start, and its peak for the beats."""
+        """Remember a student's note (not a click): its start, its peak for the beats, and
+        that its sound is to be measured."""
         self._notes.append(time_s)
         self._note_peaks.append((frame, time_s))
+        self._unmeasured.append(round((time_s - self.params.onset.offset_s) * self._geom.fps))
+
+    def _measure_notes(self, upto: int, final: bool) -> None:
+        """Measure the notes whose sound the decimated samples hold up to sample ``upto``
+        (all of them at the end), as offline (:func:`measure_notes`); forget those that
+        have left the tempo window."""
+        hop, sr = self._geom.hop_length, self._geom.sr
+        need = window_samples(sr, self.params.tempo.level_window_s)
+        ready: list[int] = []
+        while self._unmeasured and (final or self._unmeasured[0] * hop + need <= upto):
+            ready.append(self._unmeasured.popleft())
+        if ready:
+            frames = np.asarray(ready, dtype=np.int64)
+            # only the samples the notes' sound is read from
+            lo = max(self._dec_start, ready[0] * hop - self._note_lead)
+            hi = min(self._n_dec, ready[-1] * hop + need) if final else upto
+            level, profile = measure_notes(
+                self._dec[lo - self._dec_start : hi - self._dec_start],
+                sr,
+                hop,
+                frames,
+                window_s=self.params.tempo.level_window_s,
+                y0=lo,
+            )
+            self._sounds.extend(zip(ready, level.tolist(), profile, strict=True))
+        oldest = self._n_frames - self._tempo_window - 2
+        while self._sounds and self._sounds[0][0] < oldest:
+            self._sounds.popleft()
+
+    def _window_notes(
+        self, start: int, *, tatums: NDArray[np.int64], period: NDArray[np.float64]
+    ) -> TatumNotes:
+        """The measured notes on a window's tatums (frames from the window's start)."""
+        inside = [(f - start, lv, pr) for f, lv, pr in self._sounds if f >= start]
+        if not inside:
+            frames = np.zeros(0, dtype=np.int64)
+            level = np.zeros(0)
+            profile = np.zeros((0, N_PROFILE_BANDS))
+        else:
+            frames = np.asarray([f for f, _, _ in inside], dtype=np.int64)
+            level = np.asarray([lv for _, lv, _ in inside])
+            profile = np.stack([pr for _, _, pr in inside])
+        return tatum_notes(frames, level, profile, tatums, period)
 
     def _beat_time(self, beat: int) -> float:
         """Time in seconds of the beat at frame ``beat``: the start of the note whose
@@ -1265,11 +1334,16 @@ class StreamAnalyzer:
 
     # ------------------------------------------------------------------ housekeeping
 
+    def _slow_decided(self) -> int:
+        """Frames the slow detector has picked (all the main detector has, when there is
+        no slow detector)."""
+        return self._n_slow_picked if self.params.onset.slow_lag_frames > 0 else self._n_peaked
+
     def _trim(self) -> None:
         lag = self.params.onset.lag_frames
         # the slow detector's peaks still to come are placed from SLOW_SNAP_BACK frames
         # before their own, and read like any onset from a rise before that
-        slow_first = self._n_slow_picked
+        slow_first = self._slow_decided()
         if self._slow_pending:
             slow_first = min(slow_first, self._slow_pending[0][1])
         slow_first -= SLOW_SNAP_BACK + self._rise + 2

@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from audio_engine.dsp.accents import TatumNotes, _phase_t_kernel
+
 
 @njit(cache=True, nogil=True)
 def _strength_at_kernel(
@@ -57,42 +59,6 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-@njit(cache=True, nogil=True)
-def _welch_phases_kernel(
-    r: NDArray[np.float64], index: NDArray[np.int64], group: int
-) -> NDArray[np.float64]:
-    """Each phase's Welch t statistic of ``r`` on the phase against the others (see
-    :func:`phase_evidence`); ``-inf`` for a phase without three values on each side. Two
-    passes per phase (means, then squared deviations), so it does not lose precision."""
-    n = r.shape[0]
-    out = np.full(group, -np.inf)
-    for phase in range(group):
-        n_on = 0
-        s_on = 0.0
-        s_off = 0.0
-        for k in range(n):
-            if index[k] % group == phase:
-                n_on += 1
-                s_on += r[k]
-            else:
-                s_off += r[k]
-        n_off = n - n_on
-        if n_on < 3 or n_off < 3:
-            continue
-        m_on = s_on / n_on
-        m_off = s_off / n_off
-        v_on = 0.0
-        v_off = 0.0
-        for k in range(n):
-            if index[k] % group == phase:
-                v_on += (r[k] - m_on) ** 2
-            else:
-                v_off += (r[k] - m_off) ** 2
-        se = np.sqrt(v_on / (n_on - 1) / n_on + v_off / (n_off - 1) / n_off)
-        out[phase] = (m_on - m_off) / se if se > 0 else 0.0
-    return out
-
-
 def phase_evidence(
     strength: NDArray[np.float64], index: NDArray[np.int64], group: int,
     *, ranks: NDArray[np.float64] | None = None,
@@ -118,10 +84,13 @@ def phase_evidence(
         fewer than three pulses (always for group 1).
     """
     r = _ranks(strength) if ranks is None else ranks
-    return _welch_phases_kernel(
+    return _phase_t_kernel(
         np.ascontiguousarray(r, dtype=np.float64),
         np.ascontiguousarray(index, dtype=np.int64),
         group,
+        1,
+        0.0,
+        -np.inf,
     )
 
 
@@ -194,8 +163,19 @@ def choose_grouping(
     accent_weight: float,
     min_bpm: float,
     phase_switch_cost: float | None = None,
+    notes: TatumNotes | None = None,
+    level_weight: float = 0.0,
+    level_threshold: float = 0.0,
+    same_timbre: float = 1.0,
 ) -> tuple[NDArray[np.int64], int]:
     """Group tracked tatums into beats.
+
+    The accent evidence is the onset strength's (weighted by ``accent_weight``), or, given
+    the ``notes`` on the tatums and when the two phases of a grouping in pairs sound alike
+    (:meth:`TatumNotes.timbre_similarity` at least ``same_timbre``: one instrument, not a
+    drum kit's kick and snare), the notes' level contrast (:meth:`TatumNotes.evidence`;
+    what it exceeds ``level_threshold`` by, weighted by ``level_weight``), which shows a
+    played accent on sustained and melodic instruments where the flux does not.
 
     The group and its phase are chosen on the whole sequence. With ``phase_switch_cost``,
     the phase may then change along the way where the accents say so for long enough
@@ -213,17 +193,30 @@ def choose_grouping(
     strength = _strength_at_kernel(odf, tatum_frames, 2)
     index = pulse_index(tatum_frames, tatum_period)
     ranks = _ranks(strength)
-    best_g, best_phase, best_score = 1, 0, -np.inf
+    by_level = notes is not None and notes.timbre_similarity(index) >= same_timbre
+    best_g, best_phase, best_score, best_heard = 1, 0, -np.inf, False
     for g in (1, 2, 3, 4):
         bpm = tatum_bpm / g
         if bpm < min_bpm:
             break
+        # the accents that place the beats: the notes' levels where they say something
         evidence, phase = grouping_evidence(strength, index, g, ranks=ranks)
-        score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + accent_weight * evidence
+        weighted, heard = accent_weight * evidence, False
+        if by_level:
+            assert notes is not None
+            level, level_phase = notes.evidence(index, g)
+            heard = level > level_threshold
+            weighted = level_weight * max(0.0, level - level_threshold)
+            phase = level_phase if heard else phase
+        score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + weighted
         if score > best_score:
-            best_g, best_phase, best_score = g, phase, score
+            best_g, best_phase, best_score, best_heard = g, phase, score, heard
     if phase_switch_cost is None or best_g == 1 or ranks.size == 0:
         return tatum_frames[index % best_g == best_phase], best_g
-    score_k = (ranks - ranks.mean()) / ranks.size
+    if best_heard:
+        assert notes is not None
+        score_k = notes.scores()
+    else:
+        score_k = (ranks - ranks.mean()) / ranks.size
     phases = _phase_path_kernel(score_k, index, best_g, phase_switch_cost, best_phase)
     return tatum_frames[index % best_g == phases], best_g

@@ -18,7 +18,13 @@ from audio_engine.result import AnalysisResult
 from tests._support.signals import click_track, grid_times, tone_notes
 from tests.audio_engine._support.matching import match_events
 from tests.audio_engine._support.stream import metronome_take
-from tests.audio_engine._support.synth import clicks_at, ramp_times, soft_tones, step_times
+from tests.audio_engine._support.synth import (
+    accented_melody,
+    clicks_at,
+    ramp_times,
+    soft_tones,
+    step_times,
+)
 
 
 def _assert_valid(r: AnalysisResult, duration_s: float) -> None:
@@ -120,6 +126,28 @@ def test_a_steady_player_without_metronome_keeps_every_note(
     r = analyze(soft_tones(times, 10.0, sr, attack_s=attack_s, note_s=0.5, release_s=0.1), sr)
     assert match_events(r.onsets, times, 0.05).recall >= 0.9
     assert r.tempo_bpm is not None
+
+
+@pytest.mark.parametrize(
+    ("bpm", "notes_per_beat"), [(48.0, 2), (45.0, 2), (52.0, 2), (55.0, 4)]
+)
+def test_a_slow_beat_played_louder_is_the_beat(bpm: float, notes_per_beat: int) -> None:
+    """Slow practice in eighths or sixteenths, the beat's note played louder (by 5.6 dB):
+    the tempo is the slow beat, not the notes' rate, which the tempo prior alone prefers
+    (and which the flux of one instrument's notes does not tell apart)."""
+    sr = 16000
+    y, beats_s = accented_melody(bpm, notes_per_beat, 1.9, sr=sr)
+    r = analyze(y, sr)
+    assert r.tempo_bpm == pytest.approx(bpm, rel=0.04)
+    assert match_events(r.beats, beats_s, 0.07).f_measure >= 0.9
+
+
+def test_notes_of_one_loudness_keep_the_tempo_at_the_notes_rate() -> None:
+    """The same melody without the accent: nothing says the notes go in pairs, and the
+    prior keeps the notes' rate (96 BPM)."""
+    sr = 16000
+    y, _ = accented_melody(48.0, 2, 1.0, sr=sr)
+    assert analyze(y, sr).tempo_bpm == pytest.approx(96.0, rel=0.04)
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ from tests.audio_engine._support.stream import (
     run_stream,
     to_int16,
 )
-from tests.audio_engine._support.synth import clicks_at, soft_tones
+from tests.audio_engine._support.synth import accented_melody, clicks_at, soft_tones
 
 EVENT_TYPES: tuple[type[Any], ...] = (OnsetEvent, BeatEvent, TempoEvent, WarningEvent)
 
@@ -469,6 +469,20 @@ def test_an_hour_of_audio_keeps_the_state_bounded(record_property: Any) -> None:
     assert n_events > 3 * total_s
 
 
+def test_without_the_slow_detector_the_state_stays_bounded() -> None:
+    """With ``slow_lag_frames = 0`` the buffers follow the main detector alone (they once
+    waited for the slow detector's frames, which then never advance)."""
+    sr = 8000
+    p = stream_params()
+    a = StreamAnalyzer(StreamConfig(sr=sr), replace(p, onset=replace(p.onset, slow_lag_frames=0)))
+    sizes: dict[int, dict[str, int]] = {}
+    for k, chunk in enumerate(hour_of_practice(sr, 120), start=1):
+        a.process(chunk)
+        if k in (30, 120):
+            sizes[k] = retained_bytes(a)
+    assert _grown(sizes[30], sizes[120]) == {}
+
+
 def test_silence_with_a_target_keeps_the_state_bounded() -> None:
     sr = 8000
     a = StreamAnalyzer(StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5))
@@ -546,6 +560,19 @@ def test_stream_beats_take_the_accented_phase_of_a_pulse() -> None:
     beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
     assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
     assert mir_eval.beat.f_measure(eighths[::2], beats) >= 0.9
+
+
+@pytest.mark.parametrize(("bpm", "notes_per_beat"), [(48.0, 2), (55.0, 4)])
+def test_stream_tempo_is_the_slow_beat_played_louder(bpm: float, notes_per_beat: int) -> None:
+    """Slow practice in eighths or sixteenths, the beat's note louder: the stream's tempo
+    is the slow beat, as offline (the notes' level measured once their sound has arrived,
+    so that the chunking changes nothing)."""
+    sr = 16000
+    y, _ = accented_melody(bpm, notes_per_beat, 1.9, sr=sr)
+    events, summary = run_stream(y, StreamConfig(sr=sr), 1600)
+    assert summary.tempo_bpm == pytest.approx(bpm, rel=0.04)
+    sizes = random_chunk_sizes(y.shape[0], seed=notes_per_beat, max_size=sr)
+    assert run_stream(y, StreamConfig(sr=sr), sizes) == (events, summary)
 
 
 def test_stream_beats_move_to_the_phase_that_the_accents_favour() -> None:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from tests._support.signals import tone_notes
+
 __all__ = [
     "click_sound",
     "clicks_at",
@@ -140,3 +142,28 @@ def pulse_train(
         odf[i + 1] += f
         t += period
     return odf
+
+
+def accented_melody(
+    bpm: float, notes_per_beat: int, accent: float, *, sr: int = 16000, seed: int = 3
+) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """A slow practice melody in eighths or sixteenths (20 s, a random walk of pitches,
+    10 % rests, 5 ms of jitter), each beat's note ``accent`` times as loud as the others;
+    returns the signal and the beat times."""
+    rng = np.random.default_rng(seed)
+    period_s = 60.0 / bpm / notes_per_beat
+    n = int(20.0 / period_s)
+    grid = 0.5 + np.arange(n) * period_s
+    played = rng.random(n) > 0.1
+    played[0] = True
+    on_beat = np.arange(n) % notes_per_beat == 0
+    loudness = np.where(on_beat, 0.32 * accent, 0.32) * rng.uniform(0.9, 1.1, n)
+    freqs = 220.0 * 2.0 ** (np.cumsum(rng.integers(-3, 4, n)) / 12.0)
+    y = tone_notes(
+        (grid + rng.normal(0.0, 0.005, n))[played],
+        21.0,
+        sr,
+        freqs_hz=list(freqs[played]),
+        velocities=list(loudness[played]),
+    )
+    return y, grid[on_beat]
