@@ -7,7 +7,7 @@ But a level accent means a grouping only when the accented and the other notes a
 sound: a drum kit alternates kick and snare on the beats, two sounds of different loudness,
 without grouping them. So the level evidence is used only when the two phases of a grouping
 in pairs sound alike (the cosine of their mean band-power profiles,
-:attr:`TatumNotes.timbre_similarity`).
+:meth:`TatumNotes.timbre_similarity`).
 """
 
 from __future__ import annotations
