@@ -541,10 +541,8 @@ class StreamAnalyzer:
         # the samples of the next frame, of the probes of the undecided frames, and of the
         # notes still to be measured (a note starts up to a rise, or the slow detector's
         # snap back, before its peak)
-        first = self._n_frames
-        if self._prober is not None:
-            first = min(first, self._n_peaked)
-        first = min(first, self._n_peaked, self._slow_decided()) - self._rise - SLOW_SNAP_BACK - 2
+        first = min(self._n_frames, self._n_peaked - self._rise - SLOW_SNAP_BACK - 2,
+                    self._slow_first())
         if self._unmeasured:
             first = min(first, self._unmeasured[0])
         keep = max(0, first * geom.hop_length - geom.n_fft // 2 - self._note_lead)
@@ -1301,15 +1299,10 @@ class StreamAnalyzer:
         self, start: int, *, tatums: NDArray[np.int64], period: NDArray[np.float64]
     ) -> TatumNotes:
         """The measured notes on a window's tatums (frames from the window's start)."""
-        inside = [(f - start, lv, pr) for f, lv, pr in self._sounds if f >= start]
-        if not inside:
-            frames = np.zeros(0, dtype=np.int64)
-            level = np.zeros(0)
-            profile = np.zeros((0, N_PROFILE_BANDS))
-        else:
-            frames = np.asarray([f for f, _, _ in inside], dtype=np.int64)
-            level = np.asarray([lv for _, lv, _ in inside])
-            profile = np.stack([pr for _, _, pr in inside])
+        inside = [sound for sound in self._sounds if sound[0] >= start]
+        frames = np.asarray([f - start for f, _, _ in inside], dtype=np.int64)
+        level = np.asarray([lv for _, lv, _ in inside], dtype=np.float64)
+        profile = np.asarray([pr for _, _, pr in inside]).reshape(-1, N_PROFILE_BANDS)
         return tatum_notes(frames, level, profile, tatums, period)
 
     def _beat_time(self, beat: int) -> float:
@@ -1334,19 +1327,19 @@ class StreamAnalyzer:
 
     # ------------------------------------------------------------------ housekeeping
 
-    def _slow_decided(self) -> int:
-        """Frames the slow detector has picked (all the main detector has, when there is
-        no slow detector)."""
-        return self._n_slow_picked if self.params.onset.slow_lag_frames > 0 else self._n_peaked
+    def _slow_first(self) -> int:
+        """The earliest frame a note of the slow detector still to come may start at: its
+        peaks still to come (or waiting) are placed from SLOW_SNAP_BACK frames before their
+        own, and read like any onset from a rise before that (the main detector's frames
+        when there is no slow detector)."""
+        slow = self._n_slow_picked if self.params.onset.slow_lag_frames > 0 else self._n_peaked
+        if self._slow_pending:
+            slow = min(slow, self._slow_pending[0][1])
+        return slow - SLOW_SNAP_BACK - self._rise - 2
 
     def _trim(self) -> None:
         lag = self.params.onset.lag_frames
-        # the slow detector's peaks still to come are placed from SLOW_SNAP_BACK frames
-        # before their own, and read like any onset from a rise before that
-        slow_first = self._slow_decided()
-        if self._slow_pending:
-            slow_first = min(slow_first, self._slow_pending[0][1])
-        slow_first -= SLOW_SNAP_BACK + self._rise + 2
+        slow_first = self._slow_first()
         decided = min(self._n_peaked, slow_first)
         keep_odf = min(self._n_frames - self._tempo_window - 2, self._n_peaked - self._pre_avg - 2,
                        slow_first, self._pending[0].frame if self._pending else slow_first)

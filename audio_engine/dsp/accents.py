@@ -20,6 +20,9 @@ import scipy.fft
 from numba import njit
 from numpy.typing import NDArray
 
+from audio_engine.dsp.meter import _welch_phases_kernel
+from audio_engine.dsp.spectrogram import _hann
+
 NEAR_PERIOD = 0.4
 """An onset belongs to a tatum within this share of the local tatum period of it."""
 RMS_S, STEP_S, LEAD_S = 0.010, 0.0025, 0.005
@@ -99,7 +102,7 @@ def _assign_kernel(
 
 @njit(cache=True, nogil=True)
 def _segments_kernel(
-    y: NDArray[np.float32], first: NDArray[np.int64], window: NDArray[np.float64]
+    y: NDArray[np.float32], first: NDArray[np.int64], window: NDArray[np.float32]
 ) -> NDArray[np.float64]:
     """``y[first[k] : first[k] + len(window)] * window`` for each ``k`` (zeros past the end)."""
     n = window.shape[0]
@@ -107,19 +110,36 @@ def _segments_kernel(
     for k in range(first.shape[0]):
         stop = min(n, y.shape[0] - first[k])
         for i in range(stop):
-            out[k, i] = y[first[k] + i] * window[i]
+            out[k, i] = np.float64(y[first[k] + i]) * window[i]
     return out
 
 
-@lru_cache(maxsize=8)
-def _hann(n: int) -> NDArray[np.float64]:
-    return np.hanning(n)
+@dataclass(frozen=True, slots=True)
+class _Sizes:
+    """What :func:`measure_notes` reads of a note, in samples at its rate."""
+
+    window: int  # the level's reach past the note's start
+    rms: int
+    step: int
+    lead: int
+    n_fft: int  # the profile's window
+
+    @classmethod
+    def at(cls, sr: float, window_s: float) -> _Sizes:
+        return cls(
+            window=max(1, round(window_s * sr)),
+            rms=max(1, round(RMS_S * sr)),
+            step=max(1, round(STEP_S * sr)),
+            lead=round(LEAD_S * sr),
+            n_fft=max(16, round(PROFILE_S * sr)),
+        )
 
 
-def _profiles(y: NDArray[np.float32], first: NDArray[np.int64], sr: float) -> NDArray[np.float64]:
-    """Normalised third-octave power (``PROFILE_FMIN_HZ`` up) of the ``PROFILE_S`` from
+def _profiles(
+    y: NDArray[np.float32], first: NDArray[np.int64], sr: float, n_fft: int
+) -> NDArray[np.float64]:
+    """Normalised third-octave power (``PROFILE_FMIN_HZ`` up) of the ``n_fft`` samples from
     each ``first`` sample (a Hann window; NaN rows where ``first`` is -1)."""
-    n_fft = max(16, round(PROFILE_S * sr))
     out = np.full((first.size, N_PROFILE_BANDS), np.nan)
     rows = np.flatnonzero(first >= 0)
     if rows.size == 0:
@@ -148,49 +168,6 @@ def _local_contrast_kernel(level: NDArray[np.float64]) -> NDArray[np.float64]:
             if nxt < n:
                 out[k] = level[k] - 0.5 * (level[prev] + level[nxt])
         prev = k
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _phase_t_kernel(
-    x: NDArray[np.float64],
-    index: NDArray[np.int64],
-    group: int,
-    divide: int,
-    min_se: float,
-    missing: float,
-) -> NDArray[np.float64]:
-    """For each phase ``p`` of ``group``: the Welch t statistic of the values ``x`` with
-    ``(index // divide) % group == p`` against the others, its standard error at least
-    ``min_se`` (0 when both sides are constant and ``min_se`` is 0); ``missing`` without
-    three values a side. Two passes (means, then squared deviations), so it does not lose
-    precision."""
-    n = x.shape[0]
-    out = np.full(group, missing)
-    for phase in range(group):
-        n_on = 0
-        s_on = 0.0
-        s_off = 0.0
-        for k in range(n):
-            if (index[k] // divide) % group == phase:
-                n_on += 1
-                s_on += x[k]
-            else:
-                s_off += x[k]
-        n_off = n - n_on
-        if n_on < 3 or n_off < 3:
-            continue
-        m_on = s_on / n_on
-        m_off = s_off / n_off
-        v_on = 0.0
-        v_off = 0.0
-        for k in range(n):
-            if (index[k] // divide) % group == phase:
-                v_on += (x[k] - m_on) ** 2
-            else:
-                v_off += (x[k] - m_off) ** 2
-        se = max(np.sqrt(v_on / (n_on - 1) / n_on + v_off / (n_off - 1) / n_off), min_se)
-        out[phase] = (m_on - m_off) / se if se > 0 else 0.0
     return out
 
 
@@ -235,12 +212,12 @@ class TatumNotes:
         x, idx = self.contrast_db[known], index[known]
         if group == 1 or x.size == 0:
             return 0.0, 0
-        t = _phase_t_kernel(x, idx, 2 if group == 4 else group, 1, MIN_SE_DB, 0.0)
+        t = _welch_phases_kernel(x, idx, 2 if group == 4 else group, 1, MIN_SE_DB, 0.0)
         best = int(np.argmax(t))
         if group != 4:
             return float(t[best]), best
         on = idx % 2 == best
-        t_pairs = _phase_t_kernel(x[on], idx[on], 2, 2, MIN_SE_DB, 0.0)
+        t_pairs = _welch_phases_kernel(x[on], idx[on], 2, 2, MIN_SE_DB, 0.0)
         q = int(np.argmax(t_pairs))
         return float(t[best] + t_pairs[q]), best + 2 * q
 
@@ -309,23 +286,25 @@ def measure_notes(
         Each row sums to 1 (NaN rows as ``level_db``).
     """
     x = np.ascontiguousarray(y, dtype=np.float32)
+    size = _Sizes.at(sr, window_s)
     level, first = _note_levels_kernel(
         x,
         int(y0),
         int(hop),
         np.ascontiguousarray(onset_frames, dtype=np.int64),
-        max(1, round(window_s * sr)),
-        max(1, round(RMS_S * sr)),
-        max(1, round(STEP_S * sr)),
-        round(LEAD_S * sr),
+        size.window,
+        size.rms,
+        size.step,
+        size.lead,
     )
-    return level, _profiles(x, first, sr)
+    return level, _profiles(x, first, sr, size.n_fft)
 
 
 def window_samples(sr: float, window_s: float) -> int:
     """Samples past a note's start that :func:`measure_notes` reads (its level's last
     mean square, or its profile's window)."""
-    return max(round(window_s * sr) + max(1, round(RMS_S * sr)), max(16, round(PROFILE_S * sr)))
+    size = _Sizes.at(sr, window_s)
+    return max(size.window + size.rms, size.n_fft)
 
 
 def tatum_notes(

@@ -9,11 +9,14 @@ blur it, and robust to rests (silent tatums) and single loud notes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from audio_engine.dsp.accents import TatumNotes, _phase_t_kernel
+if TYPE_CHECKING:
+    from audio_engine.dsp.accents import TatumNotes
 
 
 @njit(cache=True, nogil=True)
@@ -59,6 +62,49 @@ def _ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+@njit(cache=True, nogil=True)
+def _welch_phases_kernel(
+    x: NDArray[np.float64],
+    index: NDArray[np.int64],
+    group: int,
+    divide: int,
+    min_se: float,
+    missing: float,
+) -> NDArray[np.float64]:
+    """For each phase ``p`` of ``group``: the Welch t statistic of the values ``x`` with
+    ``(index // divide) % group == p`` against the others, its standard error at least
+    ``min_se`` (0 when both sides are constant and ``min_se`` is 0); ``missing`` without
+    three values a side. Two passes (means, then squared deviations), so it does not lose
+    precision."""
+    n = x.shape[0]
+    out = np.full(group, missing)
+    for phase in range(group):
+        n_on = 0
+        s_on = 0.0
+        s_off = 0.0
+        for k in range(n):
+            if (index[k] // divide) % group == phase:
+                n_on += 1
+                s_on += x[k]
+            else:
+                s_off += x[k]
+        n_off = n - n_on
+        if n_on < 3 or n_off < 3:
+            continue
+        m_on = s_on / n_on
+        m_off = s_off / n_off
+        v_on = 0.0
+        v_off = 0.0
+        for k in range(n):
+            if (index[k] // divide) % group == phase:
+                v_on += (x[k] - m_on) ** 2
+            else:
+                v_off += (x[k] - m_off) ** 2
+        se = max(np.sqrt(v_on / (n_on - 1) / n_on + v_off / (n_off - 1) / n_off), min_se)
+        out[phase] = (m_on - m_off) / se if se > 0 else 0.0
+    return out
+
+
 def phase_evidence(
     strength: NDArray[np.float64], index: NDArray[np.int64], group: int,
     *, ranks: NDArray[np.float64] | None = None,
@@ -84,7 +130,7 @@ def phase_evidence(
         fewer than three pulses (always for group 1).
     """
     r = _ranks(strength) if ranks is None else ranks
-    return _phase_t_kernel(
+    return _welch_phases_kernel(
         np.ascontiguousarray(r, dtype=np.float64),
         np.ascontiguousarray(index, dtype=np.int64),
         group,

@@ -16,12 +16,11 @@ from audio_engine.dsp.accents import (
     TatumNotes,
     _assign_kernel,
     _local_contrast_kernel,
-    _phase_t_kernel,
     measure_notes,
     tatum_notes,
     window_samples,
 )
-from audio_engine.dsp.meter import choose_grouping
+from audio_engine.dsp.meter import _welch_phases_kernel, choose_grouping
 from audio_engine.params import TempoParams
 
 TP = TempoParams()
@@ -101,7 +100,7 @@ def test_phase_t_is_a_welch_t_with_a_floor(group: int, divide: int) -> None:
     rng = np.random.default_rng(group * 10 + divide)
     x = rng.normal(0, 2, 50)
     index = np.sort(rng.choice(70, 50, replace=False)).astype(np.int64)
-    got = _phase_t_kernel(x, index, group, divide, MIN_SE_DB, 0.0)
+    got = _welch_phases_kernel(x, index, group, divide, MIN_SE_DB, 0.0)
     for p in range(group):
         on = (index // divide) % group == p
         a, b = x[on], x[~on]
@@ -109,7 +108,7 @@ def test_phase_t_is_a_welch_t_with_a_floor(group: int, divide: int) -> None:
         assert got[p] == pytest.approx((a.mean() - b.mean()) / max(se, MIN_SE_DB))
     # a level contrast of a hair is no accent, however steady
     flat = np.where(np.arange(50) % 2 == 0, 1e-4, 0.0)
-    t_flat = _phase_t_kernel(flat, np.arange(50), 2, 1, MIN_SE_DB, 0.0)
+    t_flat = _welch_phases_kernel(flat, np.arange(50), 2, 1, MIN_SE_DB, 0.0)
     assert t_flat[0] == pytest.approx(1e-4 / MIN_SE_DB)
 
 
