@@ -25,7 +25,12 @@ from audio_engine.dsp.peaks import (
 )
 from audio_engine.dsp.probe import probed_peaks
 from audio_engine.dsp.signal import prepare_signal
-from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
+from audio_engine.dsp.spectrogram import (
+    frame_geometry,
+    head_frames,
+    log_spectrogram,
+    tail_frames,
+)
 from audio_engine.dsp.tempo import estimate_tatum, local_period, subdivided_tatum, tempogram
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams, OnsetParams
@@ -101,10 +106,13 @@ def _with_slow_peaks(
     o: OnsetParams,
     fps: float,
     n_valid: int,
+    *,
+    head: int,
 ) -> NDArray[np.float64]:
     """``peaks`` with the notes only the slow detector finds (:func:`slow_peaks`) past the
     hold gate over ``report_hold_frames`` (``held`` is the main detector's held strength),
-    sorted; ``n_valid`` frames do not reach past the end of the signal."""
+    sorted; ``n_valid`` frames do not reach past the end of the signal, the slow flux of the
+    first ``head`` frames sees its start (:func:`head_frames`)."""
     odf_slow = onset_strength(S, lag_frames=o.slow_lag_frames, max_bands=o.max_bands, ref=ref)
     odf_slow[n_valid:] = 0.0
     post, clear = slow_frames(o, fps)
@@ -126,7 +134,15 @@ def _with_slow_peaks(
             held = sustained_strength(S, lag_frames=o.lag_frames, max_bands=o.max_bands,
                                       hold_frames=o.report_hold_frames, ref=ref)
         slow = slow[held_peaks(odf, held, slow, o.hold_ratio)]
+    slow = slow[_after_head(slow, head)]
     return np.sort(np.concatenate([peaks, slow]))
+
+
+def _after_head(peaks: NDArray[np.float64], head: int) -> NDArray[np.bool_]:
+    """Which peaks (fractional frames) lie at or after frame ``head``, by the frame each was
+    picked at (a refined peak lies within -0.5 and +0.5 of it), as the stream counts them."""
+    mask: NDArray[np.bool_] = np.ceil(peaks - 0.5) >= head
+    return mask
 
 
 def analyze(
@@ -194,8 +210,11 @@ def analyze(
         peaks = probed_peaks(y, geom, p.spectrogram, o, S, ref, odf, held)
     else:
         peaks = _plain_peaks(odf, held, o, fps)
+    # the recording's start is no note (the step from the zeros before it is the cut)
+    peaks = peaks[_after_head(peaks, head_frames(geom, o.lag_frames))]
     if o.slow_lag_frames > 0:
-        peaks = _with_slow_peaks(S, ref, odf, held, peaks, o, fps, n_valid)
+        peaks = _with_slow_peaks(S, ref, odf, held, peaks, o, fps, n_valid,
+                                 head=head_frames(geom, o.slow_lag_frames))
     # without the swells of an attack that peaked already; a slow attack starts well
     # before its steepest point, the peak
     peaks = peaks[distinct_peaks(odf, peaks, max_frames=swell_frames(o, fps),

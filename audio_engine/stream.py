@@ -92,6 +92,7 @@ from audio_engine.dsp.spectrogram import (
     _frame_kernel,
     _hann,
     frame_geometry,
+    head_frames,
     log_filterbank,
 )
 from audio_engine.dsp.tempo import _peak_near_kernel, estimate_tatum, local_period, tempogram
@@ -280,6 +281,8 @@ class StreamAnalyzer:
         self._rise = rise_frames(o, fps)
         self._slow_post, self._slow_clear = slow_frames(o, fps)
         self._look = max(self._post_max, self._post_avg, o.hold_frames if o.hold_ratio > 0 else 0)
+        self._head = head_frames(self._geom, o.lag_frames)
+        self._slow_head = head_frames(self._geom, o.slow_lag_frames)
         self._prober = Prober.of(self._geom, p.spectrogram, o)
         self._tempo_every = max(1, round(TEMPO_UPDATE_S * fps))
         self._tempo_window = max(16, round(TEMPO_WINDOW_S * fps))
@@ -352,6 +355,7 @@ class StreamAnalyzer:
         self._sounds: deque[tuple[int, float, NDArray[np.float64]]] = deque()
         # outputs
         self._notes: list[float] = []  # the notes reported live
+        self._sound_at_start = False  # an onset peak in the head frames (not a note)
         # the live onsets not yet judged for the report (its hold gate, the metronome), and
         # the start times of the notes that passed
         self._pending: deque[_Heard] = deque()
@@ -669,8 +673,16 @@ class StreamAnalyzer:
         (:meth:`_slow_onsets`), in the order of their frames."""
         o = self.params.onset
         fps = self._geom.fps
+        # the recording's start is no note (:func:`~audio_engine.dsp.spectrogram.head_frames`),
+        # but it sounds: the beats may start there
+        heard = len(main)
+        main = [m for m in main if math.ceil(m[1] - 0.5) >= self._head]
         self._main_frames.extend(m[0] for m in main)
-        for i, pos, decided, ahead in sorted(main + self._slow_onsets(final), key=lambda m: m[0]):
+        slow = self._slow_onsets(final)
+        heard += len(slow)
+        slow = [m for m in slow if math.ceil(m[1] - 0.5) >= self._slow_head]
+        self._sound_at_start |= len(main) + len(slow) < heard
+        for i, pos, decided, ahead in sorted(main + slow, key=lambda m: m[0]):
             start = self._attack_start(pos)
             if start is None:
                 continue
@@ -1187,10 +1199,11 @@ class StreamAnalyzer:
 
     def _start_beats(self) -> None:
         """Place the first beat on the path's first beat that the audio still holds, after
-        the first note, the weak leading beats dropped as offline (``params.beat.trim_ratio``)."""
+        the first note (or from the start when the recording starts on a sound), the weak
+        leading beats dropped as offline (``params.beat.trim_ratio``)."""
         assert self._period is not None
         earliest = max(self._odf.start, 0)
-        if self._notes:
+        if self._notes and not self._sound_at_start:
             earliest = max(earliest, round(self._notes[0] * self._geom.fps) - 2)
         path = self._path[self._path >= earliest]
         strong = self._trim_weak(path)

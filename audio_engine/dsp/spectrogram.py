@@ -55,6 +55,18 @@ def n_frames_for(n_samples: int, hop_length: int) -> int:
     return n_samples // hop_length + 1 if n_samples > 0 else 0
 
 
+def head_frames(geom: FrameGeometry, lag_frames: int) -> int:
+    """Number of leading frames whose flux over ``lag_frames`` sees the start of the
+    recording rather than a note: a frame whose window reaches before the first sample, or
+    which is compared with such a frame, holds the zeros before the signal. A recording
+    rarely starts in digital silence (a microphone's room noise, an excerpt cut from
+    music), so the step from those zeros to the signal is the cut, not an onset; the
+    recording's start is treated like its end (:func:`tail_frames`).
+    """
+    reach = -(-(geom.n_fft // 2) // geom.hop_length)  # frames whose window starts before 0
+    return reach + max(0, lag_frames)
+
+
 def tail_frames(n_samples: int, geom: FrameGeometry) -> int:
     """Index of the first frame whose window reaches past the end of a signal of
     ``n_samples`` (its spectrum shows the cut, not the music)."""

@@ -341,6 +341,34 @@ def test_a_recording_cut_mid_note_has_no_onset_at_its_end(sr: int) -> None:
     assert match_events(r.onsets, times, 0.05).precision == 1.0
 
 
+def _on_room_noise(y: NDArray[np.float32], noise_dbfs: float, seed: int = 0) -> NDArray[np.float32]:
+    noise = np.random.default_rng(seed).normal(0.0, 10.0 ** (noise_dbfs / 20.0), y.size)
+    return (y + noise).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100])
+@pytest.mark.parametrize("noise_dbfs", [-55.0, -40.0])
+def test_a_recording_that_starts_on_room_noise_has_no_note_at_its_start(
+    sr: int, noise_dbfs: float
+) -> None:
+    # a microphone records the room before the student plays: the step from the zeros
+    # before the first sample to that noise is the cut, not a note (it used to be reported
+    # at 7 ms, the first note of every report)
+    times = np.arange(0.5, 3.0, 0.5)
+    y = _on_room_noise(tone_notes(times, 3.2, sr), noise_dbfs)
+    r = analyze(y, sr, target_bpm=120.0, grid_start_s=0.5)
+    assert match_events(r.onsets, times, 0.05).f_measure == 1.0
+    assert r.timing is not None
+    assert min(t for t, _ in r.timing.notes) > 0.45
+
+
+@pytest.mark.parametrize("sr", [8000, 22050])
+def test_a_note_soon_after_the_start_is_still_a_note(sr: int) -> None:
+    times = [0.08, 0.6, 1.1]
+    y = _on_room_noise(clicks_at(times, 1.5, sr), -50.0, seed=1)
+    assert match_events(analyze(y, sr).onsets, times, 0.02).f_measure == 1.0
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])
 def test_hard_clipped_loud_clicks(dtype: type) -> None:
     sr = 16000

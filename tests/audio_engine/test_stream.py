@@ -269,13 +269,17 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
     if kind == "edges":  # an onset at 0 s and one 30 ms before the end
         return clicks_at([0.0, 0.9, 1.97], 2.0, sr)
     if kind == "short":
-        return clicks_at([0.05], 0.3, sr)
+        return clicks_at([0.1], 0.3, sr)
+    if kind == "room":  # a microphone's room noise from the first sample, notes from 1 s
+        y = tone_notes(grid_times(120.0, 4.0, seed=6)[1:], 4.0, sr)
+        noise = np.random.default_rng(7).normal(0.0, 10.0 ** (-45.0 / 20.0), y.size)
+        return (y + noise).astype(np.float32)
     raise ValueError(kind)
 
 
 @pytest.mark.parametrize("sr", [8000, 22050, 44100])
 @pytest.mark.parametrize(
-    "kind", ["practice", "melody", "bowed", "blown", "legato", "edges", "short"]
+    "kind", ["practice", "melody", "bowed", "blown", "legato", "edges", "short", "room"]
 )
 def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
     y = _offline_signal(kind, sr)
@@ -287,6 +291,16 @@ def test_stream_onsets_are_the_offline_onsets(kind: str, sr: int) -> None:
     np.testing.assert_allclose(stream, offline.onsets, rtol=0.0, atol=1e-9)
     assert summary.n_onsets == offline.onsets.size
     assert summary.duration_s == offline.duration_s
+
+
+def test_the_stream_reports_no_note_at_the_recordings_start() -> None:
+    sr = 22050
+    y = _offline_signal("room", sr)
+    config = StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5)
+    events, summary = run_stream(y, config, ms_chunk_sizes(y.shape[0], sr, 20.0))
+    onsets = _times(events, OnsetEvent)
+    np.testing.assert_allclose(onsets, np.arange(1.0, 3.6, 0.5), atol=0.02)
+    assert summary.timing is not None and summary.timing.notes[0][0] > 0.9
 
 
 def test_stream_onsets_are_the_offline_onsets_of_stereo_int16() -> None:
@@ -547,6 +561,19 @@ def test_beats_follow_a_120_bpm_click_track(sr: int) -> None:
             if e.time_s >= 4.0:
                 most = BEAT_CONFIRM_S + BEAT_SEARCH * period_s + TEMPO_UPDATE_S + 0.02
                 assert fed / sr <= e.time_s + most + 1e-9
+
+
+def test_an_excerpt_that_starts_on_a_beat_has_its_first_beat_there() -> None:
+    """The first hit at 0 s is the recording's start, not a note (too near the zeros before
+    it), but it sounds: the beats start there, as offline."""
+    sr = 22050
+    notes = np.arange(0.0, 8.0, 0.5)
+    y = tone_notes(notes, 8.3, sr)
+    events, _ = run_stream(y, StreamConfig(sr=sr), ms_chunk_sizes(y.size, sr, 20.0))
+    onsets, beats = _times(events, OnsetEvent), _times(events, BeatEvent)
+    np.testing.assert_allclose(onsets, notes[1:], atol=0.02)
+    assert beats[0] == pytest.approx(0.0, abs=0.03)
+    assert analyze(y, sr).beats[0] == pytest.approx(0.0, abs=0.03)
 
 
 def test_stream_beats_take_the_accented_phase_of_a_pulse() -> None:

@@ -11,6 +11,7 @@ from audio_engine.dsp.spectrogram import (
     _frame_kernel,
     _hann,
     frame_geometry,
+    head_frames,
     log_filterbank,
     log_spectrogram,
     n_frames_for,
@@ -109,6 +110,22 @@ def test_tail_frames_is_the_first_frame_reaching_past_the_end(sr: float, n: int)
     ]
     first = next(i for i, p in enumerate(past_end) if p > 0)
     assert tail_frames(n, g) == first
+
+
+@pytest.mark.parametrize("sr", [8000.0, 22050.0, 48000.0])
+@pytest.mark.parametrize("lag", [0, 1, 2, 4])
+def test_head_frames_are_those_whose_flux_sees_the_zeros_before_the_start(
+    sr: float, lag: int
+) -> None:
+    g = frame_geometry(sr, P)
+    # frame i starts at i * hop - n_fft / 2: before the first sample while that is negative;
+    # its flux over `lag` frames reads frame i - lag too
+    starts_before = [i * g.hop_length - g.n_fft // 2 < 0 for i in range(20)]
+    sees_start = [starts_before[i] or (i >= lag and starts_before[i - lag]) or i < lag
+                  for i in range(20)]
+    first_clear = sees_start.index(False)
+    assert head_frames(g, lag) == first_clear
+    assert 0.02 <= head_frames(g, 2) / g.fps <= 0.06  # about 50 ms at every rate
 
 
 # --- framing kernel ------------------------------------------------------------------------
