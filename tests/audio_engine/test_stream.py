@@ -266,7 +266,7 @@ def _offline_signal(kind: str, sr: int) -> NDArray[np.float32]:
         return (y + noise).astype(np.float32)
     if kind == "legato":  # one pitch re-articulated: the slow detector's notes
         return _legato(sr)
-    if kind == "edges":  # an onset at 0 s and one 30 ms before the end
+    if kind == "edges":  # a click at 0 s (the start: no note) and one 30 ms before the end
         return clicks_at([0.0, 0.9, 1.97], 2.0, sr)
     if kind == "short":
         return clicks_at([0.1], 0.3, sr)
