@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.accents import measure_notes, tatum_notes
 from audio_engine.dsp.beats import track_beats, trim_weak
-from audio_engine.dsp.meter import choose_grouping
+from audio_engine.dsp.meter import group_tatums
 from audio_engine.dsp.metronome import blind_clicks, metronome_clicks, on_target_grid
 from audio_engine.dsp.onsets import max_filter_bands, onset_strength, sustained_strength
 from audio_engine.dsp.peaks import (
@@ -260,21 +260,9 @@ def analyze(
                 y, work_sr, geom.hop_length, note_frames, window_s=t.level_window_s
             )
             notes = tatum_notes(note_frames, level_db, profile, tatum_frames, tatum_period)
-            beat_frames, group = choose_grouping(
-                odf,
-                tatum_frames,
-                tatum_period,
-                60.0 * fps / tatum,
-                prior_bpm=t.prior_bpm,
-                prior_octaves=t.prior_octaves,
-                accent_weight=t.accent_weight,
-                min_bpm=t.min_bpm,
-                phase_switch_cost=t.phase_switch_cost,
-                notes=notes,
-                level_weight=t.level_weight,
-                level_threshold=t.level_threshold,
-                same_timbre=t.same_timbre,
-            )
+            beat_frames, group = group_tatums(odf, tatum_frames, tatum_period,
+                                              60.0 * fps / tatum, t, notes=notes,
+                                              phase_switches=True)
             beat_frames = trim_weak(odf, beat_frames, tatum_period * group, p.beat.trim_ratio)
             beats_s = _snap_to_onsets(beat_frames / fps + o.offset_s, peaks_s, p.beat.snap_s,
                                       onsets_s=onsets_s)

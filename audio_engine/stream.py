@@ -54,7 +54,7 @@ from audio_engine.dsp.accents import (
     window_samples,
 )
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
-from audio_engine.dsp.meter import _strength_at_kernel, choose_grouping, phase_evidence, pulse_index
+from audio_engine.dsp.meter import _strength_at_kernel, group_tatums, phase_evidence, pulse_index
 from audio_engine.dsp.metronome import (
     classify_clicks,
     late_remain_frames,
@@ -673,15 +673,9 @@ class StreamAnalyzer:
         (:meth:`_slow_onsets`), in the order of their frames."""
         o = self.params.onset
         fps = self._geom.fps
-        # the recording's start is no note (:func:`~audio_engine.dsp.spectrogram.head_frames`),
-        # but it sounds: the beats may start there
-        heard = len(main)
-        main = [m for m in main if math.ceil(m[1] - 0.5) >= self._head]
+        main = self._past_head(main, self._head)
         self._main_frames.extend(m[0] for m in main)
-        slow = self._slow_onsets(final)
-        heard += len(slow)
-        slow = [m for m in slow if math.ceil(m[1] - 0.5) >= self._slow_head]
-        self._sound_at_start |= len(main) + len(slow) < heard
+        slow = self._past_head(self._slow_onsets(final), self._slow_head)
         for i, pos, decided, ahead in sorted(main + slow, key=lambda m: m[0]):
             start = self._attack_start(pos)
             if start is None:
@@ -695,6 +689,16 @@ class StreamAnalyzer:
                     self._note(time_s, strength, i, events, ahead),
                 )
             )
+
+    def _past_head(
+        self, peaks: list[tuple[int, float, int, NDArray[np.float32] | None]], head: int
+    ) -> list[tuple[int, float, int, NDArray[np.float32] | None]]:
+        """The peaks (frame, position, ...) picked at frame ``head`` or later: the earlier
+        ones are the recording's start, no note (:func:`~audio_engine.dsp.spectrogram.
+        head_frames`), but a sound there lets the beats start there (:meth:`_start_beats`)."""
+        kept = [p for p in peaks if math.ceil(p[1] - 0.5) >= head]
+        self._sound_at_start |= len(kept) < len(peaks)
+        return kept
 
     def _slow_onsets(
         self, final: bool
@@ -1056,20 +1060,10 @@ class StreamAnalyzer:
         period = local_period(tg, tatum, win, win, win, smooth=t.period_smooth)
         cum, back = beat_cumulative_score(odf, period, tightness=self.params.beat.tightness)
         tatums = backtrack(cum, back)
-        beats, group = choose_grouping(
-            odf,
-            tatums,
-            period,
-            60.0 * fps / tatum,
-            prior_bpm=t.prior_bpm,
-            prior_octaves=t.prior_octaves,
-            accent_weight=t.accent_weight,
-            min_bpm=t.min_bpm,
-            notes=self._window_notes(start, tatums=tatums, period=period),
-            level_weight=t.level_weight,
-            level_threshold=t.level_threshold,
-            same_timbre=t.same_timbre,
-        )
+        notes = self._window_notes(start, tatums=tatums, period=period)
+        # one phase per window: the updates' phase evidence follows a slip (_grouping_phase)
+        beats, group = group_tatums(odf, tatums, period, 60.0 * fps / tatum, t, notes=notes,
+                                    phase_switches=False)
         if beats.size == 0:
             return None
         beat_period = tatum * group

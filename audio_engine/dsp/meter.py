@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from audio_engine.dsp.accents import TatumNotes
+    from audio_engine.params import TempoParams
 
 
 @njit(cache=True, nogil=True)
@@ -266,3 +267,32 @@ def choose_grouping(
         score_k = (ranks - ranks.mean()) / ranks.size
     phases = _phase_path_kernel(score_k, index, best_g, phase_switch_cost, best_phase)
     return tatum_frames[index % best_g == phases], best_g
+
+
+def group_tatums(
+    odf: NDArray[np.float64],
+    tatum_frames: NDArray[np.int64],
+    tatum_period: NDArray[np.float64],
+    tatum_bpm: float,
+    tempo: TempoParams,
+    *,
+    notes: TatumNotes | None,
+    phase_switches: bool,
+) -> tuple[NDArray[np.int64], int]:
+    """:func:`choose_grouping` with the prior, weights and thresholds of ``tempo``; the
+    phase may change along the way (``tempo.phase_switch_cost``) when ``phase_switches``."""
+    return choose_grouping(
+        odf,
+        tatum_frames,
+        tatum_period,
+        tatum_bpm,
+        prior_bpm=tempo.prior_bpm,
+        prior_octaves=tempo.prior_octaves,
+        accent_weight=tempo.accent_weight,
+        min_bpm=tempo.min_bpm,
+        phase_switch_cost=tempo.phase_switch_cost if phase_switches else None,
+        notes=notes,
+        level_weight=tempo.level_weight,
+        level_threshold=tempo.level_threshold,
+        same_timbre=tempo.same_timbre,
+    )

@@ -20,7 +20,7 @@ from audio_engine.dsp.accents import (
     tatum_notes,
     window_samples,
 )
-from audio_engine.dsp.meter import _welch_phases_kernel, choose_grouping
+from audio_engine.dsp.meter import _welch_phases_kernel, group_tatums
 from audio_engine.params import TempoParams
 
 TP = TempoParams()
@@ -183,21 +183,7 @@ def _melody_tatums(
 def _group(
     odf: np.ndarray, frames: np.ndarray, period: np.ndarray, notes: TatumNotes | None
 ) -> tuple[np.ndarray, int]:
-    return choose_grouping(
-        odf,
-        frames,
-        period,
-        120.0,
-        prior_bpm=TP.prior_bpm,
-        prior_octaves=TP.prior_octaves,
-        accent_weight=TP.accent_weight,
-        min_bpm=TP.min_bpm,
-        phase_switch_cost=TP.phase_switch_cost,
-        notes=notes,
-        level_weight=TP.level_weight,
-        level_threshold=TP.level_threshold,
-        same_timbre=TP.same_timbre,
-    )
+    return group_tatums(odf, frames, period, 120.0, TP, notes=notes, phase_switches=True)
 
 
 def test_a_level_accent_of_one_instrument_groups_the_tatums() -> None:
