@@ -52,6 +52,7 @@ from rich.console import Console
 
 from mpt.datadir import configure_numba_cache, ensure_data_dir, ensure_subdir
 from mpt.errors import ConfigError, DataDirError, EngineCallError, MptError
+from mpt.launch import collect_from_here
 from mpt.progress import StageProgress
 from mpt.report import render_result
 from mpt.settings import Settings, get_settings
@@ -77,6 +78,9 @@ WORKERS_RANGE = (1, 64)
 ENGINE_READY_TIMEOUT_S = 120.0  # a first start may compile the kernels
 API_READY_TIMEOUT_S = 120.0  # the first start migrates the schema
 API_SHUTDOWN_GRACE_S = 10.0  # api.serve.GRACEFUL_SHUTDOWN_S (not imported: mpt loads no service)
+# commands that run until stopped: under the console script they need the garbage collector
+# back on (mpt.launch); the others run with it off and exit
+LONG_RUNNING_COMMANDS = frozenset({"up", "api", "stream"})
 STOP_MARGIN_S = 5.0  # beyond the engine's own shutdown grace, before SIGKILL
 # What the `api` extra brings.
 _API_MODULES = ("fastapi", "uvicorn", "uvloop", "httptools", "sqlalchemy", "alembic",
@@ -142,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data_dir is not None:
             settings = settings.model_copy(update={"data_dir": args.data_dir})
         configure_numba_cache(settings.cache_dir)  # before anything imports numba
+        if args.command in LONG_RUNNING_COMMANDS:
+            collect_from_here()
         command: Callable[[argparse.Namespace, Settings], int] = args.func
         return command(args, settings)
     except SystemExit as exc:  # --help and --version
