@@ -46,18 +46,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from mpt.datadir import configure_numba_cache, ensure_data_dir, ensure_subdir
 from mpt.errors import ConfigError, DataDirError, EngineCallError, MptError
 from mpt.launch import collect_from_here
-from mpt.progress import StageProgress
-from mpt.report import render_result
 from mpt.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from audio_engine.result import AnalysisResult
     from mpt.stream_client import AudioSource, StreamView
     from mpt.stream_view import LiveView
@@ -516,7 +514,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(note, file=sys.stderr)
     else:
-        Console(file=sys.stdout, highlight=False).print(f"\n{note}", markup=False)
+        _console(sys.stdout).print(f"\n{note}", markup=False)
     return EXIT_OK
 
 
@@ -866,7 +864,7 @@ def _cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     else:
         outcome = asyncio.run(run())
     if outcome.summary is not None and not args.json:
-        console = Console(file=sys.stdout, highlight=False)
+        console = _console(sys.stdout)
         if live is not None:
             console.print()
         render_stream_summary(
@@ -892,7 +890,7 @@ def _stream_view(
     for stream in (sys.stdout, sys.stderr):
         if stream.isatty():
             live = LiveView(
-                Console(file=stream),
+                _console(stream, highlight=True),
                 source=source.label,
                 target=target,
                 total_s=source.duration_s,
@@ -1010,7 +1008,10 @@ def _analyze_file(path: Path, options: AnalyzeOptions) -> AnalysisResult:
         from audio_engine.io import load_audio
     except ModuleNotFoundError as exc:
         raise _engine_missing(exc) from exc
-    with StageProgress(Console(file=sys.stderr)) as stages:
+    from mpt.progress import StageProgress
+
+    # rich (~0.1 s to import) only where a display can show: a terminal
+    with StageProgress(_console(sys.stderr) if sys.stderr.isatty() else None) as stages:
         samples, sr = load_audio(path, progress=stages.decoding)
         stages.stage("Analysing", samples.shape[0] / sr)
         return analyze(
@@ -1029,7 +1030,16 @@ def _print_result(result: AnalysisResult, *, source: str, as_json: bool) -> None
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     else:
-        render_result(Console(file=sys.stdout, highlight=False), result, source=source)
+        from mpt.report import render_result
+
+        render_result(_console(sys.stdout), result, source=source)
+
+
+def _console(file: TextIO, *, highlight: bool = False) -> Console:
+    """A rich console on ``file`` (rich is imported here: `mpt analyze --json` needs none)."""
+    from rich.console import Console
+
+    return Console(file=file, highlight=highlight)
 
 
 def _finite(value: Any) -> Any:

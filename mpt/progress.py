@@ -2,22 +2,18 @@
 
 Short files finish before a display would help, so nothing is shown until the input is known
 to be longer than a threshold (60 s of audio by default), and nothing at all when the console
-is not a terminal (logs and pipes stay clean).
+is not a terminal (logs and pipes stay clean). rich's progress display is imported only when
+it is shown.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 __all__ = ["StageProgress"]
 
@@ -27,13 +23,14 @@ class StageProgress:
 
     Parameters
     ----------
-    console : Console
-        Where to draw (the CLI passes a stderr console).
+    console : Console or None
+        Where to draw (the CLI passes a stderr console when stderr is a terminal); None shows
+        nothing.
     threshold_s : float, default 60.0
         Audio length in seconds above which progress is shown.
     """
 
-    def __init__(self, console: Console, *, threshold_s: float = 60.0) -> None:
+    def __init__(self, console: Console | None, *, threshold_s: float = 60.0) -> None:
         self._console = console
         self._threshold_s = threshold_s
         self._progress: Progress | None = None
@@ -81,14 +78,23 @@ class StageProgress:
     def _start_if_long(self, audio_s: float) -> bool:
         if self._progress is not None:
             return True
-        if audio_s <= self._threshold_s or not self._console.is_terminal:
+        console = self._console
+        if audio_s <= self._threshold_s or console is None or not console.is_terminal:
             return False
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         self._progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
             TimeElapsedColumn(),
-            console=self._console,
+            console=console,
             transient=True,
         )
         self._progress.start()

@@ -318,3 +318,17 @@ def test_importing_the_cli_loads_no_engine() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_analysing_to_json_off_a_terminal_loads_no_display(clicks_wav: Path) -> None:
+    # rich costs ~0.1 s of a cold `mpt analyze`: imported only where something is drawn
+    code = (
+        "import contextlib, io, sys\nfrom mpt.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['analyze', {str(clicks_wav)!r}, '--json'])\n"
+        "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert proc.stdout.strip() == "0 []", proc.stderr

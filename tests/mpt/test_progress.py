@@ -52,3 +52,10 @@ def test_not_a_terminal_shows_nothing() -> None:
         stages.stage("Analysing", 600.0)
         assert not stages.active
     assert buffer.getvalue() == ""
+
+
+def test_without_a_console_nothing_is_shown() -> None:
+    with StageProgress(None) as stages:
+        stages.decoding(30.0, 600.0)
+        stages.stage("Analysing", 600.0)
+        assert not stages.active
