@@ -1,8 +1,11 @@
 """Decode audio files into float32 sample arrays.
 
-WAV, FLAC, OGG and the other formats libsndfile reads natively go through ``soundfile``;
-everything else (MP3, M4A/AAC, Opus in its own containers, the audio track of a video) is
-decoded with PyAV as a generator stage inside ``with av.open(...)``. Samples keep the file's
+WAV, FLAC, OGG and the other containers libsndfile reads natively go through ``soundfile``
+(told apart by their first bytes, :func:`_libsndfile_container`); everything else (MP3,
+M4A/AAC, Opus in its own containers, the audio track of a video) is decoded with PyAV as a
+generator stage inside ``with av.open(...)``. libsndfile is not asked to probe the rest: it
+would try its MPEG decoder on any unknown file, and mpg123 writes its complaints about a
+corrupt or truncated MP3 straight to the process's stderr. Samples keep the file's
 sample rate and channel count: nothing is resampled or downmixed here (the engine converts
 to mono itself).
 
@@ -50,8 +53,13 @@ _SOUNDFILE_SUFFIXES = frozenset(
         ".rf64",
     }
 )
-# libsndfile formats that are handed to PyAV instead (FFmpeg handles encoder delay/padding).
-_PYAV_FORMATS = frozenset({"MP3"})
+# The first bytes of the containers libsndfile reads itself: a RIFF/RIFX/RF64/BW64 WAVE,
+# a FORM AIFF/AIFC, FLAC, Ogg, Sun/NeXT .au (either byte order), CAF and Sony Wave64.
+_TAGGED_MAGIC = {b"RIFF": b"WAVE", b"RIFX": b"WAVE", b"RF64": b"WAVE", b"BW64": b"WAVE",
+                 b"FORM": (b"AIFF", b"AIFC")}  # fmt: skip
+_PLAIN_MAGIC = (b"fLaC", b"OggS", b".snd", b"dns.", b"caff")
+_W64_MAGIC = b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"
+_HEAD_BYTES = 16
 _BLOCK_FRAMES = 1 << 16
 
 # Integer sample formats and the divisor that maps them to [-1, 1).
@@ -87,15 +95,13 @@ def load_audio(
         samples. The message names the path and the reason.
     """
     file = Path(path)
-    _check_readable(file)
-    try:
-        decoded = _load_with_soundfile(file, progress)
-    except sf.LibsndfileError as exc:
-        sf_reason: str | None = exc.error_string
-    else:
-        sf_reason = None
-        if decoded is not None:
-            return _finish(file, *decoded)
+    head = _check_readable(file)
+    sf_reason: str | None = None
+    if _libsndfile_container(head):
+        try:
+            return _finish(file, *_load_with_soundfile(file, progress))
+        except sf.LibsndfileError as exc:  # a damaged header, or Ogg with a video stream
+            sf_reason = exc.error_string
     try:
         return _finish(file, *_load_with_pyav(file, progress))
     except _UnrecognisedFileError as exc:
@@ -113,8 +119,16 @@ class _UnrecognisedFileError(Exception):
         self.reason = reason
 
 
-def _check_readable(file: Path) -> None:
-    """Raise AudioDecodeError for a path that cannot possibly hold audio."""
+def _libsndfile_container(head: bytes) -> bool:
+    """Whether a file's first bytes ``head`` are those of a container libsndfile reads."""
+    tag = _TAGGED_MAGIC.get(head[:4])
+    if tag is not None:
+        return head[8:12] in (tag if isinstance(tag, tuple) else (tag,))
+    return head[:4] in _PLAIN_MAGIC or head == _W64_MAGIC
+
+
+def _check_readable(file: Path) -> bytes:
+    """The first bytes of ``file``; AudioDecodeError for a path that cannot hold audio."""
     try:
         st = file.stat()
     except FileNotFoundError:
@@ -127,7 +141,7 @@ def _check_readable(file: Path) -> None:
         raise AudioDecodeError(f"cannot decode {str(file)!r}: file is empty (0 bytes)")
     try:
         with file.open("rb") as fh:
-            fh.read(1)
+            return fh.read(_HEAD_BYTES)
     except OSError as exc:
         raise AudioDecodeError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
 
@@ -145,11 +159,9 @@ def _finish(file: Path, samples: NDArray[np.float32], sr: int) -> tuple[NDArray[
 
 def _load_with_soundfile(
     file: Path, progress: ProgressCallback | None
-) -> tuple[NDArray[np.float32], int] | None:
-    """Read with libsndfile in blocks; None when the format is better left to PyAV."""
+) -> tuple[NDArray[np.float32], int]:
+    """Read with libsndfile in blocks."""
     with sf.SoundFile(file) as snd:
-        if snd.format in _PYAV_FORMATS:
-            return None
         sr = int(snd.samplerate)
         total = max(int(snd.frames), 0)
         out = np.empty((total, snd.channels), dtype=np.float32)

@@ -225,6 +225,56 @@ def test_wav_with_broken_header(tmp_path: Path) -> None:
     assert_decode_error(path, "not a readable audio file")
 
 
+def test_damaged_mp3s_say_nothing_on_stderr_but_the_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # libsndfile probes any file it does not know as MPEG, and mpg123 then writes its own
+    # complaints ("Trying to resync...", "Xing stream size off...") to the process's fd 2
+    full = write_audio_pyav(tmp_path / "full.mp3", sine(440.0, 3.0, SR), SR, codec="libmp3lame")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    zeros = tmp_path / "zeros.mp3"
+    zeros.write_bytes(bytes(4096))
+
+    samples, sr = load_audio(cut)  # what was uploaded before the cut
+    assert_decode_error(zeros, "not a readable audio file")
+
+    assert sr == SR
+    assert 0.5 * SR < samples.shape[0] < 1.5 * SR
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"),
+    [
+        ("riff.wav", b"RIFF\x00\x00\x00\x00WAVE"),
+        ("rf64.wav", b"RF64\xff\xff\xff\xffWAVE"),
+        ("form.aiff", b"FORM\x00\x00\x00\x00AIFC"),
+        ("file.flac", b"fLaC"),
+        ("file.ogg", b"OggS"),
+        ("file.au", b".snd"),
+        ("file.caf", b"caff"),
+        ("file.w64", b"riff\x2e\x91\xcf\x11\xa5\xd6\x28\xdb\x04\xc1\x00\x00"),
+    ],
+)
+def test_libsndfiles_own_containers_are_known_by_their_first_bytes(name: str, magic: bytes) -> None:
+    from audio_engine.io import _libsndfile_container
+
+    assert _libsndfile_container((magic + bytes(16))[:16])
+
+
+@pytest.mark.parametrize(
+    "magic",
+    [b"RIFF\x00\x00\x00\x00AVI LIST", b"ID3\x04", b"\xff\xfb\x90\x64", b"\x00\x00\x00\x20ftypM4A ",
+     b"\x1aE\xdf\xa3", b"FORM\x00\x00\x00\x008SVX"],
+    ids=["avi", "mp3-id3", "mp3-sync", "m4a", "matroska", "iff-8svx"],
+)  # fmt: skip
+def test_other_files_go_to_ffmpeg(magic: bytes) -> None:
+    from audio_engine.io import _libsndfile_container
+
+    assert not _libsndfile_container((magic + bytes(16))[:16])
+
+
 def test_truncated_compressed_file_is_an_error_or_shorter(tmp_path: Path) -> None:
     # A truncated m4a loses its index (moov atom at the end): it must fail cleanly.
     full = write_audio_pyav(tmp_path / "full.m4a", sine(440.0, 1.0, SR), SR, codec="aac")
