@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from audio_engine.dsp.onsets import _max_filter_bands_kernel
@@ -398,8 +399,8 @@ def metronome_clicks(
     S = np.ascontiguousarray(S, dtype=np.float32)
     ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
     F = band_flux(S, lag_frames, max_bands, ref)
-    apart = np.abs(onset_frames[:, None] - click_frames[None, :])  # onsets x lines, frames
-    on_grid = apart.min(axis=1) <= CLICK_WINDOW_FRAMES
+    onset_apart, line_apart, nearest = nearest_between(onset_frames, click_frames)
+    on_grid = onset_apart <= CLICK_WINDOW_FRAMES
     onset_peaks = _peak_frames(F, onset_frames, 1)
     grid_peaks = _peak_frames(F, click_frames, CLICK_WINDOW_FRAMES)
     vectors = F[onset_peaks]
@@ -408,9 +409,8 @@ def metronome_clicks(
     line_remains = remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead)
     period_s = 60.0 / target_bpm
     # the onset heard on each line (its offset from the line), NaN where none is
-    nearest = apart.argmin(axis=0)
     line_offsets = np.where(
-        apart.min(axis=0) <= CLICK_WINDOW_FRAMES,
+        line_apart <= CLICK_WINDOW_FRAMES,
         grid_offsets_s(onsets_s[nearest] - offset_s, period_s, grid_start_s),
         np.nan,
     )
@@ -532,6 +532,117 @@ def classify_clicks(
     return mask
 
 
+def nearest_between(
+    onset_frames: NDArray[np.int64], line_frames: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Each onset's distance to its nearest grid line, each line's to its nearest onset, and
+    that onset's index (the first of equals): in frames, by binary search rather than over
+    every pair (an hour's onsets against its lines filled gigabytes).
+
+    ``line_frames`` is non-decreasing and not empty; ``onset_frames`` not empty, any order.
+    """
+    k = np.searchsorted(line_frames, onset_frames)
+    below = line_frames[np.maximum(k - 1, 0)]
+    above = line_frames[np.minimum(k, line_frames.size - 1)]
+    onset_apart = np.minimum(np.abs(onset_frames - below), np.abs(onset_frames - above))
+    order = np.argsort(onset_frames, kind="stable")
+    ordered = onset_frames[order]
+    # the onset values either side of each line, each at the first onset of its equals
+    right = np.minimum(np.searchsorted(ordered, line_frames, side="left"), ordered.size - 1)
+    right = np.searchsorted(ordered, ordered[right], side="left")
+    left = np.searchsorted(ordered, ordered[np.maximum(right - 1, 0)], side="left")
+    to_right = np.abs(ordered[right] - line_frames)
+    to_left = np.abs(ordered[left] - line_frames)
+    # the nearer; on a tie the onset that comes first in the caller's order
+    pick_left = (to_left < to_right) | ((to_left == to_right) & (order[left] < order[right]))
+    line_apart = np.where(pick_left, to_left, to_right)
+    nearest = np.where(pick_left, order[left], order[right])
+    return onset_apart, line_apart, nearest
+
+
+@njit(cache=True, nogil=True)
+def _intervals_kernel(t: NDArray[np.float64], lo_s: float, hi_s: float) -> NDArray[np.float64]:
+    """Every interval ``t[j] - t[i]`` (``t`` non-decreasing, ``j > i``) from ``lo_s`` to
+    ``hi_s`` seconds, in time linear in the pairs within ``hi_s`` of each other."""
+    n = t.shape[0]
+    count = 0
+    for i in range(n):
+        j = i + 1
+        while j < n and t[j] - t[i] <= hi_s:
+            if t[j] - t[i] >= lo_s:
+                count += 1
+            j += 1
+    out = np.empty(count)
+    c = 0
+    for i in range(n):
+        j = i + 1
+        while j < n and t[j] - t[i] <= hi_s:
+            if t[j] - t[i] >= lo_s:
+                out[c] = t[j] - t[i]
+                c += 1
+            j += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _phase_neighbours_kernel(
+    phases: NDArray[np.float64], period: float, tol: float
+) -> NDArray[np.int64]:
+    """For each of ``phases`` (in ``[0, period)``, ``tol < period / 2``), how many of them,
+    itself included, lie within ``tol`` of it around the circle: ``min(d, period - d) <=
+    tol`` for ``d = |a - b|``, counted by binary search over the sorted phases instead of
+    over every pair (the same comparisons decide, so the same counts)."""
+    n = phases.shape[0]
+    order = np.argsort(phases)
+    sp = phases[order]
+    out = np.zeros(n, dtype=np.int64)
+    for a in range(n):
+        p = sp[a]
+        lo, hi = a, n - 1  # the last b >= a with sp[b] - p <= tol
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if sp[mid] - p <= tol:
+                lo = mid
+            else:
+                hi = mid - 1
+        top = lo
+        lo, hi = 0, a  # the first b <= a with p - sp[b] <= tol
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if p - sp[mid] <= tol:
+                hi = mid
+            else:
+                lo = mid + 1
+        bottom = lo
+        count = top - bottom + 1
+        lo, hi = top + 1, n  # above: the first b with period - (sp[b] - p) <= tol (or n)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if period - (sp[mid] - p) <= tol:
+                hi = mid
+            else:
+                lo = mid + 1
+        count += n - lo
+        lo, hi = -1, bottom - 1  # below: the last b with period - (p - sp[b]) <= tol (or -1)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if period - (p - sp[mid]) <= tol:
+                lo = mid
+            else:
+                hi = mid - 1
+        count += lo + 1
+        out[order[a]] = count
+    return out
+
+
+def _densest_phase(onsets_s: NDArray[np.float64], period: float, tol_s: float) -> tuple[int, int]:
+    """The onset with the most onsets within ``tol_s`` of its phase modulo ``period``
+    (the first of equals), and how many."""
+    count = _phase_neighbours_kernel(np.mod(onsets_s, period), period, tol_s)
+    i = int(np.argmax(count))
+    return i, int(count[i])
+
+
 def _grid_fit(
     onsets_s: NDArray[np.float64], period: float, phase: float, tol_s: float
 ) -> tuple[int, float]:
@@ -567,8 +678,7 @@ def find_click_grid(
     """
     if onsets_s.size < min_clicks:
         return None
-    diffs = (onsets_s[None, :] - onsets_s[:, None]).ravel()
-    diffs = diffs[(diffs >= 0.2) & (diffs <= 2.1)]
+    diffs = _intervals_kernel(np.sort(onsets_s), 0.2, 2.1)
     if diffs.size == 0:
         return None
     edges = np.arange(0.2, 2.1 + 0.002, 0.002)
@@ -579,12 +689,9 @@ def find_click_grid(
         if near.size == 0:
             continue
         period = float(np.median(near))
-        phases = np.mod(onsets_s, period)
-        d = np.abs(phases[:, None] - phases[None, :])
-        count = (np.minimum(d, period - d) <= tol_s).sum(axis=1)
-        i = int(np.argmax(count))
-        if best is None or count[i] > best[0]:
-            best = (int(count[i]), period, float(onsets_s[i]))
+        i, count = _densest_phase(onsets_s, period, tol_s)
+        if best is None or count > best[0]:
+            best = (count, period, float(onsets_s[i]))
     if best is None:
         return None
     _, period, phase = best
@@ -670,9 +777,7 @@ def _machine_grid(
         if 2 * near.size < min_clicks:  # consecutive clicks heard: at least half of them
             continue
         period = float(np.median(near))
-        phases = np.mod(onsets_s, period)
-        d = np.abs(phases[:, None] - phases[None, :])
-        phase = float(onsets_s[int(np.argmax((np.minimum(d, period - d) <= tol_s).sum(axis=1)))])
+        phase = float(onsets_s[_densest_phase(onsets_s, period, tol_s)[0]])
         for _ in range(2):  # the period to a fraction of a millisecond over the whole take
             index = np.round((onsets_s - phase) / period)
             on = np.abs(onsets_s - phase - index * period) <= tol_s
