@@ -67,7 +67,10 @@ _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
 def load_audio(
-    path: str | os.PathLike[str], *, progress: ProgressCallback | None = None
+    path: str | os.PathLike[str],
+    *,
+    progress: ProgressCallback | None = None,
+    mono: bool = False,
 ) -> tuple[NDArray[np.float32], int]:
     """Decode an audio or video file into float32 samples at the file's own sample rate.
 
@@ -80,6 +83,10 @@ def load_audio(
         ``progress(decoded_s, total_s)`` is called after each decoded block with the seconds
         decoded so far and the total length in seconds (None when the container does not
         say).
+    mono : bool, default False
+        Mix the channels down while decoding: each block's channel mean, the same float32
+        values the engine's own mixdown gives (:func:`audio_engine.dsp.signal.to_mono_float32`),
+        holding one channel of the file in memory instead of all of them.
 
     Returns
     -------
@@ -99,11 +106,11 @@ def load_audio(
     sf_reason: str | None = None
     if _libsndfile_container(head):
         try:
-            return _finish(file, *_load_with_soundfile(file, progress))
+            return _finish(file, *_load_with_soundfile(file, progress, mono))
         except sf.LibsndfileError as exc:  # a damaged header, or Ogg with a video stream
             sf_reason = exc.error_string
     try:
-        return _finish(file, *_load_with_pyav(file, progress))
+        return _finish(file, *_load_with_pyav(file, progress, mono))
     except _UnrecognisedFileError as exc:
         reason = sf_reason if sf_reason and file.suffix.lower() in _SOUNDFILE_SUFFIXES else None
         raise AudioDecodeError(
@@ -157,24 +164,35 @@ def _finish(file: Path, samples: NDArray[np.float32], sr: int) -> tuple[NDArray[
     return samples, sr
 
 
+def _mixdown(block: NDArray[np.float32]) -> NDArray[np.float32]:
+    """A block ``(n, channels)`` as ``(n, 1)``: each frame's channel mean, in float32 as
+    :func:`audio_engine.dsp.signal.to_mono_float32` computes it (row by row, so the same
+    values whatever the block; C order, as the whole array it mixes has)."""
+    mixed: NDArray[np.float32] = np.ascontiguousarray(block).mean(
+        axis=1, dtype=np.float32, keepdims=True
+    )
+    return mixed
+
+
 def _load_with_soundfile(
-    file: Path, progress: ProgressCallback | None
+    file: Path, progress: ProgressCallback | None, mono: bool
 ) -> tuple[NDArray[np.float32], int]:
-    """Read with libsndfile in blocks."""
+    """Read with libsndfile in blocks (mixed down as they come, with ``mono``)."""
     with sf.SoundFile(file) as snd:
         sr = int(snd.samplerate)
         total = max(int(snd.frames), 0)
-        out = np.empty((total, snd.channels), dtype=np.float32)
+        mixing = mono and snd.channels > 1
+        out = np.empty((total, 1 if mixing else snd.channels), dtype=np.float32)
+        block = np.empty((min(_BLOCK_FRAMES, total), snd.channels), np.float32) if mixing else None
         pos = 0
         while pos < total:
-            got = snd.read(
-                min(_BLOCK_FRAMES, total - pos),
-                dtype="float32",
-                always_2d=True,
-                out=out[pos : pos + _BLOCK_FRAMES],
-            )
+            n = min(_BLOCK_FRAMES, total - pos)
+            target = out[pos : pos + n] if block is None else block[:n]
+            got = snd.read(n, dtype="float32", always_2d=True, out=target)
             if len(got) == 0:
                 break  # header promised more frames than the file holds
+            if block is not None:
+                out[pos : pos + len(got)] = _mixdown(got)
             pos += len(got)
             if progress is not None:
                 progress(pos / sr, total / sr)
@@ -182,9 +200,10 @@ def _load_with_soundfile(
 
 
 def _load_with_pyav(
-    file: Path, progress: ProgressCallback | None
+    file: Path, progress: ProgressCallback | None, mono: bool
 ) -> tuple[NDArray[np.float32], int]:
-    """Decode the first audio stream with PyAV; raises _UnrecognisedFileError if it cannot open."""
+    """Decode the first audio stream with PyAV (each frame mixed down as it comes, with
+    ``mono``); raises _UnrecognisedFileError if it cannot open."""
     import av
     import av.error
 
@@ -204,17 +223,18 @@ def _load_with_pyav(
             total_s = container.duration / av.time_base
         blocks: list[NDArray[np.float32]] = []
         sr = 0
+        channels = 0
         n = 0
         try:
             for block, block_sr in _decode_frames(container, stream):
                 if sr == 0:
-                    sr = block_sr
-                elif block_sr != sr or block.shape[1] != blocks[0].shape[1]:
+                    sr, channels = block_sr, block.shape[1]
+                elif block_sr != sr or block.shape[1] != channels:
                     raise AudioDecodeError(
                         f"cannot decode {str(file)!r}: stream format changes at {n / sr:.3f} s "
-                        f"({blocks[0].shape[1]} ch {sr} Hz -> {block.shape[1]} ch {block_sr} Hz)"
+                        f"({channels} ch {sr} Hz -> {block.shape[1]} ch {block_sr} Hz)"
                     )
-                blocks.append(block)
+                blocks.append(_mixdown(block) if mono and channels > 1 else block)
                 n += block.shape[0]
                 if progress is not None:
                     progress(n / sr, total_s)

@@ -1012,7 +1012,7 @@ def _analyze_file(path: Path, options: AnalyzeOptions) -> AnalysisResult:
 
     # rich (~0.1 s to import) only where a display can show: a terminal
     with StageProgress(_console(sys.stderr) if sys.stderr.isatty() else None) as stages:
-        samples, sr = load_audio(path, progress=stages.decoding)
+        samples, sr = load_audio(path, progress=stages.decoding, mono=True)
         stages.stage("Analysing", samples.shape[0] / sr)
         return analyze(
             samples,

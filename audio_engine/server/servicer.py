@@ -198,7 +198,7 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
                 file.write(recording.file_bytes)
                 file.flush()
                 try:
-                    samples, sr = load_audio(file.name)
+                    samples, sr = load_audio(file.name, mono=True)
                 except AudioDecodeError as exc:  # the message should not name our temp file
                     message = str(exc).replace(repr(file.name), "the recording file")
                     raise AudioDecodeError(message) from None

@@ -101,6 +101,64 @@ def test_progress_reports_decoded_and_total_seconds(tmp_path: Path) -> None:
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
+@pytest.mark.parametrize(
+    ("name", "channels"), [("six.wav", 6), ("eight.flac", 8), ("stereo.ogg", 2), ("mono.wav", 1)]
+)
+def test_mono_mixes_down_while_decoding_as_the_engine_does(
+    tmp_path: Path, name: str, channels: int
+) -> None:
+    from audio_engine.dsp.signal import to_mono_float32
+
+    rng = np.random.default_rng(channels)
+    n = 3 * (1 << 16) + 123  # several decoding blocks and a part of one
+    path = tmp_path / name
+    sf.write(path, rng.uniform(-0.5, 0.5, (n, channels)).astype(np.float32), SR)
+
+    whole, sr = load_audio(path)
+    mixed, mixed_sr = load_audio(path, mono=True)
+
+    assert mixed_sr == sr == SR
+    assert mixed.shape == (n,)
+    np.testing.assert_array_equal(mixed, to_mono_float32(whole))
+
+
+@pytest.mark.parametrize(("name", "codec"), [("five.m4a", "aac"), ("stereo.mp3", "libmp3lame")])
+def test_mono_mixes_down_compressed_files_as_the_engine_does(
+    tmp_path: Path, name: str, codec: str
+) -> None:
+    from audio_engine.dsp.signal import to_mono_float32
+
+    channels = 5 if name.startswith("five") else 2
+    tones = np.stack([sine(220.0 * (c + 1), 2.0, SR) for c in range(channels)], axis=1)
+    path = write_audio_pyav(tmp_path / name, 0.3 * tones.astype(np.float32), SR, codec=codec)
+
+    whole, _ = load_audio(path)
+    mixed, _ = load_audio(path, mono=True)
+
+    assert whole.shape[1] == channels
+    np.testing.assert_array_equal(mixed, to_mono_float32(whole))
+
+
+def test_mono_holds_one_channel_of_a_long_multichannel_file(tmp_path: Path) -> None:
+    """An hour of 96 kHz six-channel audio is 8.3 GB as float32: mixed down while decoding,
+    what is held is the mono signal and one block, not every channel."""
+    import tracemalloc
+
+    n = 20 * 48000
+    path = tmp_path / "six.wav"
+    sf.write(path, np.zeros((n, 6), np.float32), 48000, subtype="PCM_16")
+    every_channel = n * 6 * 4
+    load_audio(path, mono=True)  # whatever loads on first use, loaded beforehand
+    tracemalloc.start()
+    try:
+        mixed, _ = load_audio(path, mono=True)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert mixed.shape == (n,)
+    assert peak < 0.3 * every_channel
+
+
 # --- FFmpeg formats (written with PyAV's encoders) -------------------------------------
 
 
