@@ -6,8 +6,9 @@ M4A/AAC, Opus in its own containers, the audio track of a video) is decoded with
 generator stage inside ``with av.open(...)``. libsndfile is not asked to probe the rest: it
 would try its MPEG decoder on any unknown file, and mpg123 writes its complaints about a
 corrupt or truncated MP3 straight to the process's stderr. Samples keep the file's
-sample rate and channel count: nothing is resampled or downmixed here (the engine converts
-to mono itself).
+sample rate (nothing is resampled here) and its channels, unless ``mono=True`` asks for the
+engine's mixdown while decoding, block by block, so that a long multichannel file is never
+held whole.
 
 Every failure — missing file, a directory, no read permission, a corrupt or empty file, a
 container without an audio stream — raises :class:`~audio_engine.errors.AudioDecodeError`

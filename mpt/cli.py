@@ -25,7 +25,9 @@ interrupted. ``--debug`` adds the traceback. The engine and the API are imported
 the commands, after the numba cache directory has been configured; ``mpt up`` runs the
 engine's gRPC server and the REST API in child processes under :mod:`mpt.supervisor`,
 ``mpt api`` runs the API alone in the foreground, ``mpt db``/``admin``/``seed`` call
-:mod:`api.cli`, ``mpt stream`` talks to the engine with :mod:`mpt.stream_client`.
+:mod:`api.cli`, ``mpt stream`` talks to the engine with :mod:`mpt.stream_client`. The
+console script enters through :func:`mpt.launch.run` (the garbage collector off in short
+commands); rich is imported only where something is drawn.
 """
 
 from __future__ import annotations
