@@ -61,11 +61,25 @@ def band_flux(
 ) -> NDArray[np.float32]:
     """Per-band positive SuperFlux, shape (n_frames, n_bands); ``ref`` is the max-filtered
     ``S`` when the caller has it already."""
+    S = np.ascontiguousarray(S, dtype=np.float32)
     if ref is None:
-        ref = _max_filter_bands_kernel(np.ascontiguousarray(S), max_bands) if max_bands > 0 else S
-    prev = np.concatenate([np.zeros((lag, S.shape[1]), dtype=np.float32), ref[:-lag]])
-    flux: NDArray[np.float32] = np.maximum(S - prev, np.float32(0.0))
-    return flux
+        ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+    return _band_flux_kernel(S, np.ascontiguousarray(ref, dtype=np.float32), lag)
+
+
+@njit(cache=True, nogil=True)
+def _band_flux_kernel(
+    S: NDArray[np.float32], ref: NDArray[np.float32], lag: int
+) -> NDArray[np.float32]:
+    """``max(S[t] - ref[t - lag], 0)`` per band (``ref`` is 0 before the first frame),
+    written once: the whole-array expression held three temporaries the size of ``S``."""
+    out = np.empty_like(S)
+    zero = np.float32(0.0)
+    for t in range(S.shape[0]):
+        for b in range(S.shape[1]):
+            prev = ref[t - lag, b] if t >= lag else zero
+            out[t, b] = max(S[t, b] - prev, zero)
+    return out
 
 
 def _peak_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.int64]:

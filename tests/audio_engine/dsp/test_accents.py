@@ -65,6 +65,24 @@ def test_a_pure_tones_profile_is_its_third_octave() -> None:
     assert profile[0, band] > 0.9
 
 
+def test_profiles_do_not_depend_on_the_notes_measured_beside_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # an hour's notes are measured PROFILE_BLOCK at a time (their segments at once took
+    # ~0.8 GB); a block of 7 gives each note the profile the whole set does
+    import audio_engine.dsp.accents as accents
+
+    rng = np.random.default_rng(2)
+    y = rng.normal(0.0, 0.1, 22050 * 4).astype(np.float32)
+    frames = np.sort(rng.integers(0, 22050 * 4 // 220, 40))
+    _, whole = measure_notes(y, 22050.0, 220, frames, window_s=0.06)
+    monkeypatch.setattr(accents, "PROFILE_BLOCK", 7)
+    _, blocked = measure_notes(y, 22050.0, 220, frames, window_s=0.06)
+
+    assert np.isfinite(whole).sum() > 30 * N_PROFILE_BANDS
+    np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-15)
+
+
 def test_window_samples_covers_what_measure_notes_reads() -> None:
     assert window_samples(SR, 0.06) >= round(0.06 * SR) + round(RMS_S * SR)
     assert window_samples(SR, 0.0) >= round(0.046 * SR)

@@ -28,7 +28,7 @@ from audio_engine.dsp.metronome import (
     on_target_grid,
     refined_signature,
 )
-from audio_engine.dsp.onsets import onset_strength
+from audio_engine.dsp.onsets import _max_filter_bands_kernel, onset_strength
 from audio_engine.dsp.peaks import pick_peaks
 from audio_engine.dsp.spectrogram import frame_geometry, log_spectrogram, tail_frames
 from audio_engine.params import OnsetParams, SpectrogramParams
@@ -161,6 +161,21 @@ def test_band_flux_sums_to_the_onset_strength(lag: int, max_bands: int) -> None:
     np.testing.assert_allclose(
         F.sum(axis=1), onset_strength(S, lag_frames=lag, max_bands=max_bands), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("lag", "max_bands"), [(1, 0), (2, 1), (3, 2)])
+def test_band_flux_is_the_whole_array_expression_bit_for_bit(lag: int, max_bands: int) -> None:
+    # written once by a kernel: the same float32 operations as the expression it replaces
+    S = np.random.default_rng(lag).gamma(1.0, 1.0, (40, 9)).astype(np.float32)
+    S[5] = S[5 - lag]  # a frame equal to the one it is compared with
+    ref = _max_filter_bands_kernel(S, max_bands) if max_bands else S
+    prev = np.concatenate([np.zeros((lag, S.shape[1]), dtype=np.float32), ref[:-lag]])
+
+    F = band_flux(S, lag, max_bands)
+
+    assert F.dtype == np.float32
+    np.testing.assert_array_equal(F, np.maximum(S - prev, np.float32(0.0)))
 
 
 # --- grid lines and flux vectors ----------------------------------------------------------
