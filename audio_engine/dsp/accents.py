@@ -147,7 +147,9 @@ def _profiles(
     bands = _band_matrix(n_fft, float(sr))
     window = _hann(n_fft)
     # PROFILE_BLOCK notes at a time: an hour's notes at once held ~0.8 GB of segments and
-    # spectra; each row's numbers do not depend on the rows beside it
+    # spectra. A row's numbers depend on the rows computed with it in their last bits only
+    # (the FFT's and the matrix product's batching), and a recording of a few minutes is
+    # one block, as before
     for b0 in range(0, rows.size, PROFILE_BLOCK):
         block = rows[b0 : b0 + PROFILE_BLOCK]
         spectrum = scipy.fft.rfft(_segments_kernel(y, first[block], window), axis=1)

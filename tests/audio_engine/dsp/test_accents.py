@@ -69,7 +69,8 @@ def test_profiles_do_not_depend_on_the_notes_measured_beside_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # an hour's notes are measured PROFILE_BLOCK at a time (their segments at once took
-    # ~0.8 GB); a block of 7 gives each note the profile the whole set does
+    # ~0.8 GB); a block of 7 gives each note the profile the whole set does, to the last
+    # bits (which the FFT's and the matrix product's batching may change)
     import audio_engine.dsp.accents as accents
 
     rng = np.random.default_rng(2)
