@@ -147,7 +147,7 @@ class TempoParams:
         Offline analysis lets the grouping phase change where the accents contradict it for
         long enough (a tatum inserted or dropped by the tracker): the cost of a change, in
         units of centred strength ranks divided by their count (see
-        :func:`audio_engine.dsp.meter.choose_grouping`); None keeps one phase.
+        :func:`audio_engine.dsp.meter.group_tatums`); None keeps one phase.
     period_smooth : float
         Gaussian smoothing of each window's autocorrelation, as a share of the period, before
         the local beat period is read off it (see :func:`audio_engine.dsp.tempo.local_period`).

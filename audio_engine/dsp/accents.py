@@ -246,7 +246,7 @@ class TatumNotes:
 
     def scores(self) -> NDArray[np.float64]:
         """The level contrast as a path score per tatum (centred ranks divided by their
-        count, 0 without a note), for :func:`audio_engine.dsp.meter.choose_grouping`'s
+        count, 0 without a note), for :func:`audio_engine.dsp.meter.group_tatums`'s
         phase path."""
         known = self._known()
         out = np.zeros(self.contrast_db.size)

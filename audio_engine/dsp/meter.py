@@ -199,34 +199,30 @@ def _phase_path_kernel(
     return out
 
 
-def choose_grouping(
+def group_tatums(
     odf: NDArray[np.float64],
     tatum_frames: NDArray[np.int64],
     tatum_period: NDArray[np.float64],
     tatum_bpm: float,
+    tempo: TempoParams,
     *,
-    prior_bpm: float,
-    prior_octaves: float,
-    accent_weight: float,
-    min_bpm: float,
-    phase_switch_cost: float | None = None,
-    notes: TatumNotes | None = None,
-    level_weight: float = 0.0,
-    level_threshold: float = 0.0,
-    same_timbre: float = 1.0,
+    notes: TatumNotes | None,
+    phase_switches: bool,
 ) -> tuple[NDArray[np.int64], int]:
-    """Group tracked tatums into beats.
+    """Group tracked tatums into beats, with the prior, weights and thresholds of ``tempo``.
 
-    The accent evidence is the onset strength's (weighted by ``accent_weight``), or, given
-    the ``notes`` on the tatums and when the two phases of a grouping in pairs sound alike
-    (:meth:`TatumNotes.timbre_similarity` at least ``same_timbre``: one instrument, not a
-    drum kit's kick and snare), the notes' level contrast (:meth:`TatumNotes.evidence`;
-    what it exceeds ``level_threshold`` by, weighted by ``level_weight``), which shows a
-    played accent on sustained and melodic instruments where the flux does not.
+    The accent evidence is the onset strength's (weighted by ``tempo.accent_weight``), or,
+    given the ``notes`` on the tatums and when the two phases of a grouping in pairs sound
+    alike (:meth:`TatumNotes.timbre_similarity` at least ``tempo.same_timbre``: one
+    instrument, not a drum kit's kick and snare), the notes' level contrast
+    (:meth:`TatumNotes.evidence`; what it exceeds ``tempo.level_threshold`` by, weighted by
+    ``tempo.level_weight``), which shows a played accent on sustained and melodic
+    instruments where the flux does not.
 
-    The group and its phase are chosen on the whole sequence. With ``phase_switch_cost``,
-    the phase may then change along the way where the accents say so for long enough
-    (:func:`_phase_path_kernel` on the strength ranks, centred and divided by their count):
+    The group and its phase are chosen on the whole sequence. With ``phase_switches`` (and
+    ``tempo.phase_switch_cost`` set), the phase may then change along the way where the
+    accents say so for long enough (:func:`_phase_path_kernel` on the strength ranks,
+    centred and divided by their count):
     a tracker that inserts or drops one tatum shifts every later tatum's grid index by one,
     and a single phase would put the beats after it on the off-beats.
 
@@ -237,25 +233,27 @@ def choose_grouping(
     group : int
         Tatums per beat (1-4), maximising prior log-likelihood + weighted accent evidence.
     """
+    t = tempo
+    phase_switch_cost = t.phase_switch_cost if phase_switches else None
     strength = _strength_at_kernel(odf, tatum_frames, 2)
     index = pulse_index(tatum_frames, tatum_period)
     ranks = _ranks(strength)
-    by_level = notes is not None and notes.timbre_similarity(index) >= same_timbre
+    by_level = notes is not None and notes.timbre_similarity(index) >= t.same_timbre
     best_g, best_phase, best_score, best_heard = 1, 0, -np.inf, False
     for g in (1, 2, 3, 4):
         bpm = tatum_bpm / g
-        if bpm < min_bpm:
+        if bpm < t.min_bpm:
             break
         # the accents that place the beats: the notes' levels where they say something
         evidence, phase = grouping_evidence(strength, index, g, ranks=ranks)
-        weighted, heard = accent_weight * evidence, False
+        weighted, heard = t.accent_weight * evidence, False
         if by_level:
             assert notes is not None
             level, level_phase = notes.evidence(index, g)
-            heard = level > level_threshold
-            weighted = level_weight * max(0.0, level - level_threshold)
+            heard = level > t.level_threshold
+            weighted = t.level_weight * max(0.0, level - t.level_threshold)
             phase = level_phase if heard else phase
-        score = -0.5 * (np.log2(bpm / prior_bpm) / prior_octaves) ** 2 + weighted
+        score = -0.5 * (np.log2(bpm / t.prior_bpm) / t.prior_octaves) ** 2 + weighted
         if score > best_score:
             best_g, best_phase, best_score, best_heard = g, phase, score, heard
     if phase_switch_cost is None or best_g == 1 or ranks.size == 0:
@@ -267,32 +265,3 @@ def choose_grouping(
         score_k = (ranks - ranks.mean()) / ranks.size
     phases = _phase_path_kernel(score_k, index, best_g, phase_switch_cost, best_phase)
     return tatum_frames[index % best_g == phases], best_g
-
-
-def group_tatums(
-    odf: NDArray[np.float64],
-    tatum_frames: NDArray[np.int64],
-    tatum_period: NDArray[np.float64],
-    tatum_bpm: float,
-    tempo: TempoParams,
-    *,
-    notes: TatumNotes | None,
-    phase_switches: bool,
-) -> tuple[NDArray[np.int64], int]:
-    """:func:`choose_grouping` with the prior, weights and thresholds of ``tempo``; the
-    phase may change along the way (``tempo.phase_switch_cost``) when ``phase_switches``."""
-    return choose_grouping(
-        odf,
-        tatum_frames,
-        tatum_period,
-        tatum_bpm,
-        prior_bpm=tempo.prior_bpm,
-        prior_octaves=tempo.prior_octaves,
-        accent_weight=tempo.accent_weight,
-        min_bpm=tempo.min_bpm,
-        phase_switch_cost=tempo.phase_switch_cost if phase_switches else None,
-        notes=notes,
-        level_weight=tempo.level_weight,
-        level_threshold=tempo.level_threshold,
-        same_timbre=tempo.same_timbre,
-    )

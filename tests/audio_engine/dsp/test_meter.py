@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from audio_engine.dsp.meter import (
     _phase_path_kernel,
     _ranks,
     _strength_at_kernel,
-    choose_grouping,
+    group_tatums,
     grouping_evidence,
     phase_evidence,
     pulse_index,
@@ -180,16 +181,9 @@ def _choose(
     weight: float = TP.accent_weight,
     switch_cost: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    return choose_grouping(
-        odf,
-        frames,
-        period,
-        bpm,
-        prior_bpm=TP.prior_bpm,
-        prior_octaves=TP.prior_octaves,
-        accent_weight=weight,
-        min_bpm=TP.min_bpm,
-        phase_switch_cost=switch_cost,
+    tempo = replace(TP, accent_weight=weight, phase_switch_cost=switch_cost)
+    return group_tatums(
+        odf, frames, period, bpm, tempo, notes=None, phase_switches=switch_cost is not None
     )
 
 
