@@ -1,6 +1,7 @@
 """Numba-accelerated onset, tempo and beat analysis with practice timing feedback.
 
-Public API: :func:`analyze`, :class:`AnalysisResult`, :class:`TimingReport`, :func:`load_audio`.
+Public API: :func:`analyze`, :func:`analyze_file`, :class:`AnalysisResult`, :class:`TimingReport`,
+:func:`load_audio`.
 Imports are lazy so that ``import audio_engine`` stays cheap and side-effect free.
 """
 
@@ -9,18 +10,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from audio_engine.analysis import analyze
+    from audio_engine.analysis import analyze, analyze_file
     from audio_engine.io import load_audio
     from audio_engine.result import AnalysisResult, TimingReport
 
-__all__ = ["AnalysisResult", "TimingReport", "analyze", "load_audio"]
+__all__ = ["AnalysisResult", "TimingReport", "analyze", "analyze_file", "load_audio"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "analyze":
-        from audio_engine.analysis import analyze
+    if name in ("analyze", "analyze_file"):
+        from audio_engine import analysis
 
-        return analyze
+        return getattr(analysis, name)
     if name == "load_audio":
         from audio_engine.io import load_audio
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,7 +26,7 @@ from audio_engine.dsp.peaks import (
     swell_frames,
 )
 from audio_engine.dsp.probe import probed_peaks
-from audio_engine.dsp.signal import prepare_signal
+from audio_engine.dsp.signal import PreparedSignal, check_sr, decimation_factor, prepare_signal
 from audio_engine.dsp.spectrogram import (
     frame_geometry,
     head_frames,
@@ -35,6 +37,9 @@ from audio_engine.dsp.tempo import estimate_tatum, local_period, subdivided_tatu
 from audio_engine.errors import ParameterError
 from audio_engine.params import AnalysisParams, OnsetParams
 from audio_engine.result import AnalysisResult
+
+if TYPE_CHECKING:
+    from audio_engine.io import ProgressCallback
 
 MIN_ONSETS_FOR_TEMPO = 4
 
@@ -188,7 +193,91 @@ def analyze(
     check_target(target_bpm, grid_start_s, subdivision, latency_ms)
     n_in = int(np.asarray(samples).shape[0]) if np.asarray(samples).ndim else 0
     y, work_sr = prepare_signal(samples, sr, target_sr=p.spectrogram.target_sr)
-    duration_s = n_in / float(sr)
+    return analyze_prepared(
+        PreparedSignal(y, work_sr, int(sr), n_in),
+        target_bpm=target_bpm,
+        grid_start_s=grid_start_s,
+        subdivision=subdivision,
+        latency_ms=latency_ms,
+        params=p,
+    )
+
+
+def analyze_file(
+    path: str | os.PathLike[str],
+    *,
+    target_bpm: float | None = None,
+    grid_start_s: float = 0.0,
+    subdivision: int | None = None,
+    latency_ms: float = 0.0,
+    params: AnalysisParams | None = None,
+    progress: ProgressCallback | None = None,
+) -> AnalysisResult:
+    """Analyse an audio or video file: :func:`analyze` of its samples, decoded straight to
+    the working rate (:func:`audio_engine.io.load_prepared`: the file is never held at its
+    own rate, so a long recording takes half the memory or less).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (see :func:`audio_engine.io.load_audio`).
+    target_bpm, grid_start_s, subdivision, latency_ms, params
+        As for :func:`analyze`.
+    progress : callable, optional
+        ``progress(decoded_s, total_s)`` while decoding.
+
+    Raises
+    ------
+    AudioDecodeError
+        The file cannot be read or decoded.
+    ParameterError
+        On an invalid argument (checked before decoding), sample rate, or NaN/infinite
+        samples.
+    """
+    p = params or AnalysisParams()
+    check_target(target_bpm, grid_start_s, subdivision, latency_ms)
+    from audio_engine.io import load_prepared
+
+    signal = load_prepared(path, target_sr=p.spectrogram.target_sr, progress=progress)
+    return analyze_prepared(
+        signal,
+        target_bpm=target_bpm,
+        grid_start_s=grid_start_s,
+        subdivision=subdivision,
+        latency_ms=latency_ms,
+        params=p,
+    )
+
+
+def analyze_prepared(
+    signal: PreparedSignal,
+    *,
+    target_bpm: float | None = None,
+    grid_start_s: float = 0.0,
+    subdivision: int | None = None,
+    latency_ms: float = 0.0,
+    params: AnalysisParams | None = None,
+) -> AnalysisResult:
+    """:func:`analyze` of a recording already at the working rate (from
+    :func:`audio_engine.dsp.signal.prepare_signal` or :func:`audio_engine.io.load_prepared`,
+    with the ``target_sr`` of ``params``).
+
+    Raises
+    ------
+    ParameterError
+        On an invalid argument, or a signal prepared for another working rate.
+    """
+    p = params or AnalysisParams()
+    check_target(target_bpm, grid_start_s, subdivision, latency_ms)
+    sr = check_sr(signal.sr)
+    work_sr = sr / decimation_factor(sr, p.spectrogram.target_sr)
+    if signal.work_sr != work_sr:
+        raise ParameterError(
+            f"the signal was prepared at {signal.work_sr:g} Hz; these parameters work at "
+            f"{work_sr:g} Hz (target_sr {p.spectrogram.target_sr})"
+        )
+    y = signal.y
+    duration_s = signal.duration_s
     geom = frame_geometry(work_sr, p.spectrogram)
     fps = geom.fps
     S = log_spectrogram(y, geom, p.spectrogram)
@@ -231,6 +320,7 @@ def analyze(
         max_bands=o.max_bands,
         delta=o.delta,
         offset_s=o.offset_s,
+        ref=ref,
     )
     n_blind_clicks = int(blind.sum())
     blind_s = peaks_s[blind]
@@ -295,6 +385,7 @@ def analyze(
                 grid_start_s=click_start_s,
                 delta=p.onset.delta,
                 offset_s=o.offset_s,
+                ref=ref,
             )
         notes_s = onsets_s[~clicks]
         n_clicks = int(clicks.sum())
@@ -310,7 +401,7 @@ def analyze(
         )
     return AnalysisResult(
         duration_s=duration_s,
-        sr=int(sr),
+        sr=sr,
         tempo_bpm=tempo_bpm,
         tempo_confidence=confidence,
         beats=beats_s,

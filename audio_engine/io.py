@@ -17,10 +17,11 @@ whose message names the path and the reason.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -31,7 +32,13 @@ from audio_engine.errors import AudioDecodeError
 if TYPE_CHECKING:  # PyAV is imported when a file needs it (0.3 s that a WAV/FLAC need not pay)
     import av
 
-__all__ = ["ProgressCallback", "load_audio"]
+    # numba's kernels (0.3-0.6 s to import) only where the file is decimated: a client that
+    # streams a file to the engine decodes it with load_audio and needs none
+    from audio_engine.dsp.signal import Decimator, PreparedSignal
+
+_S = TypeVar("_S", bound="_Sink")
+
+__all__ = ["ProgressCallback", "load_audio", "load_prepared"]
 
 ProgressCallback = Callable[[float, float | None], None]
 """Called as ``progress(decoded_s, total_s)`` while decoding; ``total_s`` is None if unknown."""
@@ -102,21 +109,166 @@ def load_audio(
         The file is missing, a directory, unreadable, corrupt, holds no audio stream or no
         samples. The message names the path and the reason.
     """
-    file = Path(path)
+    samples, sr = _decode(Path(path), lambda: _Samples(mono), progress).result()
+    if samples.shape[1] == 1:
+        return np.ascontiguousarray(samples[:, 0]), sr
+    return samples, sr
+
+
+def load_prepared(
+    path: str | os.PathLike[str],
+    *,
+    target_sr: int,
+    progress: ProgressCallback | None = None,
+) -> PreparedSignal:
+    """Decode a file straight into the signal the analysis works on: mixed down and
+    decimated block by block as it is decoded, with the values
+    :func:`audio_engine.dsp.signal.prepare_signal` gives for the whole file (so
+    ``analyze_prepared(load_prepared(path, ...))`` is ``analyze(*load_audio(path), ...)``),
+    never holding the file at its own rate: an hour of 44.1 kHz audio holds 0.32 GB of
+    float32 samples instead of 0.64 (of 96 kHz stereo, 0.35 GB instead of 1.4 or 2.8).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read (see :func:`load_audio`).
+    target_sr : int
+        The working rate asked for (:attr:`audio_engine.params.SpectrogramParams.target_sr`).
+    progress : callable, optional
+        As for :func:`load_audio`.
+
+    Raises
+    ------
+    AudioDecodeError
+        As :func:`load_audio`.
+    ParameterError
+        The file's sample rate is outside 8-96 kHz (said before decoding it), or a sample is
+        NaN or infinite.
+    """
+    return _decode(Path(path), lambda: _Prepared(target_sr), progress).result()
+
+
+def _decode(file: Path, new_sink: Callable[[], _S], progress: ProgressCallback | None) -> _S:
+    """Decode ``file`` into a sink: libsndfile for its own containers, else PyAV (into a new
+    sink, when libsndfile failed part of the way)."""
     head = _check_readable(file)
     sf_reason: str | None = None
     if _libsndfile_container(head):
+        sink = new_sink()
         try:
-            return _finish(file, *_load_with_soundfile(file, progress, mono))
+            _read_with_soundfile(file, sink, progress)
         except sf.LibsndfileError as exc:  # a damaged header, or Ogg with a video stream
             sf_reason = exc.error_string
+        else:
+            return _check_decoded(file, sink)
+    sink = new_sink()
     try:
-        return _finish(file, *_load_with_pyav(file, progress, mono))
+        _read_with_pyav(file, sink, progress)
     except _UnrecognisedFileError as exc:
         reason = sf_reason if sf_reason and file.suffix.lower() in _SOUNDFILE_SUFFIXES else None
         raise AudioDecodeError(
             f"cannot decode {str(file)!r}: not a readable audio file ({reason or exc.reason})"
         ) from exc
+    return _check_decoded(file, sink)
+
+
+class _Sink(Protocol):
+    """Where a decoder puts the blocks it decodes."""
+
+    n_frames: int
+    sr: int
+
+    def begin(self, sr: int, channels: int, frames_hint: int | None) -> None:
+        """Called once, before the first block: the stream's format and, when the container
+        says, its length in frames (exact for libsndfile, estimated by FFmpeg)."""
+
+    def add(self, block: NDArray[np.float32]) -> None:
+        """Take the next block, ``(n, channels)`` float32 (its buffer is reused afterwards:
+        the sink copies what it keeps)."""
+
+
+class _Samples:
+    """The file's samples at its own rate (mixed down as they come, with ``mono``)."""
+
+    def __init__(self, mono: bool) -> None:
+        self._mono = mono
+        self._mixing = False
+        self._out = _Growing()
+        self.n_frames = 0
+        self.sr = 0
+
+    def begin(self, sr: int, channels: int, frames_hint: int | None) -> None:
+        self.sr = sr
+        self._mixing = self._mono and channels > 1
+        self._out = _Growing(frames_hint, 1 if self._mixing else channels)
+
+    def add(self, block: NDArray[np.float32]) -> None:
+        self._out.append(_mixdown(block) if self._mixing else block)
+        self.n_frames += block.shape[0]
+
+    def result(self) -> tuple[NDArray[np.float32], int]:
+        return self._out.array(), self.sr
+
+
+class _Prepared:
+    """The signal at the working rate (:class:`~audio_engine.dsp.signal.PreparedSignal`)."""
+
+    def __init__(self, target_sr: int) -> None:
+        self._target_sr = target_sr
+        self._decimator: Decimator | None = None
+        self._out = _Growing()
+        self.n_frames = 0
+        self.sr = 0
+
+    def begin(self, sr: int, channels: int, frames_hint: int | None) -> None:
+        from audio_engine.dsp.signal import Decimator, check_sr
+
+        self.sr = check_sr(sr)  # before decoding a file the engine cannot take
+        self._decimator = Decimator.of(self.sr, self._target_sr)
+        factor = self._decimator.factor
+        self._out = _Growing(None if frames_hint is None else -(-frames_hint // factor) + 1)
+
+    def add(self, block: NDArray[np.float32]) -> None:
+        from audio_engine.dsp.signal import check_finite
+
+        assert self._decimator is not None
+        mono = _mixdown(block)[:, 0] if block.shape[1] > 1 else block[:, 0]
+        check_finite(mono, self.n_frames)
+        self._out.append(self._decimator.push(mono))
+        self.n_frames += block.shape[0]
+
+    def result(self) -> PreparedSignal:
+        from audio_engine.dsp.signal import PreparedSignal
+
+        assert self._decimator is not None
+        self._out.append(self._decimator.finish())
+        y = np.ascontiguousarray(self._out.array().reshape(-1))
+        return PreparedSignal(y, self.sr / self._decimator.factor, self.sr, self.n_frames)
+
+
+class _Growing:
+    """A float32 array ``(n, columns)`` appended to block by block: sized from a hint when
+    there is one (no copy at the end when it was right), else doubled as it fills."""
+
+    def __init__(self, hint: int | None = None, columns: int = 1) -> None:
+        self._buf = np.empty((max(hint or 0, 0) or _BLOCK_FRAMES, columns), dtype=np.float32)
+        self._n = 0
+
+    def append(self, block: NDArray[np.float32]) -> None:
+        rows = block.reshape(block.shape[0], -1)
+        end = self._n + rows.shape[0]
+        if end > self._buf.shape[0]:
+            grown = np.empty((max(end, 2 * self._buf.shape[0]), self._buf.shape[1]), np.float32)
+            grown[: self._n] = self._buf[: self._n]
+            self._buf = grown
+        self._buf[self._n : end] = rows
+        self._n = end
+
+    def array(self) -> NDArray[np.float32]:
+        """The rows appended (a copy only when the buffer is much larger than them)."""
+        if self._buf.shape[0] - self._n > self._n // 8:
+            return self._buf[: self._n].copy()
+        return self._buf[: self._n]
 
 
 class _UnrecognisedFileError(Exception):
@@ -154,15 +306,13 @@ def _check_readable(file: Path) -> bytes:
         raise AudioDecodeError(f"cannot read {str(file)!r}: {exc.strerror or exc}") from None
 
 
-def _finish(file: Path, samples: NDArray[np.float32], sr: int) -> tuple[NDArray[np.float32], int]:
-    """Reject empty decodes and squeeze mono to one dimension."""
-    if samples.shape[0] == 0:
+def _check_decoded(file: Path, sink: _S) -> _S:
+    """``sink``, unless the decode was empty."""
+    if sink.n_frames == 0:
         raise AudioDecodeError(f"cannot decode {str(file)!r}: the file holds no audio samples")
-    if sr <= 0:
-        raise AudioDecodeError(f"cannot decode {str(file)!r}: invalid sample rate {sr} Hz")
-    if samples.shape[1] == 1:
-        return np.ascontiguousarray(samples[:, 0]), sr
-    return samples, sr
+    if sink.sr <= 0:
+        raise AudioDecodeError(f"cannot decode {str(file)!r}: invalid sample rate {sink.sr} Hz")
+    return sink
 
 
 def _mixdown(block: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -175,36 +325,28 @@ def _mixdown(block: NDArray[np.float32]) -> NDArray[np.float32]:
     return mixed
 
 
-def _load_with_soundfile(
-    file: Path, progress: ProgressCallback | None, mono: bool
-) -> tuple[NDArray[np.float32], int]:
-    """Read with libsndfile in blocks (mixed down as they come, with ``mono``)."""
+def _read_with_soundfile(file: Path, sink: _Sink, progress: ProgressCallback | None) -> None:
+    """Read with libsndfile, a block at a time."""
     with sf.SoundFile(file) as snd:
         sr = int(snd.samplerate)
         total = max(int(snd.frames), 0)
-        mixing = mono and snd.channels > 1
-        out = np.empty((total, 1 if mixing else snd.channels), dtype=np.float32)
-        block = np.empty((min(_BLOCK_FRAMES, total), snd.channels), np.float32) if mixing else None
+        sink.begin(sr, snd.channels, total)
+        block = np.empty((min(_BLOCK_FRAMES, total), snd.channels), np.float32)
         pos = 0
         while pos < total:
             n = min(_BLOCK_FRAMES, total - pos)
-            target = out[pos : pos + n] if block is None else block[:n]
-            got = snd.read(n, dtype="float32", always_2d=True, out=target)
+            got = snd.read(n, dtype="float32", always_2d=True, out=block[:n])
             if len(got) == 0:
                 break  # header promised more frames than the file holds
-            if block is not None:
-                out[pos : pos + len(got)] = _mixdown(got)
+            sink.add(got)
             pos += len(got)
             if progress is not None:
                 progress(pos / sr, total / sr)
-        return out[:pos], sr
 
 
-def _load_with_pyav(
-    file: Path, progress: ProgressCallback | None, mono: bool
-) -> tuple[NDArray[np.float32], int]:
-    """Decode the first audio stream with PyAV (each frame mixed down as it comes, with
-    ``mono``); raises _UnrecognisedFileError if it cannot open."""
+def _read_with_pyav(file: Path, sink: _Sink, progress: ProgressCallback | None) -> None:
+    """Decode the first audio stream with PyAV, its frames gathered into blocks of about
+    ``_BLOCK_FRAMES``; raises _UnrecognisedFileError if it cannot open."""
     import av
     import av.error
 
@@ -222,7 +364,8 @@ def _load_with_pyav(
             total_s = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             total_s = container.duration / av.time_base
-        blocks: list[NDArray[np.float32]] = []
+        gathered: list[NDArray[np.float32]] = []
+        n_gathered = 0
         sr = 0
         channels = 0
         n = 0
@@ -230,13 +373,19 @@ def _load_with_pyav(
             for block, block_sr in _decode_frames(container, stream):
                 if sr == 0:
                     sr, channels = block_sr, block.shape[1]
+                    hint = None if total_s is None else math.ceil(total_s * sr) + sr
+                    sink.begin(sr, channels, hint)
                 elif block_sr != sr or block.shape[1] != channels:
                     raise AudioDecodeError(
                         f"cannot decode {str(file)!r}: stream format changes at {n / sr:.3f} s "
                         f"({channels} ch {sr} Hz -> {block.shape[1]} ch {block_sr} Hz)"
                     )
-                blocks.append(_mixdown(block) if mono and channels > 1 else block)
+                gathered.append(block)
+                n_gathered += block.shape[0]
                 n += block.shape[0]
+                if n_gathered >= _BLOCK_FRAMES:
+                    sink.add(np.concatenate(gathered, axis=0))
+                    gathered, n_gathered = [], 0
                 if progress is not None:
                     progress(n / sr, total_s)
         except av.error.FFmpegError as exc:
@@ -244,9 +393,8 @@ def _load_with_pyav(
             raise AudioDecodeError(
                 f"cannot decode {str(file)!r}: corrupt audio data{at} ({exc.strerror or exc})"
             ) from exc
-    if not blocks:
-        return np.empty((0, 1), dtype=np.float32), max(sr, stream.sample_rate or 0)
-    return np.concatenate(blocks, axis=0), sr
+    if gathered:
+        sink.add(np.concatenate(gathered, axis=0))
 
 
 def _decode_frames(

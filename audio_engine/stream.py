@@ -80,13 +80,7 @@ from audio_engine.dsp.peaks import (
     swell_frames,
 )
 from audio_engine.dsp.probe import PickState, Probe, Prober, passes_hold, pick_probed
-from audio_engine.dsp.signal import (
-    _decimate_range_kernel,
-    check_sr,
-    decimation_factor,
-    lowpass_taps,
-    to_mono_float32,
-)
+from audio_engine.dsp.signal import Decimator, check_sr, decimation_factor, to_mono_float32
 from audio_engine.dsp.spectrogram import (
     _filterbank_log_kernel,
     _frame_kernel,
@@ -263,9 +257,8 @@ class StreamAnalyzer:
         if not 1 <= config.channels <= MAX_CHANNELS:
             raise ParameterError(f"channels must be 1-{MAX_CHANNELS}, got {config.channels!r}")
         check_target(config.target_bpm, config.grid_start_s, config.subdivision, config.latency_ms)
-        self._factor = decimation_factor(self._sr, p.spectrogram.target_sr)
-        self._taps = lowpass_taps(self._factor)
-        self._geom = frame_geometry(self._sr / self._factor, p.spectrogram)
+        factor = decimation_factor(self._sr, p.spectrogram.target_sr)
+        self._geom = frame_geometry(self._sr / factor, p.spectrogram)
         self._fb = log_filterbank(
             self._geom.sr,
             self._geom.n_fft,
@@ -320,8 +313,7 @@ class StreamAnalyzer:
         n_bands = self._fb[0].shape[0]
         lag = max(self.params.onset.lag_frames, self.params.onset.slow_lag_frames)
         self._n_in = 0
-        self._in = np.zeros(0, dtype=np.float32)
-        self._in_start = 0
+        self._decimator = Decimator.of(self._sr, self.params.spectrogram.target_sr)
         self._n_dec = 0
         self._dec = np.zeros(0, dtype=np.float32)
         self._dec_start = 0
@@ -443,8 +435,7 @@ class StreamAnalyzer:
         self._finished = True
         events: list[_Keyed] = []
         # the last decimated samples (zeros past the end, as offline)
-        n_out = -(-self._n_in // self._factor) if self._n_in else 0
-        self._decimate_until(n_out, final=True)
+        self._add_decimated(self._decimator.finish())
         total_frames = self._n_dec // self._geom.hop_length + 1 if self._n_dec else 0
         tail = max(0, (self._n_dec - self._geom.n_fft // 2) // self._geom.hop_length + 1)
         self._frames_until(total_frames, events, final=True, mute_from=tail)
@@ -481,35 +472,15 @@ class StreamAnalyzer:
     # ------------------------------------------------------------------ stages
 
     def _feed(self, y: NDArray[np.float32], events: list[_Keyed]) -> None:
-        self._in = np.concatenate([self._in, y])
         self._n_in += y.shape[0]
-        half = self._taps.shape[0] // 2
-        # decimated sample j needs input up to j*factor + half
-        ready = (self._n_in - 1 - half) // self._factor + 1 if self._n_in - 1 - half >= 0 else 0
-        self._decimate_until(ready, final=False)
+        self._add_decimated(self._decimator.push(y))
         hop, half_win = self._geom.hop_length, self._geom.n_fft // 2
         frames_ready = (self._n_dec - half_win) // hop + 1 if self._n_dec >= half_win else 0
         self._frames_until(frames_ready, events, final=False, mute_from=None)
 
-    def _decimate_until(self, n_out: int, *, final: bool) -> None:
-        if n_out <= self._n_dec:
-            return
-        if self._factor == 1:
-            new = self._in[self._n_dec - self._in_start : n_out - self._in_start]
-        else:
-            n_total = self._n_in if final else self._in_start + self._in.shape[0]
-            new = _decimate_range_kernel(
-                self._in, self._in_start, n_total, self._taps, self._factor, self._n_dec, n_out
-            )
-        self._dec = np.concatenate([self._dec, new.astype(np.float32, copy=False)])
-        self._n_dec = n_out
-        keep = (
-            max(0, n_out * self._factor - self._taps.shape[0] // 2) if self._factor > 1 else n_out
-        )
-        cut = keep - self._in_start
-        if cut > 0:
-            self._in = self._in[cut:]
-            self._in_start = keep
+    def _add_decimated(self, new: NDArray[np.float32]) -> None:
+        self._dec = np.concatenate([self._dec, new])
+        self._n_dec += new.shape[0]
 
     def _frames_until(
         self, n_frames: int, events: list[_Keyed], *, final: bool, mute_from: int | None
@@ -1379,8 +1350,7 @@ class StreamAnalyzer:
 
     def _frames_at_input(self, n_in: int) -> int:
         """How many frames exist once ``n_in`` input samples have been fed."""
-        half = self._taps.shape[0] // 2
-        n_dec = (n_in - 1 - half) // self._factor + 1 if n_in - 1 - half >= 0 else 0
+        n_dec = self._decimator.ready(n_in)
         half_win = self._geom.n_fft // 2
         return (n_dec - half_win) // self._geom.hop_length + 1 if n_dec >= half_win else 0
 

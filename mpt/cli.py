@@ -1006,19 +1006,24 @@ def _is_loopback(host: str) -> bool:
 def _analyze_file(path: Path, options: AnalyzeOptions) -> AnalysisResult:
     """Decode ``path`` and run the engine on it, with stage progress for long files."""
     try:
-        from audio_engine.analysis import analyze
-        from audio_engine.io import load_audio
+        from audio_engine.analysis import analyze_prepared
+        from audio_engine.io import load_prepared
+        from audio_engine.params import AnalysisParams
     except ModuleNotFoundError as exc:
         raise _engine_missing(exc) from exc
     from mpt.progress import StageProgress
 
+    params = AnalysisParams()
     # rich (~0.1 s to import) only where a display can show: a terminal
     with StageProgress(_console(sys.stderr) if sys.stderr.isatty() else None) as stages:
-        samples, sr = load_audio(path, progress=stages.decoding, mono=True)
-        stages.stage("Analysing", samples.shape[0] / sr)
-        return analyze(
-            samples,
-            sr,
+        # decoded straight to the working rate: a long file is never held at its own rate
+        signal = load_prepared(
+            path, target_sr=params.spectrogram.target_sr, progress=stages.decoding
+        )
+        stages.stage("Analysing", signal.duration_s)
+        return analyze_prepared(
+            signal,
+            params=params,
             target_bpm=options.target_bpm,
             grid_start_s=options.grid_start_s,
             subdivision=options.subdivision,

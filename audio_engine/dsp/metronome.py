@@ -56,6 +56,10 @@ MIN_DYING_LINES = 5  # lines where what sounds dies away at once, to learn the c
 CLICK_REMAIN_FACTOR = 2.0  # ... and more than this many times what a click alone leaves
 
 
+FLUX_BLOCK_FRAMES = 8192
+"""Frames whose per-band flux :func:`flux_totals` holds at a time."""
+
+
 def band_flux(
     S: NDArray[np.float32], lag: int, max_bands: int, ref: NDArray[np.float32] | None = None
 ) -> NDArray[np.float32]:
@@ -84,10 +88,45 @@ def _band_flux_kernel(
 
 def _peak_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.int64]:
     """The frame within ``±w`` of each frame with the largest total flux."""
-    n = F.shape[0]
+    return _peak_in_totals(F.sum(axis=1), frames, w)
+
+
+def _peak_in_totals(
+    totals: NDArray[np.float32], frames: NDArray[np.int64], w: int
+) -> NDArray[np.int64]:
+    """The frame within ``±w`` of each frame with the largest of ``totals`` (the total flux
+    of each frame, ``F.sum(axis=1)``)."""
+    n = totals.shape[0]
     idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
-    best = np.argmax(F.sum(axis=1)[idx], axis=1)
+    best = np.argmax(totals[idx], axis=1)
     out: NDArray[np.int64] = idx[np.arange(idx.shape[0]), best]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _band_flux_rows_kernel(
+    S: NDArray[np.float32], ref: NDArray[np.float32], lag: int, frames: NDArray[np.int64]
+) -> NDArray[np.float32]:
+    """Rows ``frames`` of :func:`_band_flux_kernel`, the same values."""
+    out = np.empty((frames.shape[0], S.shape[1]), dtype=np.float32)
+    zero = np.float32(0.0)
+    for k in range(frames.shape[0]):
+        t = frames[k]
+        for b in range(S.shape[1]):
+            prev = ref[t - lag, b] if t >= lag else zero
+            out[k, b] = max(S[t, b] - prev, zero)
+    return out
+
+
+def flux_totals(S: NDArray[np.float32], ref: NDArray[np.float32], lag: int) -> NDArray[np.float32]:
+    """``band_flux(S, lag, _, ref).sum(axis=1)``, the same values, a block of frames at a
+    time (the per-band flux of a long recording would be one more array the size of
+    ``S``)."""
+    n = S.shape[0]
+    out = np.empty(n, dtype=np.float32)
+    for a in range(0, n, FLUX_BLOCK_FRAMES):
+        frames = np.arange(a, min(n, a + FLUX_BLOCK_FRAMES), dtype=np.int64)
+        out[a : a + frames.shape[0]] = _band_flux_rows_kernel(S, ref, lag, frames).sum(axis=1)
     return out
 
 
@@ -369,6 +408,7 @@ def metronome_clicks(
     grid_start_s: float,
     delta: float,
     offset_s: float = 0.0,
+    ref: NDArray[np.float32] | None = None,
 ) -> NDArray[np.bool_]:
     """Which of ``onsets_s`` are only a metronome click on the grid of ``target_bpm``.
 
@@ -389,6 +429,8 @@ def metronome_clicks(
         The peak-picking threshold (onset-strength units).
     offset_s : float
         The detector's constant time offset (seconds) added to onset times.
+    ref : ndarray, optional
+        ``S`` max-filtered over ``max_bands`` bands, when the caller has it already.
 
     Returns
     -------
@@ -411,14 +453,18 @@ def metronome_clicks(
     if click_frames.size < 8:
         return none
     S = np.ascontiguousarray(S, dtype=np.float32)
-    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
-    F = band_flux(S, lag_frames, max_bands, ref)
+    if ref is None:
+        ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
+    ref = np.ascontiguousarray(ref, dtype=np.float32)
+    # the per-band flux is read only near the onsets and the lines: its total everywhere,
+    # its rows where they peak
+    totals = flux_totals(S, ref, lag_frames)
     onset_apart, line_apart, nearest = nearest_between(onset_frames, click_frames)
     on_grid = onset_apart <= CLICK_WINDOW_FRAMES
-    onset_peaks = _peak_frames(F, onset_frames, 1)
-    grid_peaks = _peak_frames(F, click_frames, CLICK_WINDOW_FRAMES)
-    vectors = F[onset_peaks]
-    grid_vectors = F[grid_peaks]
+    onset_peaks = _peak_in_totals(totals, onset_frames, 1)
+    grid_peaks = _peak_in_totals(totals, click_frames, CLICK_WINDOW_FRAMES)
+    vectors = _band_flux_rows_kernel(S, ref, lag_frames, onset_peaks)
+    grid_vectors = _band_flux_rows_kernel(S, ref, lag_frames, grid_peaks)
     ahead = remain_frames(fps)
     line_remains = remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead)
     period_s = 60.0 / target_bpm
@@ -732,6 +778,7 @@ def blind_clicks(
     max_bands: int,
     delta: float,
     offset_s: float = 0.0,
+    ref: NDArray[np.float32] | None = None,
 ) -> NDArray[np.bool_]:
     """Which of ``onsets_s`` are clicks of a metronome found without knowing the target
     (:func:`find_click_grid`); the other parameters as for :func:`metronome_clicks`."""
@@ -750,6 +797,7 @@ def blind_clicks(
         grid_start_s=first,
         delta=delta,
         offset_s=offset_s,
+        ref=ref,
     )
 
 

@@ -124,6 +124,10 @@ def _hold_min_kernel(S: NDArray[np.float32], hold: int) -> NDArray[np.float32]:
     return out
 
 
+HOLD_BLOCK_FRAMES = 8192
+"""Frames whose held strength :func:`sustained_strength` computes at a time."""
+
+
 def sustained_strength(
     S: NDArray[np.float32],
     *,
@@ -142,5 +146,17 @@ def sustained_strength(
     S = np.ascontiguousarray(S, dtype=np.float32)
     if ref is None:
         ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
-    history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
-    return _superflux_kernel(_hold_min_kernel(S, hold_frames), ref, lag_frames, history)
+    n = S.shape[0]
+    out = np.zeros(n, dtype=np.float64)
+    # a block of frames at a time: the held minima of a whole long recording would be one
+    # more array the size of S (the values are the same: each frame's minimum looks
+    # ``hold_frames`` ahead, its reference ``lag_frames`` back)
+    for a in range(0, n, HOLD_BLOCK_FRAMES):
+        b = min(n, a + HOLD_BLOCK_FRAMES)
+        held = _hold_min_kernel(S[a : b + hold_frames], hold_frames)[: b - a]
+        history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
+        lo = max(0, a - lag_frames)
+        if a > lo:
+            history[lag_frames - (a - lo) :] = ref[lo:a]
+        out[a:b] = _superflux_kernel(held, np.ascontiguousarray(ref[a:b]), lag_frames, history)
+    return out

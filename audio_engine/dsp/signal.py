@@ -6,6 +6,8 @@ int32 or floating point samples, and works on a mono float32 signal at about 20-
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -162,6 +164,108 @@ def lowpass_taps(factor: int) -> NDArray[np.float32]:
     return taps
 
 
+@dataclass(slots=True)
+class Decimator:
+    """The engine's decimation (:func:`prepare_signal`) of a signal fed block by block.
+
+    Whatever the blocks, the outputs are those of the whole-signal kernel, value for value
+    (:func:`_decimate_range_kernel` sums in its order): :meth:`push` returns the outputs
+    whose taps have all arrived, :meth:`finish` the rest, taking the samples past the end as
+    zeros. Only the last ``len(taps)`` input samples are held between blocks. With a factor
+    of 1 the samples pass through unchanged, after the same ``len(taps) // 2`` samples of
+    delay (so that a stream's outputs come at the same input counts whatever the rate).
+
+    Attributes
+    ----------
+    factor : int
+        Input samples per output sample.
+    taps : ndarray of float32
+        The anti-alias filter (:func:`lowpass_taps`).
+    n_in, n_out : int
+        Samples pushed and outputs returned so far.
+    """
+
+    factor: int
+    taps: NDArray[np.float32]
+    n_in: int = 0
+    n_out: int = 0
+    _buf: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    _buf_start: int = 0
+
+    @classmethod
+    def of(cls, sr: int, target_sr: int) -> Decimator:
+        """The decimator :func:`prepare_signal` applies to a signal at ``sr`` Hz."""
+        factor = decimation_factor(sr, target_sr)
+        return cls(factor, lowpass_taps(factor))
+
+    def ready(self, n_in: int) -> int:
+        """How many outputs exist once ``n_in`` input samples have been pushed."""
+        half = self.taps.shape[0] // 2
+        return (n_in - 1 - half) // self.factor + 1 if n_in - 1 - half >= 0 else 0
+
+    def push(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Feed the next mono float32 samples; the outputs they complete."""
+        self._buf = np.concatenate([self._buf, np.asarray(x, dtype=np.float32)])
+        self.n_in += x.shape[0]
+        return self._until(self.ready(self.n_in), n_total=self._buf_start + self._buf.shape[0])
+
+    def finish(self) -> NDArray[np.float32]:
+        """The outputs still to come, the signal having ended (``ceil(n_in / factor)`` in
+        all)."""
+        return self._until(-(-self.n_in // self.factor), n_total=self.n_in)
+
+    def _until(self, n_out: int, *, n_total: int) -> NDArray[np.float32]:
+        if n_out <= self.n_out:
+            return np.zeros(0, dtype=np.float32)
+        start = self._buf_start
+        if self.factor == 1:
+            new = self._buf[self.n_out - start : n_out - start].copy()
+        else:
+            new = _decimate_range_kernel(
+                self._buf, start, n_total, self.taps, self.factor, self.n_out, n_out
+            )
+        self.n_out = n_out
+        keep = max(0, n_out * self.factor - self.taps.shape[0] // 2) if self.factor > 1 else n_out
+        if keep > start:
+            self._buf = self._buf[keep - start :]
+            self._buf_start = keep
+        return new
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSignal:
+    """A recording as the analysis works on it: mono float32 at the working rate.
+
+    Attributes
+    ----------
+    y : ndarray of float32, shape (m,)
+        The signal at ``work_sr``.
+    work_sr : float
+        Working sample rate in Hz (``sr`` divided by the decimation factor).
+    sr : int
+        Sample rate of the recording in Hz.
+    n_samples : int
+        Length of the recording in samples at ``sr``.
+    """
+
+    y: NDArray[np.float32]
+    work_sr: float
+    sr: int
+    n_samples: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / float(self.sr)
+
+
+def check_finite(y: NDArray[np.float32], offset: int = 0) -> None:
+    """Raise ParameterError at the first NaN or infinite sample of ``y`` (whose first sample
+    is number ``offset`` of the signal)."""
+    if not np.isfinite(y).all():
+        bad = offset + int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ParameterError(f"samples contain NaN or infinite values (first at index {bad})")
+
+
 def to_mono_float32(samples: NDArray[np.generic]) -> NDArray[np.float32]:
     """Convert int16/int32/float samples of shape (n,) or (n, channels) to mono float32.
 
@@ -189,9 +293,8 @@ def to_mono_float32(samples: NDArray[np.generic]) -> NDArray[np.float32]:
         raise ParameterError(f"unsupported sample dtype {x.dtype}; use int16, int32 or float")
     if y.ndim == 2:
         y = y.mean(axis=1, dtype=np.float32) if y.shape[1] > 1 else y[:, 0]
-    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(y).all():  # ints are finite
-        bad = int(np.flatnonzero(~np.isfinite(y))[0])
-        raise ParameterError(f"samples contain NaN or infinite values (first at index {bad})")
+    if np.issubdtype(x.dtype, np.floating):  # ints are finite
+        check_finite(y)
     return np.ascontiguousarray(y, dtype=np.float32)
 
 

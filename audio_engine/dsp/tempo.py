@@ -28,6 +28,10 @@ class TempoEstimate:
     period_frames: float | None
 
 
+TEMPOGRAM_BLOCK = 256
+"""Windows whose autocorrelation :func:`tempogram` computes at a time."""
+
+
 def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDArray[np.float64]:
     """Normalised, window-unbiased autocorrelation of ``odf`` in overlapping windows.
 
@@ -53,20 +57,24 @@ def tempogram(odf: NDArray[np.float64], win: int, hop: int, max_lag: int) -> NDA
     starts = np.arange(0, max(1, n - win + 1), hop)
     if starts[-1] + win < n:
         starts = np.append(starts, n - win)
-    if starts.size == 1:  # one window (a live stream's): no strided view needed
-        frames = odf[None, starts[0] : starts[0] + win]
-    else:
-        frames = np.lib.stride_tricks.sliding_window_view(odf, win)[starts]
     w, n_fft, wacf = _window_acf(win)
-    x = (frames - frames.mean(axis=1, keepdims=True)) * w
-    spec = scipy.fft.rfft(x, n=n_fft, axis=1)
-    acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft, axis=1)
     L = min(max_lag, win - 1)
     out = np.zeros((len(starts), max_lag + 1))
     denom = np.maximum(wacf[: L + 1] / wacf[0], 0.25)
-    a0 = acf[:, :1]
-    ok = a0[:, 0] > 1e-12
-    out[ok, : L + 1] = acf[ok, : L + 1] / a0[ok] / denom
+    # windows a block at a time: an hour's windows at once would hold ~0.2 GB of FFTs
+    for k0 in range(0, len(starts), TEMPOGRAM_BLOCK):
+        block = starts[k0 : k0 + TEMPOGRAM_BLOCK]
+        if block.size == 1:  # one window (a live stream's): no strided view needed
+            frames = odf[None, block[0] : block[0] + win]
+        else:
+            frames = np.lib.stride_tricks.sliding_window_view(odf, win)[block]
+        x = (frames - frames.mean(axis=1, keepdims=True)) * w
+        spec = scipy.fft.rfft(x, n=n_fft, axis=1)
+        acf = scipy.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft, axis=1)
+        a0 = acf[:, :1]
+        ok = a0[:, 0] > 1e-12
+        rows = out[k0 : k0 + block.size]
+        rows[ok, : L + 1] = acf[ok, : L + 1] / a0[ok] / denom
     return out
 
 

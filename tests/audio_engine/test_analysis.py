@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -521,3 +523,48 @@ def test_random_short_recordings_give_valid_results(y: np.ndarray, target: float
         times = [t for t, _ in r.timing.notes]
         assert times == sorted(times)
         assert all(0.0 <= t <= r.duration_s for t in times)
+
+
+# --- files: decoded straight to the working rate -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "sr", "channels"), [("take.flac", 44100, 2), ("hi.wav", 96000, 1)]
+)
+def test_a_file_is_analysed_as_its_decoded_samples_are(
+    tmp_path: Path, name: str, sr: int, channels: int
+) -> None:
+    import soundfile as sf
+
+    from audio_engine.analysis import analyze_file
+    from audio_engine.io import load_audio
+
+    y = tone_notes(grid_times(96.0, 8.0, jitter_ms=8.0, seed=3), 8.0, sr)
+    x = np.stack([y * (0.5 + 0.2 * c) for c in range(channels)], axis=1)
+    path = tmp_path / name
+    sf.write(path, x.astype(np.float32), sr)
+    told: dict[str, Any] = dict(target_bpm=96.0, grid_start_s=0.5, latency_ms=3.0)
+
+    got = analyze_file(path, **told)
+    samples, file_sr = load_audio(path, mono=True)
+    want = analyze(samples, file_sr, **told)
+
+    assert got.onsets.size >= 10 and got.timing is not None
+    assert got.to_dict() == want.to_dict()  # every number the same
+
+
+def test_a_files_arguments_are_checked_before_it_is_decoded(tmp_path: Path) -> None:
+    from audio_engine.analysis import analyze_file
+
+    with pytest.raises(ParameterError, match="target_bpm"):
+        analyze_file(tmp_path / "not-there.flac", target_bpm=1000.0)
+
+
+def test_a_signal_prepared_for_another_working_rate_is_refused() -> None:
+    from audio_engine.analysis import analyze_prepared
+    from audio_engine.dsp.signal import PreparedSignal, prepare_signal
+
+    y, _ = click_track(100.0, 3.0, 44100)
+    x, work_sr = prepare_signal(y, 44100, target_sr=8000)  # factor 5: 8820 Hz
+    with pytest.raises(ParameterError, match="prepared at 8820 Hz; these parameters work at 22050"):
+        analyze_prepared(PreparedSignal(x, work_sr, 44100, y.size))

@@ -406,3 +406,120 @@ def test_a_flac_file_loads_without_importing_pyav(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["16000", "8000", "False"]
+
+
+# --- load_prepared: decoded straight to the working rate -------------------------------
+
+
+def prepared_the_long_way(path: Path, target_sr: int) -> tuple[NDArray[np.float32], float]:
+    from audio_engine.dsp.signal import prepare_signal
+
+    samples, sr = load_audio(path, mono=True)
+    return prepare_signal(samples, sr, target_sr=target_sr)
+
+
+@pytest.mark.parametrize(
+    ("name", "sr", "channels"),
+    [
+        ("cd.wav", 44100, 1),  # factor 2, several decoding blocks
+        ("hi.flac", 96000, 2),  # factor 4
+        ("six.wav", 48000, 6),
+        ("phone.wav", 8000, 1),  # factor 1: passed through
+        ("odd.flac", 22050, 3),
+    ],
+)
+def test_prepared_signal_is_the_engines_own_decimation_of_the_file(
+    tmp_path: Path, name: str, sr: int, channels: int
+) -> None:
+    from audio_engine.io import load_prepared
+
+    rng = np.random.default_rng(sr + channels)
+    n = 2 * (1 << 16) + 777 if sr >= 44100 else 12345
+    path = tmp_path / name
+    sf.write(path, rng.uniform(-0.7, 0.7, (n, channels)).astype(np.float32), sr)
+
+    got = load_prepared(path, target_sr=20000)
+    y, work_sr = prepared_the_long_way(path, 20000)
+
+    assert (got.sr, got.n_samples, got.work_sr) == (sr, n, work_sr)
+    assert got.duration_s == n / sr
+    assert got.y.dtype == np.float32 and got.y.flags.c_contiguous
+    np.testing.assert_array_equal(got.y, y)  # bit for bit, whatever the blocks
+
+
+@pytest.mark.parametrize(("name", "codec"), [("stereo.mp3", "libmp3lame"), ("five.m4a", "aac")])
+def test_prepared_signal_of_compressed_files(tmp_path: Path, name: str, codec: str) -> None:
+    from audio_engine.io import load_prepared
+
+    channels = 5 if name.startswith("five") else 2
+    tones = np.stack([sine(220.0 * (c + 1), 3.0, 48000) for c in range(channels)], axis=1)
+    path = write_audio_pyav(tmp_path / name, 0.3 * tones.astype(np.float32), 48000, codec=codec)
+
+    got = load_prepared(path, target_sr=20000)
+    y, work_sr = prepared_the_long_way(path, 20000)
+
+    assert got.work_sr == work_sr == 24000.0
+    np.testing.assert_array_equal(got.y, y)
+
+
+def test_prepared_signal_never_holds_the_file_at_its_own_rate(tmp_path: Path) -> None:
+    """A 96 kHz stereo file is decimated by four while it is decoded: what is held is the
+    signal at 24 kHz and a block, less than the mono signal at 96 kHz would take."""
+    import tracemalloc
+
+    from audio_engine.io import load_prepared
+
+    n = 30 * 96000
+    path = tmp_path / "hi.wav"
+    rng = np.random.default_rng(0)
+    sf.write(path, rng.uniform(-0.5, 0.5, (n, 2)).astype(np.float32), 96000, subtype="PCM_16")
+    mono_at_96k = n * 4
+    load_prepared(path, target_sr=20000)  # whatever loads on first use, loaded beforehand
+    tracemalloc.start()
+    try:
+        got = load_prepared(path, target_sr=20000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.y.shape == (n // 4,)
+    assert peak < 0.5 * mono_at_96k
+
+
+@pytest.mark.parametrize("sr", [4000, 192000])
+def test_prepared_signal_refuses_a_rate_the_engine_cannot_take_before_decoding(
+    tmp_path: Path, sr: int
+) -> None:
+    from audio_engine.errors import ParameterError
+    from audio_engine.io import load_prepared
+
+    path = tmp_path / "rate.wav"
+    sf.write(path, np.zeros(sr, np.float32), sr)
+    calls: list[float] = []
+    with pytest.raises(ParameterError, match=f"from 8000 to 96000 Hz, got {sr}"):
+        load_prepared(path, target_sr=20000, progress=lambda done, total: calls.append(done))
+    assert calls == []  # said before a block was decoded
+
+
+def test_prepared_signal_names_the_first_nan_sample(tmp_path: Path) -> None:
+    from audio_engine.errors import ParameterError
+    from audio_engine.io import load_prepared
+
+    x = np.zeros((100_000, 2), np.float32)
+    x[70_001, 1] = np.nan  # in the second decoding block
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, 44100, subtype="FLOAT")
+    with pytest.raises(ParameterError, match="NaN or infinite values \\(first at index 70001\\)"):
+        load_prepared(path, target_sr=20000)
+
+
+def test_prepared_signal_of_an_empty_or_broken_file_is_a_decode_error(tmp_path: Path) -> None:
+    from audio_engine.io import load_prepared
+
+    empty = tmp_path / "none.wav"
+    sf.write(empty, np.zeros((0, 1), np.float32), 44100)
+    with pytest.raises(AudioDecodeError, match="holds no audio samples"):
+        load_prepared(empty, target_sr=20000)
+    junk = tmp_path / "junk.flac"
+    junk.write_bytes(b"fLaC" + os.urandom(4000))
+    with pytest.raises(AudioDecodeError, match=r"junk\.flac"):
+        load_prepared(junk, target_sr=20000)

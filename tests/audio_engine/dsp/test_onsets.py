@@ -166,6 +166,24 @@ def test_sustained_strength_is_the_flux_of_the_held_spectrum() -> None:
 
 
 @pytest.mark.nojit
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_sustained_strength_a_block_at_a_time_is_the_whole_array_kernels(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the held minima look ahead and the reference looks back across the blocks' seams
+    import audio_engine.dsp.onsets as onsets
+
+    S = _random_spec(41, 6, 9)
+    ref = _max_filter_bands_kernel(S, 1)
+    want = _superflux_kernel(
+        onsets._hold_min_kernel(S, 3), ref, 2, np.zeros((2, 6), dtype=np.float32)
+    )
+    monkeypatch.setattr(onsets, "HOLD_BLOCK_FRAMES", block)
+    got = sustained_strength(S, lag_frames=2, max_bands=1, hold_frames=3)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.nojit
 def test_a_rise_that_stays_is_held_and_a_blip_is_not() -> None:
     S = np.zeros((12, 3), dtype=np.float32)
     S[3:, 0] = 2.0  # a note: the band stays up

@@ -8,6 +8,7 @@ import pytest
 from audio_engine.dsp.signal import (
     MAX_SR,
     MIN_SR,
+    Decimator,
     _decimate_edge,
     _decimate_kernel,
     _decimate_range_kernel,
@@ -304,3 +305,40 @@ def test_streaming_decimation_of_a_trimmed_buffer_in_pieces_is_bit_identical(
     j1 = (avail - 1 - half) // factor + 1
     got = _decimate_range_kernel(x[200:avail], 200, n, h, factor, (200 + half) // factor, j1)
     np.testing.assert_array_equal(got, want[(200 + half) // factor : j1])
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 22050, 44100, 48000, 96000])
+@pytest.mark.parametrize("n", [0, 3, 17, 5003])
+def test_a_decimator_fed_in_any_blocks_gives_prepare_signals_samples(sr: int, n: int) -> None:
+    rng = np.random.default_rng(sr + n)
+    x = rng.standard_normal(n).astype(np.float32)
+    want, work_sr = prepare_signal(x, sr, target_sr=TARGET_SR)
+    for sizes in ([n], [1] * min(n, 40) + [n], [7, 0, 513, 2, 4096]):
+        d = Decimator.of(sr, TARGET_SR)
+        pieces, pos = [], 0
+        for size in sizes:
+            pieces.append(d.push(x[pos : pos + size]))
+            pos += min(size, n - pos)
+        pieces.append(d.push(x[pos:]))
+        pieces.append(d.finish())
+        got = np.concatenate(pieces)
+        assert sr / d.factor == work_sr
+        assert (d.n_in, d.n_out) == (n, got.size)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_decimator_returns_an_output_once_its_taps_have_arrived() -> None:
+    d = Decimator.of(44100, TARGET_SR)  # factor 2, 17 taps: output j needs input 2j + 8
+    assert d.factor == 2 and d.taps.size == 17
+    assert d.push(np.zeros(8, np.float32)).size == 0
+    assert d.push(np.zeros(1, np.float32)).size == 1  # sample 8 completes output 0
+    assert d.ready(9) == 1 and d.ready(11) == 2 and d.ready(8) == 0
+    assert d.push(np.zeros(2, np.float32)).size == 1
+    assert d.finish().size == 6 - 2  # ceil(11 / 2) outputs in all
+
+
+def test_a_decimator_holds_only_its_taps_between_blocks() -> None:
+    d = Decimator.of(96000, TARGET_SR)
+    for _ in range(50):
+        d.push(np.ones(10_000, np.float32))
+    assert d._buf.size <= d.taps.size + d.factor

@@ -84,6 +84,19 @@ def test_tempogram_of_a_pulse_train_peaks_at_its_period(bpm: float) -> None:
         assert np.all(row[: period - 2][3:] < 0.5)  # nothing strong below the period
 
 
+@pytest.mark.parametrize("block", [1, 2, 5])
+def test_tempogram_a_block_of_windows_at_a_time_is_the_same(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audio_engine.dsp.tempo as tempo
+
+    odf = np.random.default_rng(block).gamma(0.5, 1.0, 3000)
+    odf[1000:1300] = 0.0  # silent windows among them
+    want = tempogram(odf, 400, 50, 120)
+    monkeypatch.setattr(tempo, "TEMPOGRAM_BLOCK", block)
+    np.testing.assert_array_equal(tempogram(odf, 400, 50, 120), want)
+
+
 def test_tempogram_of_silence_and_of_a_short_curve() -> None:
     assert np.all(tempogram(np.zeros(2000), WIN, HOP, MAX_LAG) == 0)
     short = tempogram(pulse_train(120, 300), WIN, HOP, MAX_LAG)
