@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -511,10 +512,40 @@ def test_analyze_recording_file(engine: Engine) -> None:
     assert not response.HasField("timing")
 
 
+def test_analyze_recording_file_is_the_engines_analysis_of_its_samples(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # a 96 kHz stereo file, decoded straight to the working rate (a quarter of the memory)
+    from audio_engine import analyze, load_audio
+
+    path = tmp_path / "take.flac"
+    stereo = np.stack([CLICKS, 0.5 * CLICKS], axis=1)
+    sf.write(path, np.repeat(stereo, 96000 // SR, axis=0), 96000)
+    request = pb.AnalyzeRecordingRequest(file=path.read_bytes(), target_bpm=BPM)
+
+    response = engine.run(_analyze(engine, request))
+
+    samples, sr = load_audio(path, mono=True)
+    want = analyze(samples, sr, target_bpm=BPM)
+    assert response.sample_rate_hz == 96000
+    assert len(response.onsets_s) >= 5
+    np.testing.assert_array_equal(np.array(response.onsets_s), want.onsets)
+    np.testing.assert_array_equal(np.array(response.beats_s), want.beats)
+    assert want.timing is not None  # a metronome alone: its clicks are no notes
+    assert response.timing.metronome_clicks_removed == want.timing.metronome_clicks_removed > 0
+
+
+def _wav_bytes(sr: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.zeros(sr // 10, np.float32), sr, format="WAV")
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
         (pb.AnalyzeRecordingRequest(file=b"not audio at all" * 10), "cannot decode the recording"),
+        (pb.AnalyzeRecordingRequest(file=_wav_bytes(192000)), "from 8000 to 96000 Hz, got 192000"),
         (pb.AnalyzeRecordingRequest(), "carries no audio"),
         (
             pb.AnalyzeRecordingRequest(
