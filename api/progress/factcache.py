@@ -38,17 +38,23 @@ FACTS_CACHE_KEY = "facts_cache"
 
 FactsVersion = tuple[int, int]
 
+# version, facts (oldest first), and their session ids once an extend has needed them
+_Entry = tuple[FactsVersion, tuple[SessionFacts, ...], set[uuid.UUID] | None]
+
 
 class FactsCache:
     """Least-recently-used map ``(student, pieces) -> (version, facts)``, at most
-    ``max_entries`` students' histories."""
+    ``max_entries`` students' histories.
+
+    An entry also keeps the set of its session ids once it has been extended (built at the
+    first :meth:`extend`, then grown in place), so a write need not hash every session of a
+    long history to see that its own are not there yet."""
 
     def __init__(self, max_entries: int = 2048) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
         self._max_entries = max_entries
-        self._entries: OrderedDict[tuple[uuid.UUID, bool],
-                                   tuple[FactsVersion, tuple[SessionFacts, ...]]] = OrderedDict()
+        self._entries: OrderedDict[tuple[uuid.UUID, bool], _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -77,7 +83,7 @@ class FactsCache:
         """Store ``facts`` (oldest first) under ``version``; returns them as a tuple."""
         frozen = tuple(facts)
         key = (student_id, pieces)
-        self._entries[key] = (version, frozen)
+        self._entries[key] = (version, frozen, None)
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
@@ -101,12 +107,14 @@ class FactsCache:
                 continue
             new = sorted(added(pieces), key=_started_at)
             new_ids = {f.session_id for f in new}
-            facts = list(entry[1])
-            if any(f.session_id in new_ids for f in facts):
+            ids = entry[2] if entry[2] is not None else {f.session_id for f in entry[1]}
+            if not new_ids.isdisjoint(ids):
                 continue
+            facts = list(entry[1])
             for fact in new:
                 facts.insert(bisect_right(facts, fact.started_at, key=_started_at), fact)
-            self._entries[key] = (version, tuple(facts))
+            ids |= new_ids  # in place: the entry holding this set is replaced here
+            self._entries[key] = (version, tuple(facts), ids)
             extended += 1
         return extended
 

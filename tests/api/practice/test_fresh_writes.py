@@ -165,3 +165,21 @@ def test_extend_only_the_base_version_and_never_twice() -> None:
     assert cache.extend(student, base=(4, 1), version=(5, 1),
                         added=lambda pieces: [_facts(c, 9)]) == 0
     assert cache.get(student, pieces=False, version=(5, 1)) is None
+
+
+def test_an_entry_read_after_the_write_is_not_extended_with_it() -> None:
+    # a reader that loaded the new session but stored it under the version before the
+    # write: the first extend looks the added ids up among the entry's (then remembers them)
+    cache = FactsCache()
+    student = uuid.uuid4()
+    a, c, d = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    cache.put(student, pieces=True, version=(7, 1), facts=[_facts(a, 9), _facts(c, 10)])
+    assert cache.extend(student, base=(7, 1), version=(8, 1),
+                        added=lambda pieces: [_facts(c, 10)]) == 0
+    assert cache.get(student, pieces=True, version=(8, 1)) is None
+    assert cache.extend(student, base=(7, 1), version=(8, 1),
+                        added=lambda pieces: [_facts(d, 11)]) == 1
+    assert cache.extend(student, base=(8, 1), version=(9, 1),
+                        added=lambda pieces: [_facts(a, 12)]) == 0  # held since the put
+    got = cache.get(student, pieces=True, version=(8, 1))
+    assert got is not None and [f.session_id for f in got] == [a, c, d]
