@@ -5,10 +5,12 @@ WAV, FLAC, OGG and the other containers libsndfile reads natively go through ``s
 M4A/AAC, Opus in its own containers, the audio track of a video) is decoded with PyAV as a
 generator stage inside ``with av.open(...)``. libsndfile is not asked to probe the rest: it
 would try its MPEG decoder on any unknown file, and mpg123 writes its complaints about a
-corrupt or truncated MP3 straight to the process's stderr. Samples keep the file's
-sample rate (nothing is resampled here) and its channels, unless ``mono=True`` asks for the
-engine's mixdown while decoding, block by block, so that a long multichannel file is never
-held whole.
+corrupt or truncated MP3 straight to the process's stderr. Both decoders hand blocks to a
+sink: :func:`load_audio` keeps the file's sample rate and its channels, unless ``mono=True``
+asks for the engine's mixdown while decoding, block by block, so that a long multichannel
+file is never held whole; :func:`load_prepared` also decimates each block to the engine's
+working rate (:class:`~audio_engine.dsp.signal.Decimator`), so the analysis of a file never
+holds it at its own rate.
 
 Every failure — missing file, a directory, no read permission, a corrupt or empty file, a
 container without an audio stream — raises :class:`~audio_engine.errors.AudioDecodeError`
