@@ -63,51 +63,31 @@ FLUX_BLOCK_FRAMES = 8192
 def band_flux(
     S: NDArray[np.float32], lag: int, max_bands: int, ref: NDArray[np.float32] | None = None
 ) -> NDArray[np.float32]:
-    """Per-band positive SuperFlux, shape (n_frames, n_bands); ``ref`` is the max-filtered
-    ``S`` when the caller has it already."""
+    """Per-band positive SuperFlux ``max(S[t] - ref[t - lag], 0)`` (``ref`` 0 before the first
+    frame), shape (n_frames, n_bands); ``ref`` is the max-filtered ``S`` when the caller has
+    it already. The click judge reads only its totals and a few rows (:func:`flux_totals`,
+    :func:`band_flux_rows`): this whole array is their definition."""
     S = np.ascontiguousarray(S, dtype=np.float32)
     if ref is None:
         ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S
-    return _band_flux_kernel(S, np.ascontiguousarray(ref, dtype=np.float32), lag)
+    return band_flux_rows(S, ref, lag, np.arange(S.shape[0], dtype=np.int64))
 
 
-@njit(cache=True, nogil=True)
-def _band_flux_kernel(
-    S: NDArray[np.float32], ref: NDArray[np.float32], lag: int
+def band_flux_rows(
+    S: NDArray[np.float32], ref: NDArray[np.float32], lag: int, frames: NDArray[np.int64]
 ) -> NDArray[np.float32]:
-    """``max(S[t] - ref[t - lag], 0)`` per band (``ref`` is 0 before the first frame),
-    written once: the whole-array expression held three temporaries the size of ``S``."""
-    out = np.empty_like(S)
-    zero = np.float32(0.0)
-    for t in range(S.shape[0]):
-        for b in range(S.shape[1]):
-            prev = ref[t - lag, b] if t >= lag else zero
-            out[t, b] = max(S[t, b] - prev, zero)
-    return out
-
-
-def _peak_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.int64]:
-    """The frame within ``±w`` of each frame with the largest total flux."""
-    return _peak_in_totals(F.sum(axis=1), frames, w)
-
-
-def _peak_in_totals(
-    totals: NDArray[np.float32], frames: NDArray[np.int64], w: int
-) -> NDArray[np.int64]:
-    """The frame within ``±w`` of each frame with the largest of ``totals`` (the total flux
-    of each frame, ``F.sum(axis=1)``)."""
-    n = totals.shape[0]
-    idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
-    best = np.argmax(totals[idx], axis=1)
-    out: NDArray[np.int64] = idx[np.arange(idx.shape[0]), best]
-    return out
+    """Rows ``frames`` of :func:`band_flux` (``ref`` given), each written once by a kernel
+    (the whole-array expression held three temporaries the size of ``S``)."""
+    return _band_flux_rows_kernel(
+        np.ascontiguousarray(S, dtype=np.float32), np.ascontiguousarray(ref, dtype=np.float32),
+        lag, np.ascontiguousarray(frames, dtype=np.int64),
+    )
 
 
 @njit(cache=True, nogil=True)
 def _band_flux_rows_kernel(
     S: NDArray[np.float32], ref: NDArray[np.float32], lag: int, frames: NDArray[np.int64]
 ) -> NDArray[np.float32]:
-    """Rows ``frames`` of :func:`_band_flux_kernel`, the same values."""
     out = np.empty((frames.shape[0], S.shape[1]), dtype=np.float32)
     zero = np.float32(0.0)
     for k in range(frames.shape[0]):
@@ -126,13 +106,19 @@ def flux_totals(S: NDArray[np.float32], ref: NDArray[np.float32], lag: int) -> N
     out = np.empty(n, dtype=np.float32)
     for a in range(0, n, FLUX_BLOCK_FRAMES):
         frames = np.arange(a, min(n, a + FLUX_BLOCK_FRAMES), dtype=np.int64)
-        out[a : a + frames.shape[0]] = _band_flux_rows_kernel(S, ref, lag, frames).sum(axis=1)
+        out[a : a + frames.shape[0]] = band_flux_rows(S, ref, lag, frames).sum(axis=1)
     return out
 
 
-def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
-    """Per-band flux vector at each frame: the frame within ``±w`` of largest total flux."""
-    out: NDArray[np.float32] = F[_peak_frames(F, frames, w)]
+def peak_frames(
+    totals: NDArray[np.float32], frames: NDArray[np.int64], w: int
+) -> NDArray[np.int64]:
+    """The frame within ``±w`` of each of ``frames`` with the largest of ``totals`` (the
+    total flux of each frame, :func:`flux_totals`)."""
+    n = totals.shape[0]
+    idx = np.clip(frames[:, None] + np.arange(-w, w + 1)[None, :], 0, n - 1)
+    best = np.argmax(totals[idx], axis=1)
+    out: NDArray[np.int64] = idx[np.arange(idx.shape[0]), best]
     return out
 
 
@@ -234,7 +220,7 @@ def click_signature(
 ) -> NDArray[np.float32] | None:
     """The click's per-band flux, or None when the grid carries no metronome.
 
-    ``vectors`` are the flux vectors at the grid lines (see :func:`_at_frames`), ``notes``
+    ``vectors`` are the flux vectors at the grid lines (see :func:`peak_frames`), ``notes``
     those of the onsets off the grid (the student's), ``line_offsets_s`` the seconds from
     each line to the onset heard on it (NaN where none is; None when unknown; or a function
     giving them, called only when needed). A metronome is an audible sound, the same at
@@ -461,10 +447,10 @@ def metronome_clicks(
     totals = flux_totals(S, ref, lag_frames)
     onset_apart, line_apart, nearest = nearest_between(onset_frames, click_frames)
     on_grid = onset_apart <= CLICK_WINDOW_FRAMES
-    onset_peaks = _peak_in_totals(totals, onset_frames, 1)
-    grid_peaks = _peak_in_totals(totals, click_frames, CLICK_WINDOW_FRAMES)
-    vectors = _band_flux_rows_kernel(S, ref, lag_frames, onset_peaks)
-    grid_vectors = _band_flux_rows_kernel(S, ref, lag_frames, grid_peaks)
+    onset_peaks = peak_frames(totals, onset_frames, 1)
+    grid_peaks = peak_frames(totals, click_frames, CLICK_WINDOW_FRAMES)
+    vectors = band_flux_rows(S, ref, lag_frames, onset_peaks)
+    grid_vectors = band_flux_rows(S, ref, lag_frames, grid_peaks)
     ahead = remain_frames(fps)
     line_remains = remain_shares(S, ref, grid_peaks, lag=lag_frames, ahead=ahead)
     period_s = 60.0 / target_bpm

@@ -11,12 +11,12 @@ from numpy.typing import NDArray
 
 from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
-    _at_frames,
     _intervals_kernel,
     _median,
     _phase_neighbours_kernel,
     _quantile,
     band_flux,
+    band_flux_rows,
     blind_clicks,
     click_signature,
     dying_click_signature,
@@ -26,6 +26,7 @@ from audio_engine.dsp.metronome import (
     metronome_clicks,
     nearest_between,
     on_target_grid,
+    peak_frames,
     refined_signature,
 )
 from audio_engine.dsp.onsets import _max_filter_bands_kernel, onset_strength
@@ -37,6 +38,12 @@ from tests.audio_engine._support.matching import match_events
 from tests.audio_engine._support.synth import clicks_at, ramp_times
 
 SP, OP = SpectrogramParams(), OnsetParams()
+
+
+def _at_frames(F: NDArray[np.float32], frames: NDArray[np.int64], w: int) -> NDArray[np.float32]:
+    """Per-band flux vector at each frame: the frame within ``±w`` of largest total flux."""
+    out: NDArray[np.float32] = F[peak_frames(F.sum(axis=1), frames, w)]
+    return out
 
 
 def remove_metronome_clicks(
@@ -195,9 +202,7 @@ def test_flux_totals_and_rows_are_the_band_fluxs_bit_for_bit(
     assert totals.dtype == np.float32
     np.testing.assert_array_equal(totals, F.sum(axis=1))
     frames = np.array([0, 1, 2, 29, 13, 13], dtype=np.int64)
-    np.testing.assert_array_equal(metronome._band_flux_rows_kernel(S, ref, 2, frames), F[frames])
-    peaks = metronome._peak_in_totals(totals, np.array([4, 0, 29], dtype=np.int64), 2)
-    np.testing.assert_array_equal(peaks, metronome._peak_frames(F, np.array([4, 0, 29]), 2))
+    np.testing.assert_array_equal(band_flux_rows(S, ref, 2, frames), F[frames])
 
 
 # --- grid lines and flux vectors ----------------------------------------------------------
