@@ -188,7 +188,8 @@ class FileSource:
 
 
 def file_source(path: Path, *, speed: float, encoding: Encoding) -> FileSource:
-    """Decode ``path`` (:func:`audio_engine.io.load_audio`) and mix it down to mono.
+    """Decode ``path`` (:func:`audio_engine.io.load_audio`), mixed down to mono block by block
+    as it is decoded (a long multichannel file is never held whole).
 
     Raises
     ------
@@ -199,14 +200,13 @@ def file_source(path: Path, *, speed: float, encoding: Encoding) -> FileSource:
     """
     from audio_engine.io import load_audio
 
-    samples, sr = load_audio(path)
+    mono, sr = load_audio(path, mono=True)
     lo, hi = PCM_SR_RANGE
     if encoding == "pcm16" and not lo <= sr <= hi:
         raise MptError(
             f"{str(path)!r} has a sample rate of {sr} Hz; the engine takes {lo}-{hi} Hz "
             "(resample it, or send it with --encoding opus)"
         )
-    mono = samples if samples.ndim == 1 else samples.mean(axis=1, dtype=np.float32)
     return FileSource(str(path), np.ascontiguousarray(mono, dtype=np.float32), int(sr), speed)
 
 

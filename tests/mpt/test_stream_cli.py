@@ -471,3 +471,29 @@ def test_live_view_shows_tempo_deviation_accuracy_and_mood() -> None:
 )
 def test_deviation_colours(deviation_ms: float, style: str) -> None:
     assert deviation_style(deviation_ms) == style
+
+
+def test_a_multichannel_file_is_streamed_as_the_engines_mixdown(tmp_path: Path) -> None:
+    """The file is mixed down while it is decoded (one channel held, not six): the samples
+    sent are the engine's own mixdown of the whole file."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    from audio_engine.dsp.signal import to_mono_float32
+    from mpt.stream_client import file_source
+
+    rng = np.random.default_rng(6)
+    x = rng.uniform(-0.5, 0.5, (48000 * 10, 6)).astype(np.float32)
+    path = tmp_path / "six.wav"
+    sf.write(path, x, 48000, subtype="FLOAT")
+    file_source(path, speed=1.0, encoding="pcm16")  # what loads on first use, beforehand
+    tracemalloc.start()
+    try:
+        source = file_source(path, speed=1.0, encoding="pcm16")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert source.sr == 48000
+    np.testing.assert_array_equal(source.samples, to_mono_float32(x))
+    assert peak < 0.4 * x.nbytes
