@@ -195,7 +195,7 @@ class _Samples:
     def __init__(self, mono: bool) -> None:
         self._mono = mono
         self._mixing = False
-        self._out = _Growing()
+        self._out = _Growing(0)  # sized by begin()
         self.n_frames = 0
         self.sr = 0
 
@@ -218,7 +218,7 @@ class _Prepared:
     def __init__(self, target_sr: int) -> None:
         self._target_sr = target_sr
         self._decimator: Decimator | None = None
-        self._out = _Growing()
+        self._out = _Growing(0)  # sized by begin()
         self.n_frames = 0
         self.sr = 0
 
@@ -253,7 +253,8 @@ class _Growing:
     there is one (no copy at the end when it was right), else doubled as it fills."""
 
     def __init__(self, hint: int | None = None, columns: int = 1) -> None:
-        self._buf = np.empty((max(hint or 0, 0) or _BLOCK_FRAMES, columns), dtype=np.float32)
+        self._buf = np.empty((_BLOCK_FRAMES if hint is None else max(hint, 0), columns),
+                             dtype=np.float32)
         self._n = 0
 
     def append(self, block: NDArray[np.float32]) -> None:

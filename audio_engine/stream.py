@@ -62,9 +62,9 @@ from audio_engine.dsp.metronome import (
     remain_frames,
 )
 from audio_engine.dsp.onsets import (
-    _hold_min_kernel,
     _max_filter_bands_kernel,
     _superflux_kernel,
+    held_strength_rows,
 )
 from audio_engine.dsp.peaks import (
     SLOW_SNAP_BACK,
@@ -572,15 +572,8 @@ class StreamAnalyzer:
         lag = self.params.onset.lag_frames
         s0 = self._spec_start
         S = self._spec[lo - s0 : min(self._n_frames, upto + hold) - s0]
-        held_S = _hold_min_kernel(np.ascontiguousarray(S), hold)[: upto - lo]
-        ref_rows = self._ref_rows(lo - lag, upto - lag)
-        held: NDArray[np.float64] = _superflux_kernel(
-            np.ascontiguousarray(held_S),
-            np.ascontiguousarray(ref_rows[lag:]) if ref_rows.shape[0] > lag else ref_rows[:0],
-            lag,
-            np.ascontiguousarray(ref_rows[:lag]),
-        )
-        return held
+        return held_strength_rows(S, upto - lo, self._ref_rows(lo - lag, upto - lag),
+                                  lag_frames=lag, hold_frames=hold)
 
     def _ref_rows(self, a: int, b: int) -> NDArray[np.float32]:
         """Max-filtered spectra of frames ``a .. b+lag-1`` (zeros before frame 0)."""

@@ -153,10 +153,28 @@ def sustained_strength(
     # ``hold_frames`` ahead, its reference ``lag_frames`` back)
     for a in range(0, n, HOLD_BLOCK_FRAMES):
         b = min(n, a + HOLD_BLOCK_FRAMES)
-        held = _hold_min_kernel(S[a : b + hold_frames], hold_frames)[: b - a]
-        history = np.zeros((lag_frames, S.shape[1]), dtype=np.float32)
         lo = max(0, a - lag_frames)
-        if a > lo:
-            history[lag_frames - (a - lo) :] = ref[lo:a]
-        out[a:b] = _superflux_kernel(held, np.ascontiguousarray(ref[a:b]), lag_frames, history)
+        pad = np.zeros((lag_frames - (a - lo), S.shape[1]), dtype=np.float32)
+        out[a:b] = held_strength_rows(
+            S[a : b + hold_frames], b - a, np.concatenate([pad, ref[lo:b]]),
+            lag_frames=lag_frames, hold_frames=hold_frames,
+        )
     return out
+
+
+def held_strength_rows(
+    S: NDArray[np.float32],
+    n: int,
+    ref_rows: NDArray[np.float32],
+    *,
+    lag_frames: int,
+    hold_frames: int,
+) -> NDArray[np.float64]:
+    """:func:`sustained_strength` of ``n`` consecutive frames, from their spectra ``S`` and
+    up to ``hold_frames`` after them (fewer at the signal's end), and the max-filtered
+    spectra ``ref_rows`` of the ``lag_frames`` frames before them (zeros before the
+    signal's start) and of the frames themselves: the offline analysis a block at a time,
+    the stream as its frames come."""
+    held = _hold_min_kernel(np.ascontiguousarray(S, dtype=np.float32), hold_frames)[:n]
+    ref_rows = np.ascontiguousarray(ref_rows, dtype=np.float32)
+    return _superflux_kernel(held, ref_rows[lag_frames:], lag_frames, ref_rows[:lag_frames])
