@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -63,7 +61,7 @@ from audio_engine.dsp.metronome import (
 )
 from audio_engine.dsp.onsets import (
     _max_filter_bands_kernel,
-    _superflux_kernel,
+    _stream_spectra_kernel,
     held_strength_rows,
 )
 from audio_engine.dsp.peaks import (
@@ -339,7 +337,8 @@ class StreamAnalyzer:
         self._last_slow_frame = -(10**9)
         self._main_frames: deque[int] = deque()
         self._probed = PickState()
-        self._flux: deque[tuple[int, NDArray[np.float32]]] = deque()
+        self._flux = np.zeros((0, n_bands), dtype=np.float32)  # per-band flux rows
+        self._flux_start = 0  # ... from this frame on
         # the notes' level and timbre for the metrical level (:mod:`audio_engine.dsp.accents`):
         # the start frames of notes not yet measured (their samples still to come), and
         # (start frame, level dB, profile) of the notes measured, over the tempo window
@@ -529,30 +528,24 @@ class StreamAnalyzer:
 
     def _add_spectra(self, S: NDArray[np.float32], f0: int, mute_from: int | None) -> None:
         o = self.params.onset
-        ref_new = _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
-        lag = o.lag_frames
-        hist = self._ref[-lag:]
-        odf = _superflux_kernel(S, ref_new, lag, np.ascontiguousarray(hist))
+        ref_new, odf, odf_slow, flux = _stream_spectra_kernel(
+            S, self._ref, o.lag_frames, o.slow_lag_frames, o.max_bands
+        )
         muted = max(0, mute_from - f0) if mute_from is not None else S.shape[0]
         odf[muted:] = 0.0
         self._odf.append(odf)
         if o.slow_lag_frames > 0:
-            slow_lag = o.slow_lag_frames
-            odf_slow = _superflux_kernel(
-                S, ref_new, slow_lag, np.ascontiguousarray(self._ref[-slow_lag:])
-            )
             odf_slow[muted:] = 0.0
             self._odf_slow.append(odf_slow)
-        keep = max(lag, o.slow_lag_frames) + 1
+        keep = max(o.lag_frames, o.slow_lag_frames) + 1
         self._ref = np.concatenate([self._ref, ref_new])[-keep:]
         if self._spec.shape[0] == 0:
             self._spec_start = f0
         self._spec = np.concatenate([self._spec, S])
         # per-band flux rows, for the metronome's click and note vectors
-        prev = np.concatenate([hist, ref_new])[: S.shape[0]]
-        flux = np.maximum(S - prev, np.float32(0.0))
-        for k in range(S.shape[0]):
-            self._flux.append((f0 + k, flux[k].copy()))  # a copy: not a view of the batch
+        if self._flux.shape[0] == 0:
+            self._flux_start = f0
+        self._flux = np.concatenate([self._flux, flux])
 
     def _update_held(self, final: bool) -> None:
         o = self.params.onset
@@ -955,21 +948,23 @@ class StreamAnalyzer:
         """The frame within ``±w`` of ``frame`` with the largest total flux, and its
         per-band flux; with a probe's flux ``ahead``, that stands for frame ``ahead_frame``
         (not computed yet) and those after it."""
-        best: NDArray[np.float32] | None = None
-        best_frame, total = frame, -1.0
-        rows: Iterable[tuple[int, NDArray[np.float32]]] = self._flux
+        lo = max(frame - w, self._flux_start)
+        hi = min(frame + w + 1, self._flux_start + self._flux.shape[0])
         if ahead is not None:
-            rows = chain(
-                ((f, r) for f, r in self._flux if f < ahead_frame), [(ahead_frame, ahead)]
-            )
-        for f, row in rows:
-            if abs(f - frame) <= w:
-                t = float(row.sum())
-                if t > total:
-                    best, best_frame, total = row, f, t
-        if best is None:
+            hi = min(hi, ahead_frame)
+        rows = self._flux[lo - self._flux_start : max(lo, hi) - self._flux_start]
+        totals = rows.sum(axis=1)
+        # the probe's row stands for its frame, after the rows before it
+        if (
+            ahead is not None
+            and abs(ahead_frame - frame) <= w
+            and (totals.size == 0 or float(ahead.sum()) > float(totals.max()))
+        ):
+            return ahead_frame, ahead
+        if totals.size == 0:
             return frame, np.zeros(self._spec.shape[1], dtype=np.float32)
-        return best_frame, best
+        k = int(np.argmax(totals))
+        return lo + k, rows[k].copy()
 
     def _metronome_positions(self, final: bool) -> None:
         """The grid lines' flux and leftovers, once the frames they read exist."""
@@ -1335,8 +1330,10 @@ class StreamAnalyzer:
             self._spec_start = keep_spec
         # the flux at a note's start, up to a rise before its peak (and one frame around)
         keep_flux = min(self._n_frames - 8, decided - self._rise - 2)
-        while self._flux and self._flux[0][0] < keep_flux:
-            self._flux.popleft()
+        cut = keep_flux - self._flux_start
+        if cut > 0:
+            self._flux = self._flux[cut:]
+            self._flux_start = keep_flux
         if self._grid is not None:
             pending = self._pending[0].frame if self._pending else None
             self._grid.trim(decided, pending, self._rise)

@@ -58,6 +58,39 @@ def _superflux_kernel(
     return out
 
 
+@njit(cache=True, nogil=True)
+def _stream_spectra_kernel(
+    S: NDArray[np.float32],
+    history: NDArray[np.float32],
+    lag: int,
+    slow_lag: int,
+    max_bands: int,
+) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.float64], NDArray[np.float32]]:
+    """What a stream derives from new spectra ``S`` in one call: their max-filtered copy,
+    the onset strength at ``lag`` and at ``slow_lag`` (an empty array for 0) and the
+    per-band positive flux at ``lag``, each value as :func:`_max_filter_bands_kernel` and
+    :func:`_superflux_kernel` compute it.
+
+    ``history`` holds the max-filtered frames before ``S`` (at least ``max(lag,
+    slow_lag)``, zeros before the signal)."""
+    ref = _max_filter_bands_kernel(S, max_bands) if max_bands > 0 else S.copy()
+    h = history.shape[0]
+    odf = _superflux_kernel(S, ref, lag, history[h - lag :])
+    if slow_lag > 0:
+        odf_slow = _superflux_kernel(S, ref, slow_lag, history[h - slow_lag :])
+    else:
+        odf_slow = np.zeros(0, dtype=np.float64)
+    n_frames, n_bands = S.shape
+    flux = np.empty_like(S)
+    zero = np.float32(0.0)
+    for i in range(n_frames):
+        j = i - lag
+        for b in range(n_bands):
+            d = S[i, b] - (ref[j, b] if j >= 0 else history[h + j, b])
+            flux[i, b] = d if d > zero else zero
+    return ref, odf, odf_slow, flux
+
+
 def max_filter_bands(S: NDArray[np.float32], max_bands: int) -> NDArray[np.float32]:
     """``S`` max-filtered over ``±max_bands`` bands (``S`` itself for 0)."""
     S = np.ascontiguousarray(S, dtype=np.float32)

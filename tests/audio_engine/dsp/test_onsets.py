@@ -9,6 +9,7 @@ from scipy.ndimage import maximum_filter1d
 from audio_engine.dsp.onsets import (
     _hold_min_kernel,
     _max_filter_bands_kernel,
+    _stream_spectra_kernel,
     _superflux_kernel,
     onset_strength,
     sustained_strength,
@@ -82,6 +83,35 @@ def test_chunks_with_history_equal_the_whole(chunk: int, lag: int) -> None:
         parts.append(onset_strength(S[s : s + chunk], lag_frames=lag, max_bands=1, history=past))
         past = np.concatenate([past, ref[s : s + chunk]])[-lag:]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.nojit
+@pytest.mark.parametrize(("lag", "slow_lag"), [(1, 0), (2, 4), (3, 3), (4, 2)])
+@pytest.mark.parametrize("max_bands", [0, 2])
+@pytest.mark.parametrize("n_frames", [1, 3, 10])
+def test_stream_spectra_kernel_is_the_separate_kernels(
+    lag: int, slow_lag: int, max_bands: int, n_frames: int
+) -> None:
+    """The stream's one call per chunk gives, value for value, the max-filtered frames,
+    both onset strengths and the per-band flux rows the separate kernels give (the flux
+    rows summed are the onset strength's terms); fewer new frames than the lag read the
+    history."""
+    S = _random_spec(n_frames, 11, 7 * lag + slow_lag + max_bands + n_frames)
+    history = _random_spec(max(lag, slow_lag) + 1, 11, 5)
+    ref, odf, odf_slow, flux = _stream_spectra_kernel(S, history, lag, slow_lag, max_bands)
+    want_ref = _max_filter_bands_kernel(S, max_bands) if max_bands else S
+    np.testing.assert_array_equal(ref, want_ref)
+    np.testing.assert_array_equal(odf, _superflux_kernel(S, want_ref, lag, history[-lag:]))
+    if slow_lag:
+        np.testing.assert_array_equal(
+            odf_slow, _superflux_kernel(S, want_ref, slow_lag, history[-slow_lag:])
+        )
+    else:
+        assert odf_slow.shape == (0,)
+    prev = np.concatenate([history[-lag:], want_ref])[:n_frames]
+    np.testing.assert_array_equal(flux, np.maximum(S - prev, np.float32(0.0)))
+    np.testing.assert_allclose(flux.sum(axis=1, dtype=np.float64), odf, rtol=1e-6)
+    assert ref is not S  # a copy: the stream keeps it while S is its spectrogram's rows
 
 
 @pytest.mark.parametrize(
