@@ -13,13 +13,15 @@ computed with the same parameters (:func:`audio_engine.params.stream_params`):
   the tempo updates' accuracy) once it has also passed the offline hold gate of three
   frames, which a release click or a knock does not;
 - tempo and beats come from the offline tempo stages run every half second of audio on the
-  last ``TEMPO_WINDOW_S`` of onset strength: the beat tracker's path over the window at the
-  tatum period, grouped into beats (the notes' level and timbre, for the grouping, each
-  measured as offline once the samples it is read from have arrived) in the phase that the
-  accents have favoured over the recent updates; the next beat is the path's beat nearest
-  one period after the last, and is reported once it is ``BEAT_CONFIRM_S`` old and the
-  update before had it too; the first beats wait for ``FIRST_BEATS_S`` of audio (then reach
-  back to the start), and at the end the weak trailing beats are dropped, as offline;
+  last ``TEMPO_WINDOW_S`` of onset strength: the tatum from the windows' autocorrelation
+  summed over the recent updates (each update's weight decaying by ``TATUM_MEMORY``), the
+  beat tracker's path over the window at the tatum period, grouped into beats (the notes'
+  level and timbre, for the grouping, each measured as offline once the samples it is read
+  from have arrived) in the phase that the accents have favoured over the recent updates;
+  the next beat is the path's beat nearest one period after the last, and is reported once
+  it is ``BEAT_CONFIRM_S`` old and the update before had it too; the first beats wait for
+  ``FIRST_BEATS_S`` of audio (then reach back to the start), and at the end the weak
+  trailing beats are dropped, as offline;
 - metronome clicks on the target grid are recognised with a signature learnt from the
   recent grid lines instead of the whole take (:mod:`audio_engine.stream_clicks`): live by
   their flux alone (an onset event says ``is_metronome``), for the report as offline, also
@@ -111,6 +113,7 @@ MAX_CHANNELS = 8
 TEMPO_UPDATE_S = 0.5  # a tempo update per half second of audio
 ESTIMATE_EVERY = 1  # the tempo is re-estimated every this many updates
 TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
+TATUM_MEMORY = 0.9  # weight, per update, of the earlier windows' autocorrelation in the tatum's
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
 FIRST_BEATS_S = 4.0  # the first beats are placed once this much audio has been heard
 CLIP_LEVEL = 0.999
@@ -367,6 +370,8 @@ class StreamAnalyzer:
         self._path: NDArray[np.int64] = np.zeros(0, dtype=np.int64)  # the recent beat path
         self._previous_path: NDArray[np.int64] = self._path  # the path of the update before
         self._confidence = 0.0
+        # the windows' autocorrelations, each update's weighted by TATUM_MEMORY per update
+        self._acf_sum: NDArray[np.float64] | None = None
         self._subdivision = self.config.subdivision
         # metronome: the target grid's lines (None without a target), where a bleeding click
         # is recorded (latency_ms after the line, as a note played with it)
@@ -1000,7 +1005,9 @@ class StreamAnalyzer:
 
     def _window_tatums(self, odf: NDArray[np.float64], start: int) -> _Window | None:
         """The offline tempo stages (tempogram, tatum, local period, the beat tracker's
-        path, grouping) on a window of onset strength starting at frame ``start``."""
+        path, grouping) on a window of onset strength starting at frame ``start``; the
+        tatum from the window's autocorrelation added to the recent updates' (``TATUM_MEMORY``),
+        which this call updates."""
         t = self.params.tempo
         fps = self._geom.fps
         win = len(odf)
@@ -1013,7 +1020,11 @@ class StreamAnalyzer:
                 acf, self._period * math.exp(-PERIOD_FOLLOW), self._period * math.exp(PERIOD_FOLLOW)
             )
             near = lag if lag > 0 else None
-        tatum = estimate_tatum(acf, fps, t)
+        # the tatum from the windows' autocorrelations summed over the recent updates
+        # (the stream's counterpart of offline's mean over the whole recording): one
+        # window's alone settled 3:2 and octave errors that the stream then kept
+        self._acf_sum = acf if self._acf_sum is None else TATUM_MEMORY * self._acf_sum + acf
+        tatum = estimate_tatum(self._acf_sum, fps, t)
         if tatum is None:
             return None
         period = local_period(tg, tatum, win, win, win, smooth=t.period_smooth)

@@ -60,7 +60,12 @@ from tests.audio_engine._support.stream import (
     run_stream,
     to_int16,
 )
-from tests.audio_engine._support.synth import accented_melody, clicks_at, soft_tones
+from tests.audio_engine._support.synth import (
+    accented_melody,
+    clicks_at,
+    pulse_train,
+    soft_tones,
+)
 
 EVENT_TYPES: tuple[type[Any], ...] = (OnsetEvent, BeatEvent, TempoEvent, WarningEvent)
 
@@ -617,6 +622,48 @@ def test_stream_beats_move_to_the_phase_that_the_accents_favour() -> None:
     late = eighths[accent & (eighths >= 26.0)]
     assert mir_eval.beat.f_measure(early, beats[beats < 11.0 + 0.1]) >= 0.9
     assert mir_eval.beat.f_measure(late, beats[beats >= 26.0 - 0.1]) >= 0.9
+
+
+def test_one_window_unlike_the_recent_ones_does_not_move_the_tatum_a_run_of_them_does() -> (
+    None
+):
+    """The tatum is read from the windows' autocorrelation summed over the recent updates
+    (``TATUM_MEMORY``): after six seconds of windows pulsing every 50 frames, two windows
+    pulsing every 75 leave it at 50 (a window's own reading would move it at once, which
+    is how a stream used to settle on a 3:2 or octave error that it then kept), and a run
+    of them moves it within a few seconds of updates."""
+    analyzer = StreamAnalyzer(StreamConfig(sr=16000))
+    n = analyzer._tempo_window
+
+    def tatum_of(bpm: float, k: int) -> float:
+        window = analyzer._window_tatums(pulse_train(bpm, n, phase_frames=3.0 + k), 0)
+        assert window is not None
+        return window.tatum_period
+
+    assert [tatum_of(120.0, k) for k in range(12)] == pytest.approx([50.0] * 12, abs=0.5)
+    after = [tatum_of(80.0, k) for k in range(12)]
+    assert after[:2] == pytest.approx([50.0] * 2, abs=0.5)
+    first_moved = next(k for k, t in enumerate(after) if abs(t - 75.0) < 0.5)
+    assert first_moved <= 8  # four seconds of updates
+    assert after[first_moved:] == pytest.approx([75.0] * (12 - first_moved), abs=0.5)
+
+
+@pytest.mark.parametrize(("bpm_before", "bpm_after"), [(120.0, 80.0), (90.0, 135.0)])
+def test_stream_follows_a_sudden_change_of_tempo(bpm_before: float, bpm_after: float) -> None:
+    """Clicks at one tempo for 20 s, then at half as fast or half as slow again: the tempo
+    updates read the new tempo within 10 s and the beats follow it (the tatum's memory of
+    the windows before the change is short enough not to hold the old tempo)."""
+    sr = 16000
+    before = 0.5 + np.arange(0.0, 20.0, 60.0 / bpm_before)
+    after = before[-1] + 60.0 / bpm_after * np.arange(1, round(20.0 * bpm_after / 60.0))
+    clicks = np.concatenate([before, after])
+    y = clicks_at(clicks, clicks[-1] + 1.0, sr)
+    events, _ = run_stream(y, StreamConfig(sr=sr), 1600)
+    late = [e.bpm for e in of_type(events, TempoEvent) if e.time_s >= before[-1] + 10.0]
+    assert late and all(b is not None and b == pytest.approx(bpm_after, rel=0.04) for b in late)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    start = before[-1] + 10.0
+    assert mir_eval.beat.f_measure(clicks[clicks >= start], beats[beats >= start]) >= 0.95
 
 
 def test_the_first_beats_wait_for_enough_audio_and_reach_back_to_the_start() -> None:
