@@ -21,6 +21,8 @@ __all__ = [
     "SET_NAMES",
     "Clip",
     "DatasetError",
+    "ensure_fresh_set",
+    "ensure_rendered_set",
     "eval_dir",
     "list_clips",
 ]
@@ -75,41 +77,47 @@ def _set_dir(set_name: str) -> Path:
 
 def ensure_fresh_set() -> Path:
     """Render the fresh synthetic set once (``synth.py --n 40 --seed 123 --pool base``)."""
-    if (FRESH_DIR / _COMPLETE).exists():
-        return FRESH_DIR
+    return _ensure_rendered(FRESH_DIR, seed=FRESH_SEED, pool="base", n=FRESH_N, label="fresh set")
+
+
+def ensure_rendered_set(seed: int, *, pool: str = "all", n: int = 40) -> Path:
+    """Render ``synth.py --n N --seed SEED --pool POOL`` once into ``benchmarks/.cache``
+    (``synth-<pool>-<seed>``) and return its folder: more takes never tuned on, for
+    checking that a change is not fitted to the dev and fresh sets."""
+    if pool not in ("base", "all"):
+        raise DatasetError(f"pool must be 'base' or 'all', got {pool!r}")
+    if n < 1:
+        raise DatasetError(f"n must be at least 1, got {n!r}")
+    folder = CACHE_DIR / (f"synth-{pool}-{seed}" + ("" if n == 40 else f"-{n}"))
+    return _ensure_rendered(folder, seed=seed, pool=pool, n=n, label=f"seed {seed}")
+
+
+def _ensure_rendered(folder: Path, *, seed: int, pool: str, n: int, label: str) -> Path:
+    if (folder / _COMPLETE).exists():
+        return folder
     synth = eval_dir() / "synth.py"
     if not synth.exists():
         raise DatasetError(f"{synth} not found; set MPT_EVAL_DIR to the shared eval folder")
     if shutil.which("fluidsynth") is None or not SOUNDFONT.exists():
         raise DatasetError(
-            "rendering the fresh synthetic set needs FluidSynth and the FluidR3 GM soundfont "
+            f"rendering the {label} needs FluidSynth and the FluidR3 GM soundfont "
             f"({SOUNDFONT}); install them with: apt-get install fluidsynth fluid-soundfont-gm"
         )
-    tmp = FRESH_DIR.with_name(FRESH_DIR.name + ".tmp")
+    tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cmd = [
-        sys.executable,
-        str(synth),
-        str(tmp),
-        "--n",
-        str(FRESH_N),
-        "--seed",
-        str(FRESH_SEED),
-        "--pool",
-        "base",
-    ]
-    print(f"rendering the fresh set: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    cmd = [sys.executable, str(synth), str(tmp), "--n", str(n), "--seed", str(seed), "--pool", pool]
+    print(f"rendering the {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise DatasetError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     n_json = len(list(tmp.glob("*.json")))
-    if n_json != FRESH_N:
-        raise DatasetError(f"synth.py wrote {n_json} takes into {tmp}, expected {FRESH_N}")
-    (tmp / _COMPLETE).write_text(" ".join(cmd).replace(str(tmp), str(FRESH_DIR)) + "\n")
-    shutil.rmtree(FRESH_DIR, ignore_errors=True)
-    tmp.rename(FRESH_DIR)
-    return FRESH_DIR
+    if n_json != n:
+        raise DatasetError(f"synth.py wrote {n_json} takes into {tmp}, expected {n}")
+    (tmp / _COMPLETE).write_text(" ".join(cmd).replace(str(tmp), str(folder)) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder
 
 
 def list_clips(set_name: str) -> list[Clip]:
