@@ -174,14 +174,14 @@ class StreamConfig:
 class _Ring:
     """A growing-at-the-end, trimmed-at-the-front array addressed by absolute index."""
 
-    data: NDArray[np.float64]
+    data: NDArray[Any]  # indexed by its first axis: values, or rows (the flux per band)
     start: int = 0
 
     @property
     def end(self) -> int:
         return self.start + int(self.data.shape[0])
 
-    def append(self, values: NDArray[np.float64]) -> None:
+    def append(self, values: NDArray[Any]) -> None:
         self.data = np.concatenate([self.data, values])
 
     def keep_from(self, index: int) -> None:
@@ -340,8 +340,7 @@ class StreamAnalyzer:
         self._last_slow_frame = -(10**9)
         self._main_frames: deque[int] = deque()
         self._probed = PickState()
-        self._flux = np.zeros((0, n_bands), dtype=np.float32)  # per-band flux rows
-        self._flux_start = 0  # ... from this frame on
+        self._flux = _Ring(np.zeros((0, n_bands), dtype=np.float32))  # per-band flux rows
         # the notes' level and timbre for the metrical level (:mod:`audio_engine.dsp.accents`):
         # the start frames of notes not yet measured (their samples still to come), and
         # (start frame, level dB, profile) of the notes measured, over the tempo window
@@ -548,9 +547,7 @@ class StreamAnalyzer:
             self._spec_start = f0
         self._spec = np.concatenate([self._spec, S])
         # per-band flux rows, for the metronome's click and note vectors
-        if self._flux.shape[0] == 0:
-            self._flux_start = f0
-        self._flux = np.concatenate([self._flux, flux])
+        self._flux.append(flux)
 
     def _update_held(self, final: bool) -> None:
         o = self.params.onset
@@ -953,11 +950,11 @@ class StreamAnalyzer:
         """The frame within ``±w`` of ``frame`` with the largest total flux, and its
         per-band flux; with a probe's flux ``ahead``, that stands for frame ``ahead_frame``
         (not computed yet) and those after it."""
-        lo = max(frame - w, self._flux_start)
-        hi = min(frame + w + 1, self._flux_start + self._flux.shape[0])
+        lo = max(frame - w, self._flux.start)
+        hi = min(frame + w + 1, self._flux.end)
         if ahead is not None:
             hi = min(hi, ahead_frame)
-        rows = self._flux[lo - self._flux_start : max(lo, hi) - self._flux_start]
+        rows = self._flux.data[lo - self._flux.start : max(lo, hi) - self._flux.start]
         totals = rows.sum(axis=1)
         # the probe's row stands for its frame, after the rows before it
         if (
@@ -1341,10 +1338,7 @@ class StreamAnalyzer:
             self._spec_start = keep_spec
         # the flux at a note's start, up to a rise before its peak (and one frame around)
         keep_flux = min(self._n_frames - 8, decided - self._rise - 2)
-        cut = keep_flux - self._flux_start
-        if cut > 0:
-            self._flux = self._flux[cut:]
-            self._flux_start = keep_flux
+        self._flux.keep_from(keep_flux)
         if self._grid is not None:
             pending = self._pending[0].frame if self._pending else None
             self._grid.trim(decided, pending, self._rise)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.stream_vs_offline import _one, _within
+
 
 @dataclass(frozen=True, slots=True)
 class SetSummary:
@@ -100,8 +102,7 @@ def summarise(name: str, base: list[dict[str, Any]], changed: list[dict[str, Any
         return sum(
             1
             for r in rows
-            if r.get("tempo_truth") and r.get("tempo_stream") and r.get("tempo_offline")
-            and abs(r["tempo_stream"] / r["tempo_offline"] - 1.0) <= 0.02
+            if r.get("tempo_truth") and _within(r.get("tempo_stream"), r.get("tempo_offline"), 0.02)
         )
 
     def mean(rows: list[dict[str, Any]], key: str) -> float:
@@ -131,8 +132,6 @@ def _set_overrides(overrides: dict[str, Any]) -> None:
 
 
 def _run(clips: list[str], overrides: dict[str, Any], jobs: int) -> list[dict[str, Any]]:
-    from benchmarks.stream_vs_offline import _one
-
     with ProcessPoolExecutor(jobs, initializer=_set_overrides, initargs=(overrides,)) as ex:
         return list(ex.map(_one, clips))
 
