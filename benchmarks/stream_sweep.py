@@ -2,7 +2,7 @@
 set and on takes never tuned on (issue 3's stream-vs-offline checks, for trying a change).
 
     python -m benchmarks.stream_sweep --set TATUM_MEMORY=0.97 [--set NAME=VALUE ...]
-        [--seeds 555,99] [--jobs 2]
+        [--seeds 555,99] [--jobs 2] [--takes]
 
 Every take (dev real, dev synth, the fresh set, and ``synth.py --n 40 --pool all`` rendered
 once per ``--seeds`` seed into ``benchmarks/.cache``) goes through
@@ -12,7 +12,8 @@ the worker processes. For each set it prints the offline engine's beat F, the st
 the defaults and with the change, the stream's tempo within 2 % of offline (takes with one
 annotated tempo), and the paired difference of the stream's beat F: its mean, standard error
 and the takes better or worse by more than 0.01. A dev-set gain that the renders do not
-share is tuning to the 21 dev takes. Nothing is written.
+share is tuning to the 21 dev takes. ``--takes`` also lists every take whose stream beat F
+moved by more than 0.01, with both tempi. Nothing is written.
 """
 
 from __future__ import annotations
@@ -124,6 +125,29 @@ def summarise(name: str, base: list[dict[str, Any]], changed: list[dict[str, Any
     )
 
 
+def moved_takes(
+    name: str, base: list[dict[str, Any]], changed: list[dict[str, Any]], *, by: float = 0.01
+) -> list[str]:
+    """A line for each take whose stream beat F moved by more than ``by``: its set, clip, the
+    stream's beat F and tempo with the defaults and with the change, and offline's."""
+    lines = []
+    for b, c in zip(base, changed, strict=True):
+        if "beat_f_stream" not in b:
+            continue
+        if abs(c["beat_f_stream"] - b["beat_f_stream"]) > by:
+            lines.append(
+                f"{name:10s} {b['clip']:36s} beat F {b['beat_f_stream']:.3f} -> "
+                f"{c['beat_f_stream']:.3f} (offline {b['beat_f_offline']:.3f}); tempo "
+                f"{_bpm(b.get('tempo_stream'))} -> {_bpm(c.get('tempo_stream'))} "
+                f"(offline {_bpm(b.get('tempo_offline'))})"
+            )
+    return lines
+
+
+def _bpm(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def _set_overrides(overrides: dict[str, Any]) -> None:
     import audio_engine.stream as stream
 
@@ -141,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--seeds", default="555,99", help="held-out renders (synth.py --pool all)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--takes", action="store_true",
+                    help="also list the takes whose stream beat F moved by more than 0.01")
     a = ap.parse_args(argv)
     if not a.sets:
         ap.error("give at least one --set NAME=VALUE")
@@ -178,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             unseen_base += rows_b
             unseen_changed += rows_c
     print(summarise("never tuned on", unseen_base, unseen_changed).line())
+    if a.takes:
+        for name, paths in sets.items():
+            for line in moved_takes(name, [base[p] for p in paths], [changed[p] for p in paths]):
+                print(line)
     return 0
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.stream_sweep import main, parse_overrides, summarise
+from benchmarks.stream_sweep import main, moved_takes, parse_overrides, summarise
 
 
 def test_overrides_are_stream_constants_of_their_own_type() -> None:
@@ -71,3 +71,20 @@ def test_summary_pairs_the_takes() -> None:
     assert (s.better, s.worse) == (1, 1)
     assert (s.agree_base, s.agree_changed, s.n_tempo) == (1, 2, 2)
     assert "stream 0.733 -> 0.850 (paired +0.1167" in s.line()
+
+
+def test_moved_takes_lists_the_takes_whose_stream_beat_f_moved() -> None:
+    base = [
+        {"clip": "a", "beat_f_offline": 0.9, "beat_f_stream": 0.5, "tempo_offline": 100.0,
+         "tempo_stream": 50.0},
+        {"clip": "b", "beat_f_offline": 1.0, "beat_f_stream": 0.9, "tempo_offline": 120.0,
+         "tempo_stream": None},
+        {"clip": "c"},  # no beats annotated
+    ]
+    changed = [dict(base[0], beat_f_stream=0.95, tempo_stream=100.2),
+               dict(base[1], beat_f_stream=0.905), dict(base[2])]
+    lines = moved_takes("fresh", base, changed)
+    assert len(lines) == 1  # b moved by 0.005 only
+    assert lines[0].split() == ["fresh", "a", "beat", "F", "0.500", "->", "0.950", "(offline",
+                                "0.900);", "tempo", "50.0", "->", "100.2", "(offline", "100.0)"]
+    assert moved_takes("fresh", base, changed, by=0.001)[1].split()[10:13] == ["-", "->", "-"]
