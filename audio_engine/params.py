@@ -151,6 +151,12 @@ class TempoParams:
     period_smooth : float
         Gaussian smoothing of each window's autocorrelation, as a share of the period, before
         the local beat period is read off it (see :func:`audio_engine.dsp.tempo.local_period`).
+    backbeat_alternation, backbeat_margin : float
+        The beats are the tatums of the phase whose alternate beats sound unlike each other
+        (a drum kit's kick and snare: 1 - the cosine of their mean band profiles at least
+        ``backbeat_alternation``) by ``backbeat_margin`` more than any other phase's, whatever
+        the flux says, when the notes' levels do not place the beats (see
+        :func:`audio_engine.dsp.meter.backbeat_phase`); None turns the rule off.
     """
 
     min_bpm: float = 30.0
@@ -168,6 +174,8 @@ class TempoParams:
     level_window_s: float = 0.06
     phase_switch_cost: float | None = 1.5
     period_smooth: float = 0.1
+    backbeat_alternation: float | None = 0.85
+    backbeat_margin: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)

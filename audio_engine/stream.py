@@ -54,7 +54,13 @@ from audio_engine.dsp.accents import (
     window_samples,
 )
 from audio_engine.dsp.beats import backtrack, beat_cumulative_score, trim_weak
-from audio_engine.dsp.meter import _strength_at_kernel, group_tatums, phase_evidence, pulse_index
+from audio_engine.dsp.meter import (
+    _strength_at_kernel,
+    backbeat_phase,
+    group_tatums,
+    phase_evidence,
+    pulse_index,
+)
 from audio_engine.dsp.metronome import (
     classify_clicks,
     late_remain_frames,
@@ -130,6 +136,7 @@ PERIOD_SMOOTHING = 0.3  # weight of a new period estimate
 PHASE_MARGIN = 4.0  # summed t statistics by which another beat phase must lead to be taken
 PHASE_REFERENCE_BEATS = 4  # the previous update's last beats, whose phase the next ones continue
 PHASE_DECAY = 0.95  # weight of the phase evidence of the previous updates
+BACKBEAT_T = 3.0  # the phase evidence of a window whose beats alternate kick and snare
 PATH_REACH = 0.5  # the path's beat within this share of a period of the prediction is next
 PATH_MARGIN = 0.1  # ... once the update before had it within this share of a period
 BEAT_SEARCH = 0.3  # a beat is searched within this share of a period of its prediction
@@ -204,6 +211,7 @@ class _Window:
     local_period: NDArray[np.float64]  # the tatum period at each frame of the window
     index: NDArray[np.int64]  # grid index of each tatum (a gap counts its missing tatums)
     start: int  # the window's first frame
+    notes: TatumNotes  # the measured notes on the tatums
 
 
 @dataclass(slots=True)
@@ -1045,6 +1053,7 @@ class StreamAnalyzer:
             local_period=period,
             index=pulse_index(tatums, period),
             start=start,
+            notes=notes,
         )
 
     def _follow_period(self, window: _Window, full: bool) -> None:
@@ -1085,10 +1094,15 @@ class StreamAnalyzer:
         tatums, index = window.tatums, window.index
         if group == 1 and self._path.size == 0:
             return tatums
-        if group == 1:
+        halved = group == 1
+        if halved:
             tatums, index = self._half_tatums(odf, window)
             group = 2
         evidence = phase_evidence(_strength_at_kernel(odf, tatums - window.start, 2), index, group)
+        backbeat = self._backbeat_phase(window, tatums, index, group, halved)
+        if backbeat is not None:
+            # kick and snare alternating on one phase's beats outweigh the flux
+            evidence = np.where(np.arange(group) == backbeat, BACKBEAT_T, -BACKBEAT_T)
         reference = self._path[-PHASE_REFERENCE_BEATS:]
         if reference.size == 0:
             current = int(np.argmax(evidence))
@@ -1104,6 +1118,26 @@ class StreamAnalyzer:
             current = (current + shift) % group
         on_phase: NDArray[np.int64] = tatums[index % group == current]
         return on_phase
+
+    def _backbeat_phase(
+        self,
+        window: _Window,
+        tatums: NDArray[np.int64],
+        index: NDArray[np.int64],
+        group: int,
+        halved: bool,
+    ) -> int | None:
+        """The phase whose beats alternate between unlike sounds (kick and snare) where the
+        others' do not, as offline (:func:`group_tatums` with ``backbeat_alternation``);
+        None when no phase does."""
+        t = self.params.tempo
+        if t.backbeat_alternation is None or BACKBEAT_T <= 0.0:
+            return None
+        notes = window.notes
+        if halved:
+            notes = self._window_notes(window.start, tatums=tatums - window.start,
+                                       period=window.local_period / 2.0)
+        return backbeat_phase(notes, index, group, t)
 
     def _half_tatums(
         self, odf: NDArray[np.float64], window: _Window

@@ -103,6 +103,38 @@ def _assign_kernel(
 
 
 @njit(cache=True, nogil=True)
+def _alternation_kernel(
+    profile: NDArray[np.float64], index: NDArray[np.int64], group: int
+) -> NDArray[np.float64]:
+    """:meth:`TatumNotes.alternation`: per phase, 1 - the cosine of the mean profiles (rows
+    of ``profile``, NaN rows skipped) of the beats ``index // group`` even and odd."""
+    n, bands = profile.shape
+    out = np.full(group, np.nan)
+    for phase in range(group):
+        a = np.zeros(bands)
+        b = np.zeros(bands)
+        n_a = 0
+        n_b = 0
+        for k in range(n):
+            if index[k] % group != phase or np.isnan(profile[k, 0]):
+                continue
+            if (index[k] // group) % 2 == 0:
+                a += profile[k]
+                n_a += 1
+            else:
+                b += profile[k]
+                n_b += 1
+        if n_a < 3 or n_b < 3:
+            continue
+        a /= n_a
+        b /= n_b
+        norm = np.sqrt(np.sum(a * a) * np.sum(b * b))
+        if norm > 0:
+            out[phase] = 1.0 - np.sum(a * b) / norm
+    return out
+
+
+@njit(cache=True, nogil=True)
 def _segments_kernel(
     y: NDArray[np.float32], first: NDArray[np.int64], window: NDArray[np.float32]
 ) -> NDArray[np.float64]:
@@ -243,6 +275,14 @@ class TatumNotes:
         b = self.profile[off].mean(axis=0)
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         return float(a @ b / norm) if norm > 0 else 0.0
+
+    def alternation(self, index: NDArray[np.int64], group: int) -> NDArray[np.float64]:
+        """For each phase ``p`` of grouping tatums by ``group``: how unlike each other the
+        sounds of alternate beats are (1 - the cosine of the mean band profiles of the
+        beats ``index // group`` even and odd), high where kick and snare alternate on the
+        beats; NaN without three notes on either side."""
+        return _alternation_kernel(self.profile, np.ascontiguousarray(index, dtype=np.int64),
+                                   group)
 
     def scores(self) -> NDArray[np.float64]:
         """The level contrast as a path score per tatum (centred ranks divided by their

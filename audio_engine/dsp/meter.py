@@ -199,6 +199,25 @@ def _phase_path_kernel(
     return out
 
 
+def backbeat_phase(
+    notes: TatumNotes, index: NDArray[np.int64], group: int, tempo: TempoParams
+) -> int | None:
+    """The phase of grouping tatums by ``group`` whose beats alternate between unlike sounds
+    (a drum kit's kick and snare: :meth:`TatumNotes.alternation` at least
+    ``tempo.backbeat_alternation``) by ``tempo.backbeat_margin`` more than any other phase's
+    beats; None when no phase does (or ``backbeat_alternation`` is None)."""
+    if tempo.backbeat_alternation is None or group < 2:
+        return None
+    alt = notes.alternation(index, group)
+    if not np.all(np.isfinite(alt)):
+        return None
+    order = np.argsort(alt)
+    top = float(alt[order[-1]])
+    if top >= tempo.backbeat_alternation and top - float(alt[order[-2]]) > tempo.backbeat_margin:
+        return int(order[-1])
+    return None
+
+
 def group_tatums(
     odf: NDArray[np.float64],
     tatum_frames: NDArray[np.int64],
@@ -218,6 +237,10 @@ def group_tatums(
     (:meth:`TatumNotes.evidence`; what it exceeds ``tempo.level_threshold`` by, weighted by
     ``tempo.level_weight``), which shows a played accent on sustained and melodic
     instruments where the flux does not.
+
+    Where the notes do not place the beats and one phase's alternate beats are a kick and a
+    snare (:func:`backbeat_phase`), that phase is the beats, in one phase for the whole
+    sequence: a syncopated kit's louder off-beats would otherwise take them.
 
     The group and its phase are chosen on the whole sequence. With ``phase_switches`` (and
     ``tempo.phase_switch_cost`` set), the phase may then change along the way where the
@@ -256,6 +279,10 @@ def group_tatums(
         score = -0.5 * (np.log2(bpm / t.prior_bpm) / t.prior_octaves) ** 2 + weighted
         if score > best_score:
             best_g, best_phase, best_score, best_heard = g, phase, score, heard
+    if notes is not None and best_g > 1 and not best_heard:
+        backbeat = backbeat_phase(notes, index, best_g, t)
+        if backbeat is not None:
+            return tatum_frames[index % best_g == backbeat], best_g
     if phase_switch_cost is None or best_g == 1 or ranks.size == 0:
         return tatum_frames[index % best_g == best_phase], best_g
     if best_heard:

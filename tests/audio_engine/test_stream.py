@@ -65,6 +65,7 @@ from tests.audio_engine._support.synth import (
     clicks_at,
     pulse_train,
     soft_tones,
+    syncopated_kit,
 )
 
 EVENT_TYPES: tuple[type[Any], ...] = (OnsetEvent, BeatEvent, TempoEvent, WarningEvent)
@@ -592,6 +593,24 @@ def test_stream_beats_take_the_accented_phase_of_a_pulse() -> None:
     beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
     assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
     assert mir_eval.beat.f_measure(eighths[::2], beats) >= 0.9
+
+
+def test_stream_beats_are_where_kick_and_snare_alternate() -> None:
+    """A kit whose louder tom plays the off-beats: the flux favours the toms, but the beats
+    are where kick and snare take turns (the backbeat), as offline; without the backbeat
+    the stream puts every beat on a tom."""
+    sr = 22050
+    y, truth = syncopated_kit(sr)
+    events, summary = run_stream(y, StreamConfig(sr=sr), sr // 10)
+    beats = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    assert summary.tempo_bpm == pytest.approx(110.0, rel=0.02)
+    assert mir_eval.beat.f_measure(truth, beats) >= 0.95
+    assert mir_eval.beat.f_measure(truth, analyze(y, sr).beats) >= 0.95
+    params = stream_params()
+    off = replace(params, tempo=replace(params.tempo, backbeat_alternation=None))
+    events, _ = run_stream(y, StreamConfig(sr=sr), sr // 10, params=off)
+    on_toms = np.array([e.time_s for e in of_type(events, BeatEvent)])
+    assert mir_eval.beat.f_measure(truth, on_toms) < 0.5
 
 
 @pytest.mark.parametrize(("bpm", "notes_per_beat"), [(48.0, 2), (55.0, 4)])

@@ -20,6 +20,7 @@ __all__ = [
     "ramp_times",
     "soft_tones",
     "step_times",
+    "syncopated_kit",
     "vibrato_tone",
 ]
 
@@ -167,3 +168,31 @@ def accented_melody(
         velocities=list(loudness[played]),
     )
     return y, grid[on_beat]
+
+
+def syncopated_kit(
+    sr: int, *, bpm: float = 110.0, duration_s: float = 20.0, tom_gain: float = 2.5, seed: int = 0
+) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """A drum kit in eighths whose beats alternate kick and snare (from 0.5 s) while a tom,
+    ``tom_gain`` times as loud, plays every off-beat: the flux accents the off-beats, the
+    backbeat places the beats. Returns the samples and the beat times (seconds)."""
+    from scipy.signal import butter, sosfilt
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(0.3 * sr)) / sr
+    kick = np.sin(2 * np.pi * (50 + 60 * np.exp(-t / 0.02)) * t) * np.exp(-t / 0.12)
+    band = butter(4, [1500, 6000], btype="band", fs=sr, output="sos")
+    snare = (1.5 * sosfilt(band, rng.normal(0, 1, t.size)) * np.exp(-t / 0.09)
+             + 0.3 * np.sin(2 * np.pi * 190 * t) * np.exp(-t / 0.05))
+    tom = tom_gain * np.sin(2 * np.pi * (110 + 30 * np.exp(-t / 0.03)) * t) * np.exp(-t / 0.1)
+    out = np.zeros(round(duration_s * sr))
+    half_beat_s = 30.0 / bpm
+    k = 0
+    while 0.5 + k * half_beat_s < duration_s - 0.4:
+        at = round((0.5 + k * half_beat_s) * sr)
+        sound = tom if k % 2 else (kick if k // 2 % 2 == 0 else snare)
+        end = min(at + sound.size, out.size)
+        out[at:end] += sound[: end - at]
+        k += 1
+    beats = 0.5 + np.arange((k + 1) // 2) * 2 * half_beat_s
+    return (0.25 * out / np.abs(out).max()).astype(np.float32), beats

@@ -223,3 +223,32 @@ def test_a_level_accent_between_two_sounds_is_not_a_grouping() -> None:
     alternating = np.where((np.arange(48) % 2 == 0)[:, None], low, high)
     odf, frames, period, notes = _melody_tatums(6.0, alternating)
     assert _group(odf, frames, period, notes)[1] == 1
+
+
+def _kit_profiles(n: int, beat_phase: int) -> np.ndarray:
+    """Band profiles of a drum pattern on tatums of eighths: kick and snare alternating on
+    the beats of ``beat_phase``, a tom (one sound) on every other tatum."""
+    kick, snare, tom = (np.zeros(N_PROFILE_BANDS) for _ in range(3))
+    kick[1], snare[14], snare[16], tom[6] = 1.0, 1.0, 0.5, 1.0
+    k = np.arange(n)
+    on_beat = k % 2 == beat_phase
+    beat_kick = on_beat & ((k // 2) % 2 == 0)
+    return np.where(on_beat[:, None], np.where(beat_kick[:, None], kick, snare), tom)
+
+
+@pytest.mark.parametrize("beat_phase", [0, 1])
+def test_alternation_is_high_where_kick_and_snare_alternate(beat_phase: int) -> None:
+    notes = _notes(np.full(48, -10.0), _kit_profiles(48, beat_phase))
+    alt = notes.alternation(np.arange(48), 2)
+    assert alt[beat_phase] == pytest.approx(1.0)  # kick and snare share no band here
+    assert alt[1 - beat_phase] == pytest.approx(0.0)  # the toms: one sound
+    # one instrument alternates with nothing
+    np.testing.assert_allclose(_notes(np.full(48, -10.0)).alternation(np.arange(48), 2), 0.0,
+                               atol=1e-12)
+
+
+def test_alternation_needs_three_notes_a_side() -> None:
+    notes = _notes(np.full(8, -10.0), _kit_profiles(8, 0))
+    # phase 0 of four: tatums 0 and 4 only (one even beat, one odd)
+    alt = notes.alternation(np.arange(8), 4)
+    assert np.isnan(alt).all()

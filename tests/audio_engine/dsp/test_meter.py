@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from audio_engine.dsp.accents import N_PROFILE_BANDS, TatumNotes
 from audio_engine.dsp.meter import (
     _phase_path_kernel,
     _ranks,
     _strength_at_kernel,
+    backbeat_phase,
     group_tatums,
     grouping_evidence,
     phase_evidence,
@@ -292,3 +294,59 @@ def test_a_short_contrary_stretch_keeps_the_phase() -> None:
     odf[frames[-4:]] = np.where(np.arange(4) % 2, 3.5, 1.0)
     beats, _ = _choose(odf, frames, period, 240.0, switch_cost=TP.phase_switch_cost)
     np.testing.assert_array_equal(beats, frames[0::2])
+
+
+# --- the backbeat --------------------------------------------------------------------------
+
+
+def _kit(n: int, beat_phase: int, *, loud_off_beats: bool = True) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, TatumNotes
+]:
+    """Eighths at 220 BPM (a 110 BPM beat): kick and snare alternate on the beats of
+    ``beat_phase``, louder toms (one sound) on the other tatums, as in a syncopated kit."""
+    odf, frames, period = _tatums(n, 220.0, [1.0, 2.0] if beat_phase == 0 else [2.0, 1.0])
+    if not loud_off_beats:
+        odf, frames, period = _tatums(n, 220.0, [1.0, 1.0])
+    kick, snare, tom = (np.zeros(N_PROFILE_BANDS) for _ in range(3))
+    kick[1], snare[14], tom[6] = 1.0, 1.0, 1.0
+    k = np.arange(n)
+    on_beat = k % 2 == beat_phase
+    rows = np.where(on_beat[:, None], np.where(((k // 2) % 2 == 0)[:, None], kick, snare), tom)
+    notes = TatumNotes(contrast_db=np.zeros(n), profile=rows)
+    return odf, frames, period, notes
+
+
+@pytest.mark.parametrize("beat_phase", [0, 1])
+def test_the_beats_are_where_kick_and_snare_alternate(beat_phase: int) -> None:
+    """The toms between the beats are louder (the flux accents them), but the beats are where
+    kick and snare take turns; without the backbeat rule the flux puts the beats on the toms."""
+    odf, frames, period, notes = _kit(64, beat_phase)
+    tempo = replace(TP, level_threshold=1e9)  # the notes' levels say nothing here
+    beats, g = group_tatums(odf, frames, period, 220.0, tempo, notes=notes, phase_switches=True)
+    assert g == 2
+    np.testing.assert_array_equal(beats, frames[beat_phase::2])
+    off = replace(tempo, backbeat_alternation=None)
+    beats_off, _ = group_tatums(odf, frames, period, 220.0, off, notes=notes, phase_switches=True)
+    np.testing.assert_array_equal(beats_off, frames[1 - beat_phase::2])
+
+
+def test_backbeat_phase_needs_unlike_sounds_and_a_lead() -> None:
+    _, _, _, notes = _kit(64, 1)
+    index = np.arange(64)
+    assert backbeat_phase(notes, index, 2, TP) == 1
+    assert backbeat_phase(notes, index, 1, TP) is None  # no phases to choose from
+    assert backbeat_phase(notes, index, 2, replace(TP, backbeat_alternation=None)) is None
+    # both phases alternating alike: no lead
+    both = TatumNotes(contrast_db=np.zeros(64),
+                      profile=np.where((np.arange(64) // 2 % 2 == 0)[:, None],
+                                       notes.profile[1], notes.profile[3]))
+    assert backbeat_phase(both, index, 2, TP) is None
+    # sounds that alternate but share much (a cosine of 0.71) are no kick and snare
+    a, b = np.zeros(N_PROFILE_BANDS), np.zeros(N_PROFILE_BANDS)
+    a[1], b[1], b[14] = 1.0, 1.0, 1.0
+    even_beats = (index % 2 == 0) & (index // 2 % 2 == 0)
+    similar = TatumNotes(contrast_db=np.zeros(64), profile=np.where(even_beats[:, None], a, b))
+    alt = similar.alternation(index, 2)
+    assert alt[0] == pytest.approx(1 - 1 / np.sqrt(2)) and alt[1] == pytest.approx(0.0)
+    assert backbeat_phase(similar, index, 2, TP) is None
+    assert backbeat_phase(similar, index, 2, replace(TP, backbeat_alternation=0.2)) == 0
