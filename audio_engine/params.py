@@ -151,12 +151,14 @@ class TempoParams:
     period_smooth : float
         Gaussian smoothing of each window's autocorrelation, as a share of the period, before
         the local beat period is read off it (see :func:`audio_engine.dsp.tempo.local_period`).
-    backbeat_alternation, backbeat_margin : float
-        The beats are the tatums of the phase whose alternate beats sound unlike each other
-        (a drum kit's kick and snare: 1 - the cosine of their mean band profiles at least
-        ``backbeat_alternation``) by ``backbeat_margin`` more than any other phase's, whatever
-        the flux says, when the notes' levels do not place the beats (see
-        :func:`audio_engine.dsp.meter.backbeat_phase`); None turns the rule off.
+    backbeat_alternation, backbeat_margin, backbeat_repeat : float
+        A drum kit's backbeat, where the notes' levels do not place the beats. The beats are
+        the tatums of the phase whose alternate beats sound unlike each other (kick and
+        snare: 1 - the cosine of their mean band profiles at least ``backbeat_alternation``)
+        by ``backbeat_margin`` more than any other phase's, whatever the flux says (see
+        :func:`audio_engine.dsp.meter.backbeat_phase`); and tatums that take such turns
+        strictly (those two apart alike: at most ``backbeat_repeat``) are beats, not pairs
+        of them (:func:`audio_engine.dsp.meter.kick_snare_tatums`). None turns both off.
     """
 
     min_bpm: float = 30.0
@@ -176,6 +178,7 @@ class TempoParams:
     period_smooth: float = 0.1
     backbeat_alternation: float | None = 0.85
     backbeat_margin: float = 0.05
+    backbeat_repeat: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,33 +104,36 @@ def _assign_kernel(
 
 @njit(cache=True, nogil=True)
 def _alternation_kernel(
-    profile: NDArray[np.float64], index: NDArray[np.int64], group: int
+    profile: NDArray[np.float64], index: NDArray[np.int64], group: int, lag: int
 ) -> NDArray[np.float64]:
     """:meth:`TatumNotes.alternation`: per phase, 1 - the cosine of the mean profiles (rows
-    of ``profile``, NaN rows skipped) of the beats ``index // group`` even and odd."""
+    of ``profile``, NaN rows skipped) of the beats ``lag`` apart (beat ``index // group``
+    modulo ``2 * lag`` = ``r`` against ``r + lag``), the largest over ``r < lag``."""
     n, bands = profile.shape
     out = np.full(group, np.nan)
     for phase in range(group):
-        a = np.zeros(bands)
-        b = np.zeros(bands)
-        n_a = 0
-        n_b = 0
-        for k in range(n):
-            if index[k] % group != phase or np.isnan(profile[k, 0]):
+        for r in range(lag):
+            a = np.zeros(bands)
+            b = np.zeros(bands)
+            n_a = 0
+            n_b = 0
+            for k in range(n):
+                if index[k] % group != phase or np.isnan(profile[k, 0]):
+                    continue
+                m = (index[k] // group) % (2 * lag)
+                if m == r:
+                    a += profile[k]
+                    n_a += 1
+                elif m == r + lag:
+                    b += profile[k]
+                    n_b += 1
+            if n_a < 3 or n_b < 3:
                 continue
-            if (index[k] // group) % 2 == 0:
-                a += profile[k]
-                n_a += 1
-            else:
-                b += profile[k]
-                n_b += 1
-        if n_a < 3 or n_b < 3:
-            continue
-        a /= n_a
-        b /= n_b
-        norm = np.sqrt(np.sum(a * a) * np.sum(b * b))
-        if norm > 0:
-            out[phase] = 1.0 - np.sum(a * b) / norm
+            norm = np.sqrt(np.sum(a * a) * np.sum(b * b))
+            if norm > 0:
+                value = 1.0 - np.sum(a * b) / norm
+                if np.isnan(out[phase]) or value > out[phase]:
+                    out[phase] = value
     return out
 
 
@@ -276,13 +279,16 @@ class TatumNotes:
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         return float(a @ b / norm) if norm > 0 else 0.0
 
-    def alternation(self, index: NDArray[np.int64], group: int) -> NDArray[np.float64]:
+    def alternation(
+        self, index: NDArray[np.int64], group: int, *, lag: int = 1
+    ) -> NDArray[np.float64]:
         """For each phase ``p`` of grouping tatums by ``group``: how unlike each other the
-        sounds of alternate beats are (1 - the cosine of the mean band profiles of the
-        beats ``index // group`` even and odd), high where kick and snare alternate on the
-        beats; NaN without three notes on either side."""
+        sounds of the beats ``lag`` apart are (1 - the cosine of the mean band profiles of
+        the beats ``index // group`` even and odd for ``lag`` 1; for ``lag`` 2, of beats
+        0 and 2, and of 1 and 3, modulo 4, the larger). Kick and snare alternating on the
+        beats: high at lag 1, low at lag 2. NaN without three notes on either side."""
         return _alternation_kernel(self.profile, np.ascontiguousarray(index, dtype=np.int64),
-                                   group)
+                                   group, lag)
 
     def scores(self) -> NDArray[np.float64]:
         """The level contrast as a path score per tatum (centred ranks divided by their

@@ -218,6 +218,19 @@ def backbeat_phase(
     return None
 
 
+def kick_snare_tatums(notes: TatumNotes, index: NDArray[np.int64], tempo: TempoParams) -> bool:
+    """Whether the tatums themselves alternate between two unlike sounds, strictly: each
+    unlike the next (:meth:`TatumNotes.alternation` at least ``tempo.backbeat_alternation``)
+    and like the one after (at lag 2 at most ``tempo.backbeat_repeat``), as kick and snare
+    on the beats of a kit with nothing between them. (A kit with hi-hats between its beats
+    alternates too, but its tatums two apart, kick and snare, differ.)"""
+    if tempo.backbeat_alternation is None:
+        return False
+    one = float(notes.alternation(index, 1)[0])
+    two = float(notes.alternation(index, 1, lag=2)[0])
+    return one >= tempo.backbeat_alternation and two <= tempo.backbeat_repeat
+
+
 def group_tatums(
     odf: NDArray[np.float64],
     tatum_frames: NDArray[np.int64],
@@ -238,9 +251,11 @@ def group_tatums(
     ``tempo.level_weight``), which shows a played accent on sustained and melodic
     instruments where the flux does not.
 
-    Where the notes do not place the beats and one phase's alternate beats are a kick and a
-    snare (:func:`backbeat_phase`), that phase is the beats, in one phase for the whole
-    sequence: a syncopated kit's louder off-beats would otherwise take them.
+    Where the notes do not place the beats, a drum kit's backbeat does: tatums on which
+    kick and snare take turns (:func:`kick_snare_tatums`) are the beats rather than pairs
+    of them (the prior halves a fast rock beat), and where one phase's alternate beats are
+    a kick and a snare (:func:`backbeat_phase`), that phase is the beats, in one phase for
+    the whole sequence: a syncopated kit's louder off-beats would otherwise take them.
 
     The group and its phase are chosen on the whole sequence. With ``phase_switches`` (and
     ``tempo.phase_switch_cost`` set), the phase may then change along the way where the
@@ -279,6 +294,8 @@ def group_tatums(
         score = -0.5 * (np.log2(bpm / t.prior_bpm) / t.prior_octaves) ** 2 + weighted
         if score > best_score:
             best_g, best_phase, best_score, best_heard = g, phase, score, heard
+    if best_g == 2 and not best_heard and notes is not None and kick_snare_tatums(notes, index, t):
+        return tatum_frames, 1  # kick and snare take turns on the tatums: they are the beats
     if notes is not None and best_g > 1 and not best_heard:
         backbeat = backbeat_phase(notes, index, best_g, t)
         if backbeat is not None:

@@ -252,3 +252,19 @@ def test_alternation_needs_three_notes_a_side() -> None:
     # phase 0 of four: tatums 0 and 4 only (one even beat, one odd)
     alt = notes.alternation(np.arange(8), 4)
     assert np.isnan(alt).all()
+
+
+def test_alternation_two_beats_on_tells_kick_snare_from_kick_hat_snare_hat() -> None:
+    kick, snare, hat = (np.zeros(N_PROFILE_BANDS) for _ in range(3))
+    kick[1], snare[14], hat[22] = 1.0, 1.0, 1.0
+    k = np.arange(48)
+    turns = np.where((k % 2 == 0)[:, None], kick, snare)  # kick, snare, kick, snare
+    with_hats = np.where((k % 2 == 1)[:, None], hat, np.where((k % 4 == 0)[:, None], kick, snare))
+    index = np.arange(48)
+    for rows, lag_two in ((turns, 0.0), (with_hats, 1.0)):
+        notes = TatumNotes(contrast_db=np.zeros(48), profile=rows)
+        assert notes.alternation(index, 1)[0] == pytest.approx(1.0)
+        assert notes.alternation(index, 1, lag=2)[0] == pytest.approx(lag_two)
+    # lag 2 of pairs: the beats 0, 2, 4 ... are kick, snare, kick: two apart, alike
+    notes = TatumNotes(contrast_db=np.zeros(48), profile=with_hats)
+    np.testing.assert_allclose(notes.alternation(index, 2, lag=2), [0.0, 0.0], atol=1e-12)

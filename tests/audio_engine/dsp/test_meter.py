@@ -17,6 +17,7 @@ from audio_engine.dsp.meter import (
     backbeat_phase,
     group_tatums,
     grouping_evidence,
+    kick_snare_tatums,
     phase_evidence,
     pulse_index,
 )
@@ -350,3 +351,42 @@ def test_backbeat_phase_needs_unlike_sounds_and_a_lead() -> None:
     assert alt[0] == pytest.approx(1 - 1 / np.sqrt(2)) and alt[1] == pytest.approx(0.0)
     assert backbeat_phase(similar, index, 2, TP) is None
     assert backbeat_phase(similar, index, 2, replace(TP, backbeat_alternation=0.2)) == 0
+
+
+def _kick_snare_notes(n: int, *, hats: bool) -> TatumNotes:
+    """Kick and snare taking turns on every tatum, or with hi-hats between them."""
+    kick, snare, hat = (np.zeros(N_PROFILE_BANDS) for _ in range(3))
+    kick[1], snare[14], hat[22] = 1.0, 1.0, 1.0
+    k = np.arange(n)
+    if hats:
+        rows = np.where((k % 2 == 1)[:, None], hat, np.where((k % 4 == 0)[:, None], kick, snare))
+    else:
+        rows = np.where((k % 2 == 0)[:, None], kick, snare)
+    return TatumNotes(contrast_db=np.zeros(n), profile=rows)
+
+
+def test_kick_snare_tatums_are_strict_turns() -> None:
+    index = np.arange(64)
+    assert kick_snare_tatums(_kick_snare_notes(64, hats=False), index, TP)
+    assert not kick_snare_tatums(_kick_snare_notes(64, hats=True), index, TP)
+    one_sound = TatumNotes(contrast_db=np.zeros(64),
+                           profile=np.full((64, N_PROFILE_BANDS), 1.0 / N_PROFILE_BANDS))
+    assert not kick_snare_tatums(one_sound, index, TP)
+    off = replace(TP, backbeat_alternation=None)
+    assert not kick_snare_tatums(_kick_snare_notes(64, hats=False), index, off)
+
+
+def test_kick_and_snare_taking_turns_are_the_beats_not_pairs_of_them() -> None:
+    """176 BPM of kick and snare: the prior alone (and any flux accent) would group them in
+    pairs at 88 BPM; kick and snare taking turns mark the beat. With hi-hats between them,
+    the same tatums are eighths and the pairs remain."""
+    odf, frames, period = _tatums(64, 176.0, [1.0])
+    tempo = replace(TP, level_threshold=1e9)
+    turns = _kick_snare_notes(64, hats=False)
+    beats, g = group_tatums(odf, frames, period, 176.0, tempo, notes=turns, phase_switches=True)
+    assert g == 1
+    np.testing.assert_array_equal(beats, frames)
+    off = replace(tempo, backbeat_alternation=None)
+    assert group_tatums(odf, frames, period, 176.0, off, notes=turns, phase_switches=True)[1] == 2
+    hats = _kick_snare_notes(64, hats=True)
+    assert group_tatums(odf, frames, period, 176.0, tempo, notes=hats, phase_switches=True)[1] == 2
