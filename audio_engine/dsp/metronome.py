@@ -44,6 +44,9 @@ MACHINE_CANDIDATES = 8  # sharpest interval peaks tried for a partly heard metro
 MACHINE_GRID_COVERAGE = 0.5  # ... whose clicks are heard apart from notes on this share
 MACHINE_GRID_SPREAD_S = 0.0008  # ... of its lines, this close to their median offset
 MAX_SPREAD_S = 0.0012  # median absolute deviation of a metronome's onsets from its grid
+MIN_TIMED_CLICKS = 8  # clicks heard alone, in a machine's time, that tell a metronome ...
+TIMED_SHARE = 0.8  # ... being this share of the on-grid onsets that die away alone
+TIMED_RISE_FRAMES = 2  # frames a note rises before its onset-strength peak
 LONE_COVERAGE = 0.85  # a metronome heard alone has an onset on nearly every grid line,
 LONE_AGREEMENT = 0.9  # ... nearly all of them at one offset from their lines (MAX_SPREAD_S),
 LONE_SIMILARITY = 0.95  # ... the same flux shape on all lines (cosine to their median)
@@ -467,20 +470,25 @@ def metronome_clicks(
         signature = lone_click_signature(grid_vectors, offsets, line_remains, delta)
     if signature is None:
         signature = dying_click_signature(grid_vectors, line_remains, notes, delta, line_offsets)
-    if signature is None:
-        return none
     # a note played with the click leaves more behind than a click alone does, unless the
     # next onset comes before that is measured
     limit = remain_limit(line_remains)
     late = late_remain_frames(fps)
     gaps = np.append(np.diff(onset_peaks), np.inf)
-    remains = onset_remain(
-        remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead),
-        remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late),
-        gaps,
-        late,
-    )
+    early = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
+    later = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late)
+    remains = onset_remain(early, later, gaps, late)
     followed = gaps <= ahead
+    if signature is None:
+        # no sound of its own: a click shaped like the notes (a beep under plucked tones);
+        # what is left 70 ms on is not read where the next onset peaks by two frames after
+        # that (it is rising then)
+        return timed_clicks(
+            grid_offsets_s(onsets_s - offset_s, period_s, grid_start_s),
+            on_grid=on_grid,
+            dies=onset_remain(early, later, gaps, late + TIMED_RISE_FRAMES) <= limit,
+            followed=followed,
+        )
     eligible = on_grid & ~followed & (remains <= limit)
     as_heard = refined_signature(
         signature,
@@ -490,6 +498,44 @@ def metronome_clicks(
     is_click: NDArray[np.bool_] = on_grid & classify_clicks(vectors, as_heard)
     is_click &= followed | (remains <= limit)
     return is_click
+
+
+def timed_clicks(
+    offsets_s: NDArray[np.float64],
+    *,
+    on_grid: NDArray[np.bool_],
+    dies: NDArray[np.bool_],
+    followed: NDArray[np.bool_],
+) -> NDArray[np.bool_]:
+    """The clicks of a metronome told by its timing and its short sound alone, for when no
+    flux signature tells it (a beep's flux is shaped like a plucked tone's).
+
+    ``offsets_s`` are the onsets' seconds from their nearest grid line, ``on_grid`` those
+    on a line, ``dies`` those that leave no more than a click alone behind
+    (:func:`remain_limit`), ``followed`` those with the next onset too soon to tell. The
+    on-grid onsets heard alone that die away (``on_grid & dies & ~followed``) are a
+    metronome's when at least ``MIN_TIMED_CLICKS`` of them, and ``TIMED_SHARE`` of them,
+    lie in the densest 3 ms of their offsets (:func:`machine_cluster`; a drummer's are
+    spread over 4-11 ms), and when the student's notes sound on: at least
+    ``MIN_TIMED_CLICKS`` onsets off the grid, most of which do not die away (a sequencer's
+    notes, all on the grid and as short, stay notes). The clicks are then the on-grid
+    onsets at the cluster's offset (within ``CLUSTER_HALF_WIDTH_S`` of its median) that die
+    away or are followed too soon to tell: a note played with the click sounds on."""
+    none = np.zeros(offsets_s.shape[0], dtype=np.bool_)
+    alone = on_grid & dies & ~followed
+    off_grid = ~on_grid
+    if int(alone.sum()) < MIN_TIMED_CLICKS or int(off_grid.sum()) < MIN_TIMED_CLICKS:
+        return none
+    if float(dies[off_grid].mean()) > 0.5:
+        return none  # the notes die as fast: nothing but the timing to tell, not enough
+    cluster = machine_cluster(offsets_s[alone])
+    n = int(cluster.sum())
+    if n < MIN_TIMED_CLICKS or n < TIMED_SHARE * int(alone.sum()):
+        return none
+    centre = float(np.median(offsets_s[alone][cluster]))
+    at_click = np.abs(offsets_s - centre) <= CLUSTER_HALF_WIDTH_S
+    out: NDArray[np.bool_] = on_grid & at_click & (dies | followed)
+    return out
 
 
 def refined_signature(

@@ -64,6 +64,7 @@ from tests.audio_engine._support.synth import (
     accented_melody,
     clicks_at,
     pulse_train,
+    ramp_times,
     soft_tones,
     syncopated_kit,
 )
@@ -796,6 +797,26 @@ def test_the_report_judges_the_metronome_as_offline(sr: int, seed: int) -> None:
     assert len(mir_eval.util.match_events(take.notes_s, report, 0.03)) == take.notes_s.size
     assert report.size == take.notes_s.size
     assert summary.timing.metronome_clicks_removed >= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="stream gap (issue 3): a beep metronome whose flux is shaped like the notes' is "
+    "told offline by its machine timing and short sound (dsp.metronome.timed_clicks), which "
+    "the stream's GridClicks does not do yet: at 22.05 kHz its report keeps 11 clicks as "
+    "notes (30 for 19 played, precision while playing 0.66; offline 19 for 19)",
+)
+def test_the_report_removes_a_beep_shaped_like_the_notes_as_offline() -> None:
+    sr = 22050
+    clicks, _ = click_track(100.0, 14.0, sr, amplitude=0.1)
+    played = ramp_times(100.0, -0.15, 14.0)
+    played = played[played < 14.0 - 1.6]
+    y = clicks + tone_notes(played, 14.0, sr, velocities=[0.6])
+    config = StreamConfig(sr=sr, target_bpm=100.0, grid_start_s=0.5, subdivision=1)
+    _, summary = run_stream(y, config, sr // 10)
+    offline = analyze(y, sr, target_bpm=100.0, grid_start_s=0.5, subdivision=1)
+    assert summary.timing is not None and offline.timing is not None
+    assert len(summary.timing.notes) == len(offline.timing.notes) == played.size
 
 
 @pytest.mark.parametrize("offline", [False, True], ids=["stream", "offline"])
