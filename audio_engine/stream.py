@@ -62,7 +62,9 @@ from audio_engine.dsp.meter import (
     pulse_index,
 )
 from audio_engine.dsp.metronome import (
+    TIMED_RISE_FRAMES,
     classify_clicks,
+    is_timed_click,
     late_remain_frames,
     onset_remain,
     remain_frames,
@@ -798,7 +800,7 @@ class StreamAnalyzer:
         # judged at the note's start, as offline (a slow attack peaks well after the click)
         start = min(round((time_s - self.params.onset.offset_s) * self._geom.fps), frame)
         at, vector = self._flux_at(max(start, 0), 1, ahead, ahead_frame=frame + 1)
-        on_grid, judge = self._click_judge(max(start, 0), time_s, vector, events)
+        on_grid, judge = self._click_judge(max(start, 0), time_s, vector, at, events)
         live_click = judge is not None and bool(
             classify_clicks(vector[None, :], judge.signature)[0]
         )
@@ -842,7 +844,8 @@ class StreamAnalyzer:
         never changes a tempo update's accuracy."""
         o = self.params.onset
         hold = o.report_hold_frames
-        wait = self._remain_late + self._look + 1
+        # (the onset after it is known by then, if it peaks within what the timed test reads)
+        wait = self._remain_late + TIMED_RISE_FRAMES + self._look + 1
         # the onset after it, if it follows within twice the offline look-ahead, is picked
         # by then (probes may wait a frame more)
         ahead = 2 * self._report_post + self._look + 2
@@ -895,20 +898,30 @@ class StreamAnalyzer:
         first (:func:`~audio_engine.dsp.metronome.metronome_clicks`). Without a signature
         yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
         gap = self._pending[0].frame - heard.frame if self._pending else math.inf
-        remain = float(
-            onset_remain(
-                self._remain_at(heard.at, self._remain_ahead),
-                self._remain_at(heard.at, self._remain_late),
-                gap,
-                self._remain_late,
-            )
-        )
+        early = self._remain_at(heard.at, self._remain_ahead)
+        late = self._remain_at(heard.at, self._remain_late)
+        remain = float(onset_remain(early, late, gap, self._remain_late))
+        timed_remain = float(onset_remain(early, late, gap, self._remain_late + TIMED_RISE_FRAMES))
         followed = gap <= self._remain_ahead
         assert self._grid is not None and heard.vector is not None
-        self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed)
+        self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed, timed_remain)
         if heard.judge is None:
+            # no signature: a metronome may still be told by its timing (as offline)
+            timed = self._grid.timed()
+            if timed is not None:
+                centre, limit = timed
+                for time_s in self._grid.rejudge_timed(centre, limit):
+                    self._drop_report_note(time_s)
+                    self._clicks_removed += 1
+                offset = np.array([self._grid.offset_of(heard.time_s)])
+                if is_timed_click(offset, centre, dies=timed_remain <= limit,
+                                  followed=followed)[0]:
+                    self._clicks_removed += 1
+                    return False
+                return True
             self._grid.keep_unjudged(
-                Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed)
+                Unjudged(heard.frame, heard.time_s, heard.vector, remain, followed,
+                         timed_remain)
             )
             return True
         if not classify_clicks(heard.vector[None, :], self._grid.refined(heard.judge))[0]:
@@ -987,14 +1000,19 @@ class StreamAnalyzer:
             )
 
     def _click_judge(
-        self, frame: int, time_s: float, vector: NDArray[np.float32], events: list[_Keyed]
+        self,
+        frame: int,
+        time_s: float,
+        vector: NDArray[np.float32],
+        at: int,
+        events: list[_Keyed],
     ) -> tuple[bool, Judge | None]:
         """Whether the onset starting at ``frame`` lies on a grid line, and the metronome
         signature to judge it by (:meth:`GridClicks.judge`); the first signature warns that
         the metronome is heard."""
         if self._grid is None:
             return False, None
-        on_grid, judge = self._grid.judge(frame, time_s, vector)
+        on_grid, judge = self._grid.judge(frame, time_s, vector, at)
         if judge is not None and not self._bleed_warned:
             self._bleed_warned = True
             self._warn(

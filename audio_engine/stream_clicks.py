@@ -40,9 +40,11 @@ from audio_engine.dsp.metronome import (
     click_signature,
     dying_click_signature,
     grid_offsets_s,
+    is_timed_click,
     lone_click_signature,
     refined_signature,
     remain_limit,
+    timed_click_offset,
 )
 from audio_engine.errors import StateVersionError
 
@@ -69,6 +71,7 @@ class Unjudged:
     vector: NDArray[np.float32]
     remain: float
     followed: bool
+    timed_remain: float  # what it leaves, as read for a metronome told by its timing
 
 
 class GridClicks:
@@ -114,6 +117,10 @@ class GridClicks:
         self._unmeasured: deque[tuple[int, int]] = deque()
         self._offgrid: deque[NDArray[np.float32]] = deque(maxlen=RECENT_NOTES)
         self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
+        # what the recent off-grid notes leave 50 ms on, and the frames of the flux vectors
+        # of those not measured yet (for a metronome told by its timing)
+        self._offgrid_remains: deque[float] = deque(maxlen=RECENT_NOTES)
+        self._offgrid_unmeasured: deque[int] = deque()
         # (frame, seconds from its line) of the recent onsets on grid lines, and their count
         self._ongrid: deque[tuple[int, float]] = deque()
         self._ongrid_added = 0
@@ -132,6 +139,9 @@ class GridClicks:
         # the last refinement
         self._heard: deque[tuple[int, float, NDArray[np.float32], float, bool]] = deque()
         self._heard_added = 0
+        # ... and for a metronome told by its timing: (frame, seconds from its line, what
+        # it leaves as read for that, whether an onset followed at once)
+        self._timed: deque[tuple[int, float, float, bool]] = deque()
         self._refined_key: tuple[int, int, int, int] | None = None
         self._refined: NDArray[np.float32] | None = None
 
@@ -185,18 +195,23 @@ class GridClicks:
         ):
             c, at = self._unmeasured.popleft()
             self._remains[c] = remain_at(at)
+        while self._offgrid_unmeasured and (
+            final or self._offgrid_unmeasured[0] + self.remain_frames < n_frames
+        ):
+            self._offgrid_remains.append(remain_at(self._offgrid_unmeasured.popleft()))
 
     def judge(
-        self, frame: int, time_s: float, vector: NDArray[np.float32]
+        self, frame: int, time_s: float, vector: NDArray[np.float32], at: int
     ) -> tuple[bool, Judge | None]:
-        """Whether the onset starting at ``frame`` (``time_s``) lies on a grid line, and
-        the metronome signature (learnt from the grid lines and the onsets before it) to
-        judge it by: None off the grid, before ``MIN_CLICKS`` lines, or when they carry no
-        metronome."""
+        """Whether the onset starting at ``frame`` (``time_s``; its flux vector ``vector``
+        read at frame ``at``) lies on a grid line, and the metronome signature (learnt from
+        the grid lines and the onsets before it) to judge it by: None off the grid, before
+        ``MIN_CLICKS`` lines, or when they carry no metronome."""
         k = max(0, round((frame - self.line_frame(0)) / self.period_frames))
         if abs(frame - self.line_frame(k)) > CLICK_WINDOW_FRAMES:
             self._offgrid.append(vector)
             self._offgrid_added += 1
+            self._offgrid_unmeasured.append(at)
             return False, None
         # the grid lines before this onset (by frame, so the chunking does not matter)
         horizon = frame - CLICK_WINDOW_FRAMES - 1
@@ -294,15 +309,57 @@ class GridClicks:
         vector: NDArray[np.float32],
         remain: float,
         followed: bool,
+        timed_remain: float,
     ) -> None:
         """Remember an onset on a grid line (at ``frame``, ``time_s``) judged for the report:
-        its flux vector, what it leaves behind, whether the next onset followed at once."""
+        its flux vector, what it leaves behind (``remain``; ``timed_remain`` as read for a
+        metronome told by its timing), whether the next onset followed at once."""
+        offset = float(self.offset_of(time_s))
+        self._heard.append((frame, offset, vector, remain, followed))
+        self._heard_added += 1
+        self._timed.append((frame, offset, timed_remain, followed))
+
+    def offset_of(self, time_s: float) -> float:
+        """Seconds from the onset at ``time_s`` to its nearest grid line."""
         offset = grid_offsets_s(
             np.array([time_s - self._offset_s]), self.period_frames / self._fps,
             self._grid_start_s,
         )
-        self._heard.append((frame, float(offset[0]), vector, remain, followed))
-        self._heard_added += 1
+        return float(offset[0])
+
+    def timed(self) -> tuple[float, float] | None:
+        """The offset from its lines (seconds) of a metronome told by its timing and its
+        short sound (:func:`~audio_engine.dsp.metronome.timed_click_offset`), from the recent
+        onsets heard on the lines and off them, and the most a click of it may leave
+        behind (:func:`~audio_engine.dsp.metronome.remain_limit` of the recent lines); None
+        when they show none. Off the grid, what a note leaves is read 50 ms on only."""
+        measured = [self._remains[c] for c, _ in self._lines if c in self._remains]
+        if not self._timed or not measured:
+            return None
+        limit = remain_limit(np.asarray(measured, dtype=np.float64))
+        n_on, n_off = len(self._timed), len(self._offgrid_remains)
+        offsets = np.concatenate([np.array([o for _, o, _, _ in self._timed]), np.zeros(n_off)])
+        remains = np.concatenate([np.array([r for _, _, r, _ in self._timed]),
+                                  np.asarray(self._offgrid_remains, dtype=np.float64)])
+        followed = np.concatenate([np.array([f for _, _, _, f in self._timed], dtype=np.bool_),
+                                   np.zeros(n_off, dtype=np.bool_)])
+        on_grid = np.arange(n_on + n_off) < n_on
+        centre = timed_click_offset(offsets, on_grid=on_grid, dies=remains <= limit,
+                                    followed=followed)
+        return None if centre is None else (centre, limit)
+
+    def rejudge_timed(self, centre_s: float, limit: float) -> list[float]:
+        """Judge the notes kept by :meth:`keep_unjudged` as the clicks of a metronome at
+        ``centre_s`` from its lines (:meth:`timed`) and forget them: the start times of
+        those that were clicks."""
+        out = [
+            u.time_s
+            for u in self._unjudged
+            if is_timed_click(np.array([self.offset_of(u.time_s)]), centre_s,
+                              dies=u.timed_remain <= limit, followed=u.followed)[0]
+        ]
+        self._unjudged.clear()
+        return out
 
     def refined(self, judge: Judge) -> NDArray[np.float32]:
         """The click of ``judge`` learnt again from the onsets heard on its lines so far that
@@ -351,9 +408,11 @@ class GridClicks:
     def first_unmeasured(self) -> int:
         """The earliest frame whose flux a line still to be measured or registered reads
         (the analyzer keeps its spectra from a lag before it)."""
-        if self._unmeasured:
-            return self._unmeasured[0][1]
-        return self.line_frame(self._next_line) - CLICK_WINDOW_FRAMES
+        first = (self._unmeasured[0][1] if self._unmeasured
+                 else self.line_frame(self._next_line) - CLICK_WINDOW_FRAMES)
+        if self._offgrid_unmeasured:
+            first = min(first, min(self._offgrid_unmeasured))
+        return first
 
     def trim(self, decided: int, pending: int | None, rise: int) -> None:
         """Forget the lines and notes that no onset decided after frame ``decided`` (its
@@ -371,6 +430,8 @@ class GridClicks:
             self._unjudged.popleft()
         while self._heard and self._heard[0][0] < oldest:
             self._heard.popleft()
+        while self._timed and self._timed[0][0] < oldest:
+            self._timed.popleft()
 
 
 def _state_names() -> frozenset[str]:

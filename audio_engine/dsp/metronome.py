@@ -500,6 +500,41 @@ def metronome_clicks(
     return is_click
 
 
+def timed_click_offset(
+    offsets_s: NDArray[np.float64],
+    *,
+    on_grid: NDArray[np.bool_],
+    dies: NDArray[np.bool_],
+    followed: NDArray[np.bool_],
+) -> float | None:
+    """The offset from their lines (seconds) of a metronome told by its timing and its
+    short sound alone, or None: for when no flux signature tells it (a beep's flux is
+    shaped like a plucked tone's).
+
+    ``offsets_s`` are the onsets' seconds from their nearest grid line (those off the grid
+    are not read), ``on_grid`` those on a line, ``dies`` those that leave no more than a
+    click alone behind (:func:`remain_limit`), ``followed`` those with the next onset too
+    soon to tell. The on-grid onsets heard alone that die away (``on_grid & dies &
+    ~followed``) are a metronome's when at least ``MIN_TIMED_CLICKS`` of them, and
+    ``TIMED_SHARE`` of them, lie in the densest 3 ms of their offsets
+    (:func:`machine_cluster`; a drummer's are spread over 4-11 ms), and when the student's
+    notes sound on: at least ``MIN_TIMED_CLICKS`` onsets off the grid, most of which do
+    not die away (a sequencer's notes, all on the grid and as short, stay notes); the
+    offset is the median of that cluster."""
+    alone = on_grid & dies & ~followed
+    off_grid = ~on_grid
+    if int(alone.sum()) < MIN_TIMED_CLICKS or int(off_grid.sum()) < MIN_TIMED_CLICKS:
+        return None
+    if float(dies[off_grid].mean()) > 0.5:
+        return None  # the notes die as fast: nothing but the timing to tell, not enough
+    heard = offsets_s[alone]
+    cluster = machine_cluster(heard)
+    n = int(cluster.sum())
+    if n < MIN_TIMED_CLICKS or n < TIMED_SHARE * heard.shape[0]:
+        return None
+    return float(np.median(heard[cluster]))
+
+
 def timed_clicks(
     offsets_s: NDArray[np.float64],
     *,
@@ -507,34 +542,23 @@ def timed_clicks(
     dies: NDArray[np.bool_],
     followed: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
-    """The clicks of a metronome told by its timing and its short sound alone, for when no
-    flux signature tells it (a beep's flux is shaped like a plucked tone's).
+    """The clicks of a metronome told by its timing (:func:`timed_click_offset`, the same
+    arguments): the on-grid onsets within ``CLUSTER_HALF_WIDTH_S`` of its offset that die
+    away or are followed too soon to tell (a note played with the click sounds on)."""
+    centre = timed_click_offset(offsets_s, on_grid=on_grid, dies=dies, followed=followed)
+    if centre is None:
+        return np.zeros(offsets_s.shape[0], dtype=np.bool_)
+    return is_timed_click(offsets_s, centre, dies=dies, followed=followed) & on_grid
 
-    ``offsets_s`` are the onsets' seconds from their nearest grid line, ``on_grid`` those
-    on a line, ``dies`` those that leave no more than a click alone behind
-    (:func:`remain_limit`), ``followed`` those with the next onset too soon to tell. The
-    on-grid onsets heard alone that die away (``on_grid & dies & ~followed``) are a
-    metronome's when at least ``MIN_TIMED_CLICKS`` of them, and ``TIMED_SHARE`` of them,
-    lie in the densest 3 ms of their offsets (:func:`machine_cluster`; a drummer's are
-    spread over 4-11 ms), and when the student's notes sound on: at least
-    ``MIN_TIMED_CLICKS`` onsets off the grid, most of which do not die away (a sequencer's
-    notes, all on the grid and as short, stay notes). The clicks are then the on-grid
-    onsets at the cluster's offset (within ``CLUSTER_HALF_WIDTH_S`` of its median) that die
-    away or are followed too soon to tell: a note played with the click sounds on."""
-    none = np.zeros(offsets_s.shape[0], dtype=np.bool_)
-    alone = on_grid & dies & ~followed
-    off_grid = ~on_grid
-    if int(alone.sum()) < MIN_TIMED_CLICKS or int(off_grid.sum()) < MIN_TIMED_CLICKS:
-        return none
-    if float(dies[off_grid].mean()) > 0.5:
-        return none  # the notes die as fast: nothing but the timing to tell, not enough
-    cluster = machine_cluster(offsets_s[alone])
-    n = int(cluster.sum())
-    if n < MIN_TIMED_CLICKS or n < TIMED_SHARE * int(alone.sum()):
-        return none
-    centre = float(np.median(offsets_s[alone][cluster]))
-    at_click = np.abs(offsets_s - centre) <= CLUSTER_HALF_WIDTH_S
-    out: NDArray[np.bool_] = on_grid & at_click & (dies | followed)
+
+def is_timed_click(
+    offsets_s: NDArray[np.float64], centre_s: float, *, dies: ArrayLike, followed: ArrayLike
+) -> NDArray[np.bool_]:
+    """Which onsets (on grid lines, ``offsets_s`` from them) are the clicks of a metronome
+    at ``centre_s`` from its lines (:func:`timed_click_offset`): within
+    ``CLUSTER_HALF_WIDTH_S`` of it, and dying away or followed too soon to tell."""
+    near = np.abs(np.asarray(offsets_s, dtype=np.float64) - centre_s) <= CLUSTER_HALF_WIDTH_S
+    out: NDArray[np.bool_] = near & (np.asarray(dies) | np.asarray(followed))
     return out
 
 
