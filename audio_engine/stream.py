@@ -521,11 +521,11 @@ class StreamAnalyzer:
         while self._n_frames >= self._next_tempo_frame and not final:
             b = self._next_tempo_frame
             self._pick(events, final=False, upto=b - self._look)
-            self._confirm(b, final=False)
+            self._confirm(b, events, final=False)
             self._update_tempo(events, final=False, at_frame=b)
             self._next_tempo_frame += self._tempo_every
         self._pick(events, final)
-        self._confirm(self._n_frames, final=final)
+        self._confirm(self._n_frames, events, final=final)
         # the samples of the next frame, of the probes of the undecided frames, and of the
         # notes still to be measured (a note starts up to a rise, or the slow detector's
         # snap back, before its peak)
@@ -834,7 +834,7 @@ class StreamAnalyzer:
             return OnsetEvent(time_s=time_s, strength=strength, is_metronome=True)
         return OnsetEvent(time_s=time_s, strength=strength, deviation_ms=dev)
 
-    def _confirm(self, upto: int, *, final: bool) -> None:
+    def _confirm(self, upto: int, events: list[_Keyed], *, final: bool) -> None:
         """Judge the pending live onsets whose hold of ``report_hold_frames`` frames ends
         before frame ``upto`` (every one when ``final``) with the offline hold gate
         (:func:`~audio_engine.dsp.peaks.held_peaks`), and those on a grid line, once what
@@ -872,7 +872,7 @@ class StreamAnalyzer:
             ):
                 self._clicks_removed += heard.live_click  # reported live as one
                 continue
-            if heard.at >= 0 and not self._judged_a_note(heard):
+            if heard.at >= 0 and not self._judged_a_note(heard, events, heard.at + wait):
                 continue
             self._report_notes.append(heard.time_s)
             if heard.deviation_ms is not None:
@@ -890,13 +890,15 @@ class StreamAnalyzer:
         later = odf[frame + 1 - o0 : min(frame + post + 1, self._n_frames) - o0]
         return bool(later.size) and float(later.max()) > float(odf[frame - o0])
 
-    def _judged_a_note(self, heard: _Heard) -> bool:
+    def _judged_a_note(self, heard: _Heard, events: list[_Keyed], key: int) -> bool:
         """Whether an onset on a grid line is a note for the report: not a click by its flux
         against the click as heard on the lines so far (:meth:`GridClicks.refined`,
         :func:`~audio_engine.dsp.metronome.classify_clicks`), or a note played with the
         click, which leaves more behind than a click alone unless the next onset comes
         first (:func:`~audio_engine.dsp.metronome.metronome_clicks`). Without a signature
-        yet it is a note until the next onset judged by one (:meth:`_rejudge`)."""
+        yet it is a note until the next onset judged by one (:meth:`_rejudge`), unless the
+        metronome is told by its timing (:meth:`GridClicks.timed`; the first time, with the
+        ``metronome_bleed`` warning, keyed ``key``: the frame by which the onset is judged)."""
         gap = self._pending[0].frame - heard.frame if self._pending else math.inf
         early = self._remain_at(heard.at, self._remain_ahead)
         late = self._remain_at(heard.at, self._remain_late)
@@ -910,6 +912,7 @@ class StreamAnalyzer:
             timed = self._grid.timed()
             if timed is not None:
                 centre, limit = timed
+                self._warn_bleed(events, heard.frame, key)
                 for time_s in self._grid.rejudge_timed(centre, limit):
                     self._drop_report_note(time_s)
                     self._clicks_removed += 1
@@ -1013,16 +1016,22 @@ class StreamAnalyzer:
         if self._grid is None:
             return False, None
         on_grid, judge = self._grid.judge(frame, time_s, vector, at)
-        if judge is not None and not self._bleed_warned:
-            self._bleed_warned = True
-            self._warn(
-                events,
-                "metronome_bleed",
-                frame / self._geom.fps,
-                "the metronome is audible in the recording; its clicks are not counted as notes",
-                frame + self._look + 1,
-            )
+        if judge is not None:
+            self._warn_bleed(events, frame, frame + self._look + 1)
         return on_grid, judge
+
+    def _warn_bleed(self, events: list[_Keyed], frame: int, key: int) -> None:
+        """Warn once that the metronome is heard (found at ``frame``; event key ``key``)."""
+        if self._bleed_warned:
+            return
+        self._bleed_warned = True
+        self._warn(
+            events,
+            "metronome_bleed",
+            frame / self._geom.fps,
+            "the metronome is audible in the recording; its clicks are not counted as notes",
+            key,
+        )
 
     # ------------------------------------------------------------------ tempo and beats
 

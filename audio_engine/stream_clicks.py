@@ -36,6 +36,7 @@ from audio_engine.dsp.metronome import (
     CLICK_WINDOW_FRAMES,
     MIN_DYING_LINES,
     MIN_REMAIN_SHARE,
+    MIN_TIMED_CLICKS,
     classify_clicks,
     click_signature,
     dying_click_signature,
@@ -333,10 +334,16 @@ class GridClicks:
         onsets heard on the lines and off them, and the most a click of it may leave
         behind (:func:`~audio_engine.dsp.metronome.remain_limit` of the recent lines); None
         when they show none. Off the grid, what a note leaves is read 50 ms on only."""
+        if len(self._offgrid_remains) < MIN_TIMED_CLICKS or len(self._timed) < MIN_TIMED_CLICKS:
+            return None  # (timed_click_offset's first tests, before any array is built)
         measured = [self._remains[c] for c, _ in self._lines if c in self._remains]
-        if not self._timed or not measured:
+        if not measured:
             return None
         limit = remain_limit(np.asarray(measured, dtype=np.float64))
+        if sum(1 for _, _, r, f in self._timed if r <= limit and not f) < MIN_TIMED_CLICKS:
+            return None
+        if sum(1 for r in self._offgrid_remains if r <= limit) > 0.5 * len(self._offgrid_remains):
+            return None
         n_on, n_off = len(self._timed), len(self._offgrid_remains)
         offsets = np.concatenate([np.array([o for _, o, _, _ in self._timed]), np.zeros(n_off)])
         remains = np.concatenate([np.array([r for _, _, r, _ in self._timed]),

@@ -810,13 +810,14 @@ def test_the_report_removes_a_beep_shaped_like_the_notes_as_offline() -> None:
     played = played[played < 14.0 - 1.6]
     y = clicks + tone_notes(played, 14.0, sr, velocities=[0.6])
     config = StreamConfig(sr=sr, target_bpm=100.0, grid_start_s=0.5, subdivision=1)
-    _, summary = run_stream(y, config, sr // 10)
+    events, summary = run_stream(y, config, sr // 10)
     offline = analyze(y, sr, target_bpm=100.0, grid_start_s=0.5, subdivision=1)
     assert summary.timing is not None and offline.timing is not None
     assert len(summary.timing.notes) == len(offline.timing.notes) == played.size
     assert summary.timing.metronome_clicks_removed == offline.timing.metronome_clicks_removed
+    assert "metronome_bleed" in _codes(events)
     sizes = random_chunk_sizes(y.shape[0], seed=3, max_size=sr // 4)
-    assert run_stream(y, config, sizes)[1] == summary
+    assert run_stream(y, config, sizes) == (events, summary)
 
 
 @pytest.mark.parametrize("offline", [False, True], ids=["stream", "offline"])
