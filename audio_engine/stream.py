@@ -909,7 +909,8 @@ class StreamAnalyzer:
         self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed, timed_remain)
         if heard.judge is None:
             # no signature: a metronome may still be told by its timing (as offline)
-            timed = self._grid.timed()
+            timed = (self._grid.timed()
+                     if self._grid.could_be_timed_click(timed_remain, followed) else None)
             if timed is not None:
                 centre, limit = timed
                 self._warn_bleed(events, heard.frame, key)

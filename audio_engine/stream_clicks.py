@@ -115,6 +115,9 @@ class GridClicks:
         # what each line's click leaves (frame of the line: share), and the lines (frame,
         # frame of their flux vector) not measured yet
         self._remains: dict[int, float] = {}
+        self._remains_changed = 0  # measurements and deletions of _remains so far
+        self._limit_key: tuple[int, int] | None = None
+        self._limit: float | None = None  # remain_limit of the recent lines, for that key
         self._unmeasured: deque[tuple[int, int]] = deque()
         self._offgrid: deque[NDArray[np.float32]] = deque(maxlen=RECENT_NOTES)
         self._offgrid_added = 0  # off-grid notes remembered so far (a version of _offgrid)
@@ -196,6 +199,7 @@ class GridClicks:
         ):
             c, at = self._unmeasured.popleft()
             self._remains[c] = remain_at(at)
+            self._remains_changed += 1
         while self._offgrid_unmeasured and (
             final or self._offgrid_unmeasured[0] + self.remain_frames < n_frames
         ):
@@ -336,10 +340,9 @@ class GridClicks:
         when they show none. Off the grid, what a note leaves is read 50 ms on only."""
         if len(self._offgrid_remains) < MIN_TIMED_CLICKS or len(self._timed) < MIN_TIMED_CLICKS:
             return None  # (timed_click_offset's first tests, before any array is built)
-        measured = [self._remains[c] for c, _ in self._lines if c in self._remains]
-        if not measured:
+        limit = self._recent_limit()
+        if limit is None:
             return None
-        limit = remain_limit(np.asarray(measured, dtype=np.float64))
         if sum(1 for _, _, r, f in self._timed if r <= limit and not f) < MIN_TIMED_CLICKS:
             return None
         if sum(1 for r in self._offgrid_remains if r <= limit) > 0.5 * len(self._offgrid_remains):
@@ -354,6 +357,28 @@ class GridClicks:
         centre = timed_click_offset(offsets, on_grid=on_grid, dies=remains <= limit,
                                     followed=followed)
         return None if centre is None else (centre, limit)
+
+    def could_be_timed_click(self, timed_remain: float, followed: bool) -> bool:
+        """Whether an onset on a line that leaves ``timed_remain`` (followed at once or not)
+        could be a click of a metronome told by its timing: it dies away as a click alone
+        does, or the next onset comes too soon to tell. One that cannot need not ask
+        :meth:`timed`: the answer changes only with such onsets (and then judges again the
+        notes kept before)."""
+        if followed:
+            return True
+        limit = self._recent_limit()
+        return limit is not None and timed_remain <= limit
+
+    def _recent_limit(self) -> float | None:
+        """:func:`~audio_engine.dsp.metronome.remain_limit` of the recent lines measured
+        (None before any), cached until those change."""
+        key = (self._remains_changed, self._lines[0][0] if self._lines else -1)
+        if key != self._limit_key:
+            measured = [self._remains[c] for c, _ in self._lines if c in self._remains]
+            self._limit = (remain_limit(np.asarray(measured, dtype=np.float64))
+                           if measured else None)
+            self._limit_key = key
+        return self._limit
 
     def rejudge_timed(self, centre_s: float, limit: float) -> list[float]:
         """Judge the notes kept by :meth:`keep_unjudged` as the clicks of a metronome at
@@ -433,6 +458,7 @@ class GridClicks:
             oldest = min(oldest, pending - reach)
         while self._remains and (line := next(iter(self._remains))) < oldest:
             del self._remains[line]  # the lines in the order measured: by frame
+            self._remains_changed += 1
         while self._unjudged and self._unjudged[0].frame < oldest:
             self._unjudged.popleft()
         while self._heard and self._heard[0][0] < oldest:
