@@ -41,6 +41,7 @@ THREAD_VARS = (
     "NUMEXPR_NUM_THREADS",
 )
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / "benchmarks" / "LOAD.md"
 TARGET_BPM = 120.0
 _STEP_OVERHEAD_S = 15.0  # server start, warm-up, client start, collection, stop
 
@@ -78,13 +79,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--no-profile", action="store_true")
     p.add_argument("--locust-users", type=int, default=20, help="0 skips the locust run")
     p.add_argument("--locust-time-s", type=float, default=45.0)
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "LOAD.md")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument(
         "--results-md",
-        default=str(REPO / "benchmarks" / "RESULTS.md"),
-        help="keep a linked summary block here ('' to skip)",
+        default=None,
+        help="keep a linked summary block here ('' to skip; default benchmarks/RESULTS.md "
+        "when --out is benchmarks/LOAD.md, else none: a trial run leaves the results alone)",
     )
     args = p.parse_args(argv)
+    if args.results_md is None:
+        same = Path(args.out).resolve() == DEFAULT_OUT.resolve()
+        args.results_md = str(REPO / "benchmarks" / "RESULTS.md") if same else ""
     if args.duration_s < 8 or args.workers < 1 or args.refine < 0:
         p.error("--duration-s must be >= 8, --workers >= 1, --refine >= 0")
     return args

@@ -103,3 +103,14 @@ def test_idle_cost_reports_cpu_per_stream_second() -> None:
     assert idle.busy_share < busy.busy_share
     with pytest.raises(ValueError):
         idle_cost(streams=0, gap_ms=0.0)
+
+
+def test_a_trial_run_elsewhere_leaves_the_results_alone() -> None:
+    """Only a run writing benchmarks/LOAD.md keeps the summary in RESULTS.md by default; a
+    trial run with --out elsewhere does not point the project's results at a scratch file."""
+    from benchmarks.load.run_load import DEFAULT_OUT, REPO, _parse
+
+    assert _parse([]).results_md == str(REPO / "benchmarks" / "RESULTS.md")
+    assert _parse(["--out", str(DEFAULT_OUT)]).results_md == str(REPO / "benchmarks" / "RESULTS.md")
+    assert _parse(["--out", "/tmp/trial.md"]).results_md == ""
+    assert _parse(["--out", "/tmp/trial.md", "--results-md", "/tmp/r.md"]).results_md == "/tmp/r.md"
