@@ -906,7 +906,8 @@ class StreamAnalyzer:
         timed_remain = float(onset_remain(early, late, gap, self._remain_late + TIMED_RISE_FRAMES))
         followed = gap <= self._remain_ahead
         assert self._grid is not None and heard.vector is not None
-        self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed, timed_remain)
+        offset = self._grid.hear(heard.frame, heard.time_s, heard.vector, remain, followed,
+                                 timed_remain)
         if heard.judge is None:
             # no signature: a metronome may still be told by its timing (as offline)
             timed = (self._grid.timed()
@@ -917,8 +918,7 @@ class StreamAnalyzer:
                 for time_s in self._grid.rejudge_timed(centre, limit):
                     self._drop_report_note(time_s)
                     self._clicks_removed += 1
-                offset = np.array([self._grid.offset_of(heard.time_s)])
-                if is_timed_click(offset, centre, dies=timed_remain <= limit,
+                if is_timed_click(np.array([offset]), centre, dies=timed_remain <= limit,
                                   followed=followed)[0]:
                     self._clicks_removed += 1
                     return False

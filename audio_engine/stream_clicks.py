@@ -315,14 +315,16 @@ class GridClicks:
         remain: float,
         followed: bool,
         timed_remain: float,
-    ) -> None:
+    ) -> float:
         """Remember an onset on a grid line (at ``frame``, ``time_s``) judged for the report:
         its flux vector, what it leaves behind (``remain``; ``timed_remain`` as read for a
-        metronome told by its timing), whether the next onset followed at once."""
-        offset = float(self.offset_of(time_s))
+        metronome told by its timing), whether the next onset followed at once. Returns its
+        seconds from its line."""
+        offset = self.offset_of(time_s)
         self._heard.append((frame, offset, vector, remain, followed))
         self._heard_added += 1
         self._timed.append((frame, offset, timed_remain, followed))
+        return offset
 
     def offset_of(self, time_s: float) -> float:
         """Seconds from the onset at ``time_s`` to its nearest grid line."""

@@ -477,7 +477,6 @@ def metronome_clicks(
     gaps = np.append(np.diff(onset_peaks), np.inf)
     early = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=ahead)
     later = remain_shares(S, ref, onset_peaks, lag=lag_frames, ahead=late)
-    remains = onset_remain(early, later, gaps, late)
     followed = gaps <= ahead
     if signature is None:
         # no sound of its own: a click shaped like the notes (a beep under plucked tones);
@@ -489,6 +488,7 @@ def metronome_clicks(
             dies=onset_remain(early, later, gaps, late + TIMED_RISE_FRAMES) <= limit,
             followed=followed,
         )
+    remains = onset_remain(early, later, gaps, late)
     eligible = on_grid & ~followed & (remains <= limit)
     as_heard = refined_signature(
         signature,
