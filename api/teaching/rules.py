@@ -25,6 +25,7 @@ __all__ = [
     "InviteState",
     "SessionPoint",
     "WeekStat",
+    "WeekTotals",
     "WeeklySummary",
     "invite_state",
     "least_squares_slope",
@@ -32,9 +33,11 @@ __all__ = [
     "make_invite_code",
     "normalize_code",
     "resolve_zone",
+    "summary_of_weeks",
+    "week_bounds",
     "week_start",
+    "week_totals",
     "weekly_summary",
-    "window_start_utc",
 ]
 
 # No 0/O, 1/I/L: a code read aloud or typed from paper survives.
@@ -127,6 +130,76 @@ def least_squares_slope(points: Sequence[tuple[float, float]]) -> float | None:
     return sxy / sxx
 
 
+@dataclass(frozen=True, slots=True)
+class WeekTotals:
+    """What a week's sessions add up to: how many, their elapsed seconds (ended sessions),
+    and the sum and count of the accuracies they carry."""
+
+    sessions: int = 0
+    seconds: float = 0.0
+    accuracy_sum: float = 0.0
+    accuracy_count: int = 0
+
+
+def week_bounds(*, tz: str, weeks: int, today: date) -> list[datetime]:
+    """The ``weeks + 1`` UTC instants that bound the ``weeks`` weeks ending with ``today``'s
+    in zone ``tz``: the local midnights of their Mondays (the first instant of that date,
+    also across a DST change) and of the Monday after. A session started at ``t`` belongs
+    to week ``i`` when ``bounds[i] <= t < bounds[i + 1]``, the week of its local start date.
+
+    Raises
+    ------
+    ValueError
+        If ``weeks`` < 1.
+    """
+    if weeks < 1:
+        raise ValueError(f"weeks must be at least 1, not {weeks}")
+    zone = resolve_zone(tz)
+    current = week_start(today)
+    days = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks + 1)]
+    return [datetime.combine(day, time.min, zone).astimezone(UTC) for day in days]
+
+
+def week_totals(sessions: Iterable[SessionPoint], bounds: Sequence[datetime]) -> list[WeekTotals]:
+    """Each week's totals (:class:`WeekTotals`) of ``sessions``, the weeks bounded by
+    ``bounds`` (:func:`week_bounds`); sessions outside them are ignored."""
+    weeks = len(bounds) - 1
+    seconds = [0.0] * weeks
+    counts = [0] * weeks
+    acc_sum = [0.0] * weeks
+    acc_n = [0] * weeks
+    # a binary search per session instead of a zone conversion
+    for started_at, ended_at, accuracy_pct in sessions:
+        i = bisect_right(bounds, started_at) - 1
+        if not 0 <= i < weeks:
+            continue
+        counts[i] += 1
+        if ended_at is not None:
+            seconds[i] += max(0.0, (ended_at - started_at).total_seconds())
+        if accuracy_pct is not None:
+            acc_sum[i] += accuracy_pct
+            acc_n[i] += 1
+    return [WeekTotals(counts[i], seconds[i], acc_sum[i], acc_n[i]) for i in range(weeks)]
+
+
+def summary_of_weeks(totals: Sequence[WeekTotals], *, today: date) -> WeeklySummary:
+    """The :class:`WeeklySummary` of the weeks ending with ``today``'s, from their totals
+    (oldest first)."""
+    weeks = len(totals)
+    current = week_start(today)
+    starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
+    means = [t.accuracy_sum / t.accuracy_count if t.accuracy_count else None for t in totals]
+    slope = least_squares_slope([(float(i), m) for i, m in enumerate(means) if m is not None])
+    return WeeklySummary(
+        weeks=[
+            WeekStat(week_start=start, minutes=round(t.seconds / 60, 2), sessions=t.sessions,
+                     mean_accuracy_pct=None if mean is None else round(mean, 2))
+            for start, t, mean in zip(starts, totals, means, strict=True)
+        ],
+        accuracy_slope_pct_per_week=None if slope is None else round(slope, 3),
+    )
+
+
 def weekly_summary(
     sessions: Iterable[SessionPoint], *, tz: str, weeks: int, today: date
 ) -> WeeklySummary:
@@ -143,44 +216,5 @@ def weekly_summary(
     today : date
         The current date in ``tz``.
     """
-    if weeks < 1:
-        raise ValueError(f"weeks must be at least 1, not {weeks}")
-    zone = resolve_zone(tz)
-    current = week_start(today)
-    starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
-    # A session's week is that of its local start date, so the weeks are bounded by the
-    # instants of their Mondays' local midnights (the first instant of that date also
-    # across a DST change): a binary search per session instead of a zone conversion.
-    bounds = [datetime.combine(day, time.min, zone).astimezone(UTC)
-              for day in (*starts, current + timedelta(weeks=1))]
-    seconds = [0.0] * weeks
-    counts = [0] * weeks
-    accuracies: list[list[float]] = [[] for _ in range(weeks)]
-    for started_at, ended_at, accuracy_pct in sessions:
-        i = bisect_right(bounds, started_at) - 1
-        if not 0 <= i < weeks:
-            continue
-        counts[i] += 1
-        if ended_at is not None:
-            seconds[i] += max(0.0, (ended_at - started_at).total_seconds())
-        if accuracy_pct is not None:
-            accuracies[i].append(accuracy_pct)
-    means = [sum(acc) / len(acc) if acc else None for acc in accuracies]
-    slope = least_squares_slope([(float(i), m) for i, m in enumerate(means) if m is not None])
-    return WeeklySummary(
-        weeks=[
-            WeekStat(week_start=start, minutes=round(seconds[i] / 60, 2), sessions=counts[i],
-                     mean_accuracy_pct=None if mean is None else round(mean, 2))
-            for i, (start, mean) in enumerate(zip(starts, means, strict=True))
-        ],
-        accuracy_slope_pct_per_week=None if slope is None else round(slope, 3),
-    )
-
-
-def window_start_utc(*, weeks: int, now: datetime) -> datetime:
-    """A UTC instant no later than the start of the oldest week in *any* time zone (zones
-    run from UTC-12 to UTC+14), to bound the query for all students at once. It is early by
-    at most a week and a day; :func:`weekly_summary` drops what falls outside."""
-    earliest_today = now.astimezone(UTC).date() - timedelta(days=1)
-    first_monday = week_start(earliest_today) - timedelta(weeks=weeks - 1)
-    return datetime.combine(first_monday, datetime.min.time(), UTC) - timedelta(hours=14)
+    bounds = week_bounds(tz=tz, weeks=weeks, today=today)
+    return summary_of_weeks(week_totals(sessions, bounds), today=today)

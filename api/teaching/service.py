@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVarTuple
+from typing import TypeVarTuple, cast
 
 from sqlalchemy import Row, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,12 +44,14 @@ from api.practice.models import PracticeSession
 from api.teaching.access import ensure_can_view_student, visible_student_ids
 from api.teaching.models import InviteCode, MinorConsent, SessionFeedback, TeacherStudentLink
 from api.teaching.rules import (
+    WeekTotals,
     invite_state,
     local_today,
     make_invite_code,
     normalize_code,
-    weekly_summary,
-    window_start_utc,
+    summary_of_weeks,
+    week_bounds,
+    week_totals,
 )
 from api.teaching.schemas import (
     ConsentResponse,
@@ -445,8 +447,61 @@ _WINDOW = Query(lambda member: (
     select(PracticeSession.student_id, PracticeSession.started_at,
            PracticeSession.ended_at, PracticeSession.accuracy_pct)
     .where(member(PracticeSession.student_id, "ids"), PracticeSession.status == "active",
-           PracticeSession.started_at >= bindparam("since"))
+           PracticeSession.started_at >= bindparam("since"),
+           PracticeSession.started_at < bindparam("until"))
 ))
+# On PostgreSQL the database adds the sessions up per student and week: ``width_bucket``
+# over the student's week bounds (computed here, in the student's zone, by the same rule as
+# elsewhere: the slice ``$1[lo:hi]`` of one array holding each zone's bounds once) gives the
+# week of each session, so a teacher with many students reads a row per student and week
+# instead of a row per session.
+_WEEK_TOTALS_PG = f"""
+SELECT s.student_id, width_bucket(s.started_at, ($1::timestamptz[])[z.lo:z.hi]) AS week,
+       count(*),
+       coalesce(sum(greatest(0, extract(epoch FROM s.ended_at - s.started_at)))::float8, 0),
+       coalesce(sum(s.accuracy_pct)::float8, 0), count(s.accuracy_pct)
+FROM {PracticeSession.__tablename__} AS s
+JOIN unnest($2::uuid[], $3::int[], $4::int[]) AS z(student_id, lo, hi)
+  ON s.student_id = z.student_id
+WHERE s.status = 'active' AND s.started_at >= $5 AND s.started_at < $6
+GROUP BY s.student_id, week
+"""
+
+
+async def _week_totals(
+    db: AsyncSession, bounds_of: dict[uuid.UUID, list[datetime]]
+) -> dict[uuid.UUID, list[WeekTotals]]:
+    """Each student's :class:`WeekTotals` for the weeks bounded by ``bounds_of[id]`` (every
+    list the same length)."""
+    weeks = len(next(iter(bounds_of.values()))) - 1
+    since = min(bounds[0] for bounds in bounds_of.values())
+    until = max(bounds[-1] for bounds in bounds_of.values())
+    ids = list(bounds_of)
+    conn = await db.connection()
+    if conn.dialect.name != "postgresql":
+        points: dict[uuid.UUID, list[tuple[datetime, datetime | None, float | None]]] = (
+            defaultdict(list))
+        for sid, started_at, ended_at, accuracy in await _WINDOW.rows(
+                db, ids=ids, since=since, until=until):
+            points[sid].append((started_at, ended_at, accuracy))
+        return {sid: week_totals(points[sid], bounds_of[sid]) for sid in ids}
+    flat: list[datetime] = []
+    first: dict[tuple[datetime, ...], int] = {}  # a zone's bounds -> where they begin (1-based)
+    lo: list[int] = []
+    for sid in ids:
+        key = tuple(bounds_of[sid])
+        if key not in first:
+            first[key] = len(flat) + 1
+            flat.extend(key)
+        lo.append(first[key])
+    hi = [at + weeks for at in lo]
+    totals = {sid: [WeekTotals()] * weeks for sid in ids}
+    result = await conn.exec_driver_sql(_WEEK_TOTALS_PG, (flat, ids, lo, hi, since, until))
+    rows = cast("list[tuple[uuid.UUID, int, int, float, float, int]]", result.all())
+    for sid, week, sessions, seconds, accuracy_sum, accuracy_count in rows:
+        if 1 <= week <= weeks:
+            totals[sid][week - 1] = WeekTotals(sessions, seconds, accuracy_sum, accuracy_count)
+    return totals
 
 
 def _recent(member: Member) -> Select[
@@ -479,8 +534,9 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
     """Every actively linked student with their recent sessions and weekly numbers.
 
     Five queries whatever the number of students: the links, who is visible (two, in
-    :func:`~api.teaching.access.visible_student_ids`), the sessions of the window, and the
-    latest sessions per student (a window function).
+    :func:`~api.teaching.access.visible_student_ids`), each student's totals per week (on
+    PostgreSQL added up by the database; elsewhere the window's sessions, added up here),
+    and the latest sessions per student (a window function).
     """
     now = utcnow()
     linked = [
@@ -489,13 +545,14 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
     ]
     visible = set(await visible_student_ids(db, teacher.id))
     ids = [s.student_id for s in linked if s.student_id in visible]
-    points: dict[uuid.UUID, list[tuple[datetime, datetime | None, float | None]]] = (
-        defaultdict(list))
+    today = {s.student_id: local_today(now, s.timezone) for s in linked}
     recent: dict[uuid.UUID, list[DashboardSession]] = defaultdict(list)
+    totals: dict[uuid.UUID, list[WeekTotals]] = {}
     if ids:
-        since = window_start_utc(weeks=weeks, now=now)
-        for sid, started_at, ended_at, accuracy in await _WINDOW.rows(db, ids=ids, since=since):
-            points[sid].append((started_at, ended_at, accuracy))
+        by_zone = {s.student_id: s.timezone for s in linked}
+        totals = await _week_totals(db, {
+            sid: week_bounds(tz=by_zone[sid], weeks=weeks, today=today[sid]) for sid in ids
+        })
         # unpacked: a row's attribute access costs several times its unpacking
         for (session_id, sid, started_at, ended_at, focus, mode, target_bpm, accuracy_pct,
              self_rating) in await _RECENT.rows(db, ids=ids):
@@ -515,15 +572,15 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
                 **base, consent_required=True, recent_sessions=None, minutes_per_week=None,
                 accuracy_trend=None, accuracy_slope_pct_per_week=None))
             continue
-        summary = weekly_summary(points[s.student_id], tz=s.timezone, weeks=weeks,
-                                 today=local_today(now, s.timezone))
+        summary = summary_of_weeks(totals[s.student_id], today=today[s.student_id])
         students.append(DashboardStudent(
             **base, consent_required=False, recent_sessions=recent[s.student_id],
-            minutes_per_week=[WeekMinutes(week_start=w.week_start, minutes=w.minutes,
-                                          sessions=w.sessions) for w in summary.weeks],
-            accuracy_trend=[WeekAccuracy(week_start=w.week_start,
-                                         mean_accuracy_pct=w.mean_accuracy_pct)
-                            for w in summary.weeks],
+            minutes_per_week=[WeekMinutes(
+                week_start=w.week_start, minutes=w.minutes, sessions=w.sessions)
+                for w in summary.weeks],
+            accuracy_trend=[WeekAccuracy(
+                week_start=w.week_start, mean_accuracy_pct=w.mean_accuracy_pct)
+                for w in summary.weeks],
             accuracy_slope_pct_per_week=summary.accuracy_slope_pct_per_week,
         ))
     return DashboardResponse(weeks=weeks, generated_at=now, students=students)

@@ -3,6 +3,8 @@ queries."""
 
 from __future__ import annotations
 
+import random
+import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,9 +14,12 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from api.accounts.models import User
-from api.db import utcnow
+from api.db import new_id, utcnow
+from api.practice.changes import next_change_seq
+from api.practice.models import PracticeSession
 from api.teaching.models import TeacherStudentLink
-from api.teaching.rules import week_start
+from api.teaching.rules import week_bounds, week_start, week_totals
+from api.teaching.service import _week_totals
 from tests.api._support.queries import count_queries
 from tests.api._support.world import add_session, add_user, build_world
 
@@ -131,6 +136,64 @@ async def test_only_teachers_and_only_their_students(client: httpx.AsyncClient,
             ).json()["students"] == []
 
 
+# Zones and "todays" whose week bounds cross DST changes on a Monday's midnight, a skipped
+# day, half-hour offsets; two students share a zone (its bounds are sent to the database
+# once).
+ZONED_TODAYS = [
+    ("America/Sao_Paulo", date(1997, 10, 8)),  # clocks went from 00:00 to 01:00 that Monday
+    ("Africa/Cairo", date(1990, 10, 3)),  # ... and back from 00:00 to 23:00 this one
+    ("Pacific/Apia", date(2012, 1, 4)),
+    ("Australia/Lord_Howe", date(2025, 4, 9)),
+    ("Asia/Kathmandu", date(2025, 3, 12)),
+    ("Asia/Kathmandu", date(2025, 3, 12)),
+    ("UTC", date(2025, 3, 12)),
+]
+
+
+async def test_week_totals_from_the_database_are_the_rule(client: httpx.AsyncClient,
+                                                          app: FastAPI) -> None:
+    """What the database adds up per student and week (one query on PostgreSQL) equals
+    :func:`~api.teaching.rules.week_totals` over the same sessions: sessions a minute
+    either side of every week bound, open ones, ones without accuracy, deleted ones."""
+    rng = random.Random(7)
+    weeks = 3
+    bounds_of: dict[uuid.UUID, list[datetime]] = {}
+    points: dict[uuid.UUID, list[tuple[datetime, datetime | None, float | None]]] = {}
+    rows = []
+    for i, (tz, today) in enumerate(ZONED_TODAYS):
+        student = await add_user(app, f"Zoned {i}", timezone=tz)
+        bounds = week_bounds(tz=tz, weeks=weeks, today=today)
+        bounds_of[student.id] = bounds
+        points[student.id] = []
+        for edge in bounds:
+            for offset_s in (-60.0, 0.0, 60.0, rng.uniform(-3 * 86400, 3 * 86400)):
+                started_at = edge + timedelta(seconds=offset_s)
+                ended_at = (None if rng.random() < 0.2
+                            else started_at + timedelta(seconds=rng.uniform(0, 5400)))
+                accuracy = None if rng.random() < 0.3 else round(rng.uniform(0, 100), 3)
+                status = "deleted" if rng.random() < 0.1 else "active"
+                rows.append((student.id, started_at, ended_at, accuracy, status))
+                if status == "active":
+                    points[student.id].append((started_at, ended_at, accuracy))
+    async with app.state.mpt.sessions() as db, db.begin():
+        for sid, started_at, ended_at, accuracy, status in rows:
+            db.add(PracticeSession(
+                id=new_id(), student_id=sid, change_seq=await next_change_seq(db, sid),
+                started_at=started_at, ended_at=ended_at, accuracy_pct=accuracy,
+                status=status))
+    async with app.state.mpt.sessions() as db:
+        got = await _week_totals(db, bounds_of)
+    assert set(got) == set(bounds_of)
+    for sid, bounds in bounds_of.items():
+        expected = week_totals(points[sid], bounds)
+        assert [t.sessions for t in got[sid]] == [t.sessions for t in expected]
+        assert [t.accuracy_count for t in got[sid]] == [t.accuracy_count for t in expected]
+        assert [t.seconds for t in got[sid]] == pytest.approx(
+            [t.seconds for t in expected], abs=0.01)
+        assert [t.accuracy_sum for t in got[sid]] == pytest.approx(
+            [t.accuracy_sum for t in expected], abs=0.01)
+    # the sessions fall in every week: a rule that put them all in one would fail above
+    assert all(t.sessions > 0 for totals in got.values() for t in totals)
 
 
 async def test_queries_do_not_grow_with_students(client: httpx.AsyncClient,
