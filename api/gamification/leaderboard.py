@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal, cast
@@ -210,17 +210,18 @@ async def _ensure_built(state: AppState, db: AsyncSession, start: datetime) -> N
 
 
 _ACTIVE_STUDENTS = Query(lambda member: (
-    select(User.id)
+    select(User.id, User.display_name)
     .where(member(User.id, "ids"), User.status == "active", User.role == "student")
 ))
 _NAMES = Query(lambda member: select(User.id, User.display_name).where(member(User.id, "ids")))
 
 
-async def _valid_students(db: AsyncSession, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+async def _valid_students(db: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Which of ``ids`` are active students, with their display names."""
     ids = list(ids)
-    out: set[uuid.UUID] = set()
+    out: dict[uuid.UUID, str] = {}
     for i in range(0, len(ids), _CHUNK):
-        out.update(uid for (uid,) in await _ACTIVE_STUDENTS.rows(db, ids=ids[i:i + _CHUNK]))
+        out.update(await _ACTIVE_STUDENTS.rows(db, ids=ids[i:i + _CHUNK]))
     return out
 
 
@@ -236,6 +237,7 @@ class _Board:
     top: list[RankedEntry]
     me: RankedEntry | None
     total: int
+    names: Mapping[uuid.UUID, str] | None = None  # display names, when read on the way
 
 
 def _board(scores: dict[uuid.UUID, float], viewer_id: uuid.UUID, limit: int) -> _Board:
@@ -248,14 +250,14 @@ async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
                         viewer_id: uuid.UUID, limit: int) -> _Board:
     """The global board from the week's sorted set (rebuilt first when its marker is gone):
     one Redis round trip and one database read (who of the top and the viewer are active
-    students), one more when the viewer is outside the top (how many score above them), one
-    more when ties reach past the top."""
+    students, with the names the board shows), one more when the viewer is outside the top
+    (how many score above them), one more when ties reach past the top."""
     assert state.redis is not None
     r = state.redis
     prefix = state.settings.redis.key_prefix
     key = week_key(prefix, start.date())
     candidates: list[tuple[uuid.UUID, float]] = []
-    valid: set[uuid.UUID] = set()
+    valid: dict[uuid.UUID, str] = {}
     viewer_score: float | None = None
     total = 0
     attempts, rebuilt = 0, False
@@ -294,7 +296,7 @@ async def _redis_global(state: AppState, db: AsyncSession, start: datetime,
     if me is None and viewer_score is not None and viewer_id in valid:
         higher = await r.zcount(key, f"({viewer_score!r}", "+inf")
         me = RankedEntry(rank=int(higher) + 1, user_id=viewer_id, score=viewer_score)
-    return _Board(top=ranked, me=me, total=total)
+    return _Board(top=ranked, me=me, total=total, names=valid)
 
 
 async def _redis_members(state: AppState, start: datetime,
@@ -394,10 +396,10 @@ async def leaderboard(
             scores = (await _db_points(db, start, members) if by == "points"
                       else await _db_accuracy_gain(db, start, members))
             board = _board(scores, viewer.id, limit)
-        shown = [*board.top, *([board.me] if board.me is not None else [])]
-        names: dict[uuid.UUID, str] = dict(
-            await _NAMES.rows(db, ids=list({e.user_id for e in shown}))
-        ) if shown else {}
+        shown = {e.user_id for e in (*board.top, *([board.me] if board.me else []))}
+        names: Mapping[uuid.UUID, str] = board.names or {}
+        if not shown <= names.keys():
+            names = dict(await _NAMES.rows(db, ids=list(shown)))
 
     def entry(e: RankedEntry) -> LeaderboardEntry:
         return LeaderboardEntry(rank=e.rank, user_id=e.user_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from sqlalchemy import bindparam, exists, or_, select
+from sqlalchemy import ColumnElement, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import StudentProfile
@@ -21,16 +21,33 @@ from api.errors import ForbiddenError
 from api.fastsql import Query
 from api.teaching.models import MinorConsent, TeacherStudentLink
 
-__all__ = ["can_view_student", "ensure_can_view_student", "visible_student_ids"]
+__all__ = [
+    "can_view_student",
+    "ensure_can_view_student",
+    "link_consented",
+    "visible_student_ids",
+    "visible_through_link",
+]
+
+
+def visible_through_link(is_minor: bool | None, consented: bool | None) -> bool:
+    """Whether a student linked (actively) to a teacher is visible to them: not a minor, or
+    a guardian's consent to the link on record (:func:`link_consented`)."""
+    return not is_minor or bool(consented)
+
+
+def link_consented() -> ColumnElement[bool]:
+    """Whether a guardian's consent to the link (``TeacherStudentLink`` in the enclosing
+    query) is on record and not revoked: a minor's data is visible to the teacher only then."""
+    return exists().where(MinorConsent.link_id == TeacherStudentLink.id,
+                          MinorConsent.revoked_at.is_(None))
 
 
 # Run as plain SQL on PostgreSQL (api.fastsql): a teacher's every read of a student's data
 # asks it first. The link's row, whether the student is a minor, and whether a guardian's
 # consent to the link is on record, in one round trip.
 _LINK = Query(lambda member: (
-    select(TeacherStudentLink.id, StudentProfile.is_minor,
-           exists().where(MinorConsent.link_id == TeacherStudentLink.id,
-                          MinorConsent.revoked_at.is_(None)).label("consented"))
+    select(TeacherStudentLink.id, StudentProfile.is_minor, link_consented().label("consented"))
     .outerjoin(StudentProfile, StudentProfile.user_id == TeacherStudentLink.student_id)
     .where(TeacherStudentLink.teacher_id == bindparam("teacher_id"),
            TeacherStudentLink.student_id == bindparam("student_id"),
@@ -41,9 +58,7 @@ _VISIBLE = Query(lambda member: (
     .join(StudentProfile, StudentProfile.user_id == TeacherStudentLink.student_id)
     .where(TeacherStudentLink.teacher_id == bindparam("teacher_id"),
            TeacherStudentLink.status == "active",
-           or_(StudentProfile.is_minor.is_not(True),
-               exists().where(MinorConsent.link_id == TeacherStudentLink.id,
-                              MinorConsent.revoked_at.is_(None))))
+           or_(StudentProfile.is_minor.is_not(True), link_consented()))
 ))
 
 Access = Literal["allowed", "denied", "consent_required"]
@@ -58,7 +73,7 @@ async def _access(db: AsyncSession, viewer: Principal, student_id: uuid.UUID) ->
     if not found:
         return "denied"
     _link_id, is_minor, consented = found[0]
-    return "allowed" if not is_minor or consented else "consent_required"
+    return "allowed" if visible_through_link(is_minor, consented) else "consent_required"
 
 
 async def can_view_student(db: AsyncSession, viewer: Principal, student_id: uuid.UUID) -> bool:

@@ -41,7 +41,11 @@ from api.pagination import (
 )
 from api.practice.changes import next_change_seq
 from api.practice.models import PracticeSession
-from api.teaching.access import ensure_can_view_student, visible_student_ids
+from api.teaching.access import (
+    ensure_can_view_student,
+    link_consented,
+    visible_through_link,
+)
 from api.teaching.models import InviteCode, MinorConsent, SessionFeedback, TeacherStudentLink
 from api.teaching.rules import (
     WeekTotals,
@@ -436,7 +440,8 @@ class _Linked:
 
 # the dashboard's reads (api.fastsql: plain SQL on PostgreSQL)
 _LINKED = Query(lambda member: (
-    select(User.id, User.display_name, User.timezone, StudentProfile.is_minor)
+    select(User.id, User.display_name, User.timezone, StudentProfile.is_minor,
+           link_consented().label("consented"))
     .join(TeacherStudentLink, TeacherStudentLink.student_id == User.id)
     .outerjoin(StudentProfile, StudentProfile.user_id == User.id)
     .where(TeacherStudentLink.teacher_id == bindparam("teacher_id"),
@@ -533,17 +538,19 @@ _RECENT = Query(_recent)
 async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> DashboardResponse:
     """Every actively linked student with their recent sessions and weekly numbers.
 
-    Five queries whatever the number of students: the links, who is visible (two, in
-    :func:`~api.teaching.access.visible_student_ids`), each student's totals per week (on
+    Three queries whatever the number of students: the links with whether a guardian
+    consented to each (the rule of :mod:`api.teaching.access`), each student's totals per week (on
     PostgreSQL added up by the database; elsewhere the window's sessions, added up here),
     and the latest sessions per student (a window function).
     """
     now = utcnow()
+    links = await _LINKED.rows(db, teacher_id=teacher.id)
     linked = [
         _Linked(student_id=sid, display_name=name, timezone=tz, is_minor=bool(minor))
-        for sid, name, tz, minor in await _LINKED.rows(db, teacher_id=teacher.id)
+        for sid, name, tz, minor, _consented in links
     ]
-    visible = set(await visible_student_ids(db, teacher.id))
+    visible = {sid for sid, _name, _tz, minor, consented in links
+               if visible_through_link(minor, consented)}
     ids = [s.student_id for s in linked if s.student_id in visible]
     today = {s.student_id: local_today(now, s.timezone) for s in linked}
     recent: dict[uuid.UUID, list[DashboardSession]] = defaultdict(list)
