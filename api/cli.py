@@ -198,8 +198,7 @@ def create_admin(
     settings: Settings, *, email: str, password: str, display_name: str, timezone: str = "UTC"
 ) -> CreatedUser:
     """Create an administrator account (the only way to make one)."""
-    from pwdlib import PasswordHash
-
+    from api.accounts.passwords import make_hasher
     from api.accounts.service import create_user
 
     url = _prepared(settings)
@@ -208,8 +207,8 @@ def create_admin(
         sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         async with sessions() as db:
             user = await create_user(
-                db, PasswordHash.recommended(), email=email, password=password, role="admin",
-                display_name=display_name, timezone=timezone,
+                db, make_hasher(settings.api.password_hash), email=email, password=password,
+                role="admin", display_name=display_name, timezone=timezone,
             )
             return CreatedUser(id=str(user.id), email=user.email, role=user.role)
 

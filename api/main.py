@@ -18,8 +18,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from pwdlib import PasswordHash
 
+from api.accounts.passwords import make_hasher
 from api.accounts.router import router as accounts_router
 from api.db import make_engine, make_read_sessionmaker, make_sessionmaker, utcnow
 from api.deps import API_AUDIENCE
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             limiter=limiter,
             redis=redis_client,
             notifier=notifier or LogNotifier(),
-            hasher=PasswordHash.recommended(),
+            hasher=make_hasher(settings.api.password_hash),
             private_key=signing_key(settings),
             public_key=public_key,
             tokens=TokenVerifier(public_key, audience=API_AUDIENCE,

@@ -22,6 +22,7 @@ __all__ = [
     "ApiSettings",
     "DatabaseSettings",
     "EngineSettings",
+    "PasswordHashSettings",
     "RateLimitSettings",
     "RedisSettings",
     "SecuritySettings",
@@ -160,6 +161,32 @@ class RateLimitSettings(BaseModel):
     user_per_min: int = Field(default=600, ge=1)
 
 
+class PasswordHashSettings(BaseModel):
+    """argon2id's cost for account passwords (``MPT_API__PASSWORD_HASH__MEMORY_KIB``,
+    ``__TIME_COST``, ``__PARALLELISM``).
+
+    The default is OWASP's recommended minimum for argon2id (19 MiB, 2 passes, 1 lane:
+    ~25 ms of one core here). RFC 9106's low-memory profile (65536 KiB, 3 passes, 4 lanes,
+    pwdlib's ``PasswordHash.recommended()``) costs ~180 ms of CPU a hash: on one core the
+    hash's threads then take the event loop's core from every other request for that long
+    (benchmarks/api/README.md). A stored hash made with other parameters still verifies and
+    is replaced by one with these at the next successful login.
+
+    Attributes
+    ----------
+    memory_kib : int
+        Memory per hash, in KiB (at least 8192).
+    time_cost : int
+        Passes over the memory.
+    parallelism : int
+        Lanes (threads) per hash.
+    """
+
+    memory_kib: int = Field(default=19456, ge=8192, le=4 * 1024 * 1024)
+    time_cost: int = Field(default=2, ge=1, le=64)
+    parallelism: int = Field(default=1, ge=1, le=64)
+
+
 class ApiSettings(BaseModel):
     """The REST API (``MPT_API__HOST``, ``__PORT``, ``__CORS_ORIGINS`` ...).
 
@@ -188,6 +215,8 @@ class ApiSettings(BaseModel):
         requests; an entry is reused only while the student's data version is unchanged.
     rate_limits : RateLimitSettings
         Per-client request limits.
+    password_hash : PasswordHashSettings
+        argon2id's cost for account passwords.
     """
 
     host: str = "127.0.0.1"
@@ -201,6 +230,7 @@ class ApiSettings(BaseModel):
     consumer_sweep_s: float = Field(default=30.0, gt=0)
     facts_cache_entries: int = Field(default=2048, ge=1, le=1_000_000)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    password_hash: PasswordHashSettings = Field(default_factory=PasswordHashSettings)
 
 
 class RedisSettings(BaseModel):

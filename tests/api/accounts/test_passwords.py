@@ -13,8 +13,9 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import select
 
 from api.accounts.models import PasswordResetToken, RefreshToken, User
-from api.accounts.passwords import DUMMY_HASH, verify_password
+from api.accounts.passwords import dummy_hash, make_hasher, verify_password
 from api.notify import MemoryNotifier
+from mpt.settings import PasswordHashSettings, Settings
 from tests.api.accounts._support import API, PASSWORD, bearer, code, login, refresh, register
 
 pytestmark = pytest.mark.anyio
@@ -112,16 +113,34 @@ async def test_reset_token_invalid_cases(
 
 
 async def test_verify_without_hash_uses_the_dummy_and_fails() -> None:
-    hasher = PasswordHash.recommended()
+    hasher = make_hasher(PasswordHashSettings())
     assert (await verify_password(hasher, "anything at all", None)).ok is False
     assert (await verify_password(hasher, "anything at all", "not-a-hash")).ok is False
-    assert hasher.verify_and_update("x", DUMMY_HASH) == (False, None)  # a well-formed hash
+    dummy = dummy_hash(hasher)
+    # made by the same hasher (so it costs what a real account's check costs), once
+    assert dummy.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and dummy_hash(hasher) == dummy
+    assert hasher.verify_and_update("x", dummy) == (False, None)  # a well-formed hash
+    other = make_hasher(PasswordHashSettings(memory_kib=8192, time_cost=1))
+    assert dummy_hash(other).startswith("$argon2id$v=19$m=8192,t=1,p=1$")
+
+
+def test_the_hash_cost_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make_hasher(Settings().api.password_hash).hash("a long passphrase").startswith(
+        "$argon2id$v=19$m=19456,t=2,p=1$")  # OWASP's recommended minimum by default
+    monkeypatch.setenv("MPT_API__PASSWORD_HASH__MEMORY_KIB", "65536")
+    monkeypatch.setenv("MPT_API__PASSWORD_HASH__TIME_COST", "3")
+    monkeypatch.setenv("MPT_API__PASSWORD_HASH__PARALLELISM", "4")
+    assert make_hasher(Settings().api.password_hash).hash("a long passphrase").startswith(
+        "$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106's low-memory profile
+    monkeypatch.setenv("MPT_API__PASSWORD_HASH__MEMORY_KIB", "1024")
+    with pytest.raises(ValueError, match="memory_kib"):
+        Settings()
 
 
 async def test_outdated_hash_is_replaced_at_login(
     client: httpx.AsyncClient, app: FastAPI
 ) -> None:
-    app.state.mpt.hasher = PasswordHash.recommended()  # the real parameters
+    app.state.mpt.hasher = make_hasher(PasswordHashSettings())  # the real parameters
     user_id = uuid.UUID((await register(client, "ada@example.com"))["user"]["id"])
     weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8192, parallelism=1),))
     old_hash = weak.hash(PASSWORD)
@@ -130,5 +149,5 @@ async def test_outdated_hash_is_replaced_at_login(
     assert (await login(client, "ada@example.com")).status_code == 200
     async with app.state.mpt.sessions() as db:
         new_hash = (await db.get(User, user_id)).password_hash
-    assert new_hash != old_hash and "m=65536,t=3" in new_hash
+    assert new_hash != old_hash and "$m=19456,t=2,p=1$" in new_hash
     assert (await login(client, "ada@example.com")).status_code == 200
