@@ -139,7 +139,7 @@ async def create_user(
     db : AsyncSession
         A session without an open transaction.
     hasher : PasswordHash
-        The app's hasher (``PasswordHash.recommended()``).
+        The app's hasher (:func:`api.accounts.passwords.make_hasher`).
     email, password, display_name, timezone : str
         Normalised / checked as at registration.
     role : {"student", "teacher", "admin"}

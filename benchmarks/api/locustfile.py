@@ -5,7 +5,7 @@ Students (9 in 10 simulated users) log in rarely: one user in ten logs in once
 (``POST /api/v1/auth/login``; ``MPT_BENCH_LOGIN_SHARE``), at a random moment of the run
 (``MPT_BENCH_LOGIN_AFTER_S``, ``MPT_BENCH_LOGIN_WITHIN_S``), the others reuse the access token
 the warm-up's login issued to their account, and each logs in again only when its token
-expires or is refused (argon2 makes a login cost ~100 ms of CPU on purpose). Then they
+expires or is refused (argon2id makes a login cost ~25 ms of CPU on purpose). Then they
 record sessions (``POST /sessions``), read their recent sessions (``GET /sessions?limit=20``)
 and single sessions (``GET /sessions/{id}``), and push offline sync batches of a few sessions
 with a fresh ``Idempotency-Key`` (``POST /sync/batch``), and look at their progress

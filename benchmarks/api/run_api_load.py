@@ -176,10 +176,10 @@ def fresh_database(server_url: str) -> Iterator[str]:
 
 
 async def seed_accounts(url: str, *, students: int, teachers: int) -> dict[str, Any]:
-    """Insert the accounts (teachers get the students round robin, actively linked)."""
-    from pwdlib import PasswordHash
-
+    """Insert the accounts (teachers get the students round robin, actively linked), their
+    passwords hashed as the server hashes them (its default argon2id cost)."""
     from api.accounts.models import StudentProfile, TeacherProfile, User
+    from api.accounts.passwords import make_hasher
     from api.db import make_sessionmaker, new_id
     from api.teaching.models import TeacherStudentLink
     from mpt.settings import DatabaseSettings, Settings
@@ -188,7 +188,7 @@ async def seed_accounts(url: str, *, students: int, teachers: int) -> dict[str, 
     from api.db import make_engine
 
     engine = make_engine(settings)
-    password_hash = PasswordHash.recommended().hash(PASSWORD)
+    password_hash = make_hasher(settings.api.password_hash).hash(PASSWORD)
     run = uuid.uuid4().hex[:6]
     student_ids, teacher_ids = [new_id() for _ in range(students)], [
         new_id() for _ in range(teachers)
