@@ -27,11 +27,11 @@ from typing import Any, Generic, TypeVarTuple
 
 from sqlalchemy import ColumnElement, any_, bindparam
 from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
-__all__ = ["Member", "Query"]
+__all__ = ["Member", "Query", "flushed_connection"]
 
 #: Builds "``column`` is one of ``values``" for one back end: ``values`` is the name of a
 #: list bound per call, or a fixed tuple of values.
@@ -50,6 +50,14 @@ def _in_list(column: Column, values: str | tuple[Any, ...]) -> ColumnElement[boo
     if isinstance(values, str):
         return column.in_(bindparam(values, expanding=True))
     return column.in_(values)
+
+
+async def flushed_connection(db: AsyncSession) -> AsyncConnection:
+    """``db``'s connection once its pending changes are flushed, for SQL sent past the ORM
+    (``exec_driver_sql``) that must see them."""
+    if db.new or db.dirty or db.deleted:
+        await db.flush()
+    return await db.connection()
 
 
 class Query(Generic[*_Ts]):
@@ -89,9 +97,7 @@ class Query(Generic[*_Ts]):
         missing = self.required - params.keys()
         if missing:
             raise TypeError(f"missing query parameters: {', '.join(sorted(missing))}")
-        if db.new or db.dirty or db.deleted:
-            await db.flush()
-        conn = await db.connection()
+        conn = await flushed_connection(db)
         if conn.dialect.name == "postgresql":
             sql, names, defaults = self._compiled(conn.dialect)
             values = {**defaults, **params}

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import new_id, table_of, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
-from api.fastsql import Member, Query
+from api.fastsql import Member, Query, flushed_connection
 from api.metrics.hooks import sessions_added, sessions_written
 from api.pagination import (
     decode_time_id_cursor,
@@ -220,9 +220,7 @@ async def session_views(
     if not rows:
         return []
     ids = [row.id for row in rows]
-    if db.new or db.dirty or db.deleted:
-        await db.flush()
-    conn = await db.connection()
+    conn = await flushed_connection(db)
     if conn.dialect.name == "postgresql":
         return _views(rows, *_children(await conn.exec_driver_sql(_CHILDREN_PG, (ids,))))
     tags = await _tag_refs(db, ids)
@@ -481,23 +479,15 @@ async def list_sessions(
     after = decode_time_id_cursor(cursor, kind=CURSOR_KIND) if cursor else None
     if owner != viewer.id:
         await ensure_can_view_student(db, viewer, owner)
-    rows: Sequence[SessionViewRow]
-    if filters == ListFilters() and db.get_bind().dialect.name == "postgresql":
-        # the common page on PostgreSQL: one prebuilt read (api.fastsql) with the children
+    rows: Sequence[Any]
+    with_children = False
+    if filters == ListFilters():
+        # the common page: a prebuilt read (api.fastsql), on PostgreSQL with the children
+        with_children = db.get_bind().dialect.name == "postgresql"
         keyset = {} if after is None else {"after_at": after[0], "after_id": after[1]}
-        with_children = await (_PAGE_AFTER_VIEWS_PG if keyset else _PAGE_VIEWS_PG).rows(
-            db, owner=owner, n=limit + 1, **keyset)
-        page_rows, next_cursor = split_page(
-            with_children, limit,
-            lambda r: encode_time_id_cursor(CURSOR_KIND, r.started_at, r.id))
-        return SessionListResponse(items=_views_with_children(page_rows),
-                                   next_cursor=next_cursor)
-    if filters == ListFilters():  # the common page: a prebuilt read (api.fastsql)
-        if after is None:
-            rows = await _PAGE.rows(db, owner=owner, n=limit + 1)
-        else:
-            rows = await _PAGE_AFTER.rows(db, owner=owner, n=limit + 1, after_at=after[0],
-                                          after_id=after[1])
+        page_query = ((_PAGE_AFTER_VIEWS_PG if keyset else _PAGE_VIEWS_PG) if with_children
+                      else _PAGE_AFTER if keyset else _PAGE)
+        rows = await page_query.rows(db, owner=owner, n=limit + 1, **keyset)
     else:
         stmt = select(*_SESSION_COLUMNS).where(
             PracticeSession.student_id == owner, PracticeSession.status == "active"
@@ -512,7 +502,8 @@ async def list_sessions(
     page, next_cursor = split_page(
         rows, limit, lambda r: encode_time_id_cursor(CURSOR_KIND, r.started_at, r.id)
     )
-    return SessionListResponse(items=await session_views(db, page), next_cursor=next_cursor)
+    items = _views_with_children(page) if with_children else await session_views(db, page)
+    return SessionListResponse(items=items, next_cursor=next_cursor)
 
 
 # --- writing -----------------------------------------------------------------------------

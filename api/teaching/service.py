@@ -29,7 +29,7 @@ from api.accounts.models import StudentProfile, User
 from api.db import utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
-from api.fastsql import Member, Query
+from api.fastsql import Member, Query, flushed_connection
 from api.pagination import (
     decode_cursor,
     decode_time_id_cursor,
@@ -436,6 +436,7 @@ class _Linked:
     display_name: str
     timezone: str
     is_minor: bool
+    visible: bool  # the rule of api.teaching.access: not a minor, or a guardian consented
 
 
 # the dashboard's reads (api.fastsql: plain SQL on PostgreSQL)
@@ -482,7 +483,7 @@ async def _week_totals(
     since = min(bounds[0] for bounds in bounds_of.values())
     until = max(bounds[-1] for bounds in bounds_of.values())
     ids = list(bounds_of)
-    conn = await db.connection()
+    conn = await flushed_connection(db)
     if conn.dialect.name != "postgresql":
         points: dict[uuid.UUID, list[tuple[datetime, datetime | None, float | None]]] = (
             defaultdict(list))
@@ -544,21 +545,19 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
     and the latest sessions per student (a window function).
     """
     now = utcnow()
-    links = await _LINKED.rows(db, teacher_id=teacher.id)
     linked = [
-        _Linked(student_id=sid, display_name=name, timezone=tz, is_minor=bool(minor))
-        for sid, name, tz, minor, _consented in links
+        _Linked(student_id=sid, display_name=name, timezone=tz, is_minor=bool(minor),
+                visible=visible_through_link(minor, consented))
+        for sid, name, tz, minor, consented in await _LINKED.rows(db, teacher_id=teacher.id)
     ]
-    visible = {sid for sid, _name, _tz, minor, consented in links
-               if visible_through_link(minor, consented)}
-    ids = [s.student_id for s in linked if s.student_id in visible]
-    today = {s.student_id: local_today(now, s.timezone) for s in linked}
+    ids = [s.student_id for s in linked if s.visible]
+    today = {s.student_id: local_today(now, s.timezone) for s in linked if s.visible}
     recent: dict[uuid.UUID, list[DashboardSession]] = defaultdict(list)
     totals: dict[uuid.UUID, list[WeekTotals]] = {}
     if ids:
-        by_zone = {s.student_id: s.timezone for s in linked}
         totals = await _week_totals(db, {
-            sid: week_bounds(tz=by_zone[sid], weeks=weeks, today=today[sid]) for sid in ids
+            s.student_id: week_bounds(tz=s.timezone, weeks=weeks, today=today[s.student_id])
+            for s in linked if s.visible
         })
         # unpacked: a row's attribute access costs several times its unpacking
         for (session_id, sid, started_at, ended_at, focus, mode, target_bpm, accuracy_pct,
@@ -574,7 +573,7 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
     for s in linked:
         base = {"student_id": s.student_id, "display_name": s.display_name,
                 "is_minor": s.is_minor, "timezone": s.timezone}
-        if s.student_id not in visible:
+        if not s.visible:
             students.append(DashboardStudent(
                 **base, consent_required=True, recent_sessions=None, minutes_per_week=None,
                 accuracy_trend=None, accuracy_slope_pct_per_week=None))
@@ -582,12 +581,11 @@ async def dashboard(db: AsyncSession, teacher: Principal, *, weeks: int) -> Dash
         summary = summary_of_weeks(totals[s.student_id], today=today[s.student_id])
         students.append(DashboardStudent(
             **base, consent_required=False, recent_sessions=recent[s.student_id],
-            minutes_per_week=[WeekMinutes(
-                week_start=w.week_start, minutes=w.minutes, sessions=w.sessions)
-                for w in summary.weeks],
-            accuracy_trend=[WeekAccuracy(
-                week_start=w.week_start, mean_accuracy_pct=w.mean_accuracy_pct)
-                for w in summary.weeks],
+            minutes_per_week=[WeekMinutes(week_start=w.week_start, minutes=w.minutes,
+                                          sessions=w.sessions) for w in summary.weeks],
+            accuracy_trend=[WeekAccuracy(week_start=w.week_start,
+                                         mean_accuracy_pct=w.mean_accuracy_pct)
+                            for w in summary.weeks],
             accuracy_slope_pct_per_week=summary.accuracy_slope_pct_per_week,
         ))
     return DashboardResponse(weeks=weeks, generated_at=now, students=students)
