@@ -15,6 +15,7 @@ import secrets
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -154,10 +155,17 @@ def week_bounds(*, tz: str, weeks: int, today: date) -> list[datetime]:
     """
     if weeks < 1:
         raise ValueError(f"weeks must be at least 1, not {weeks}")
+    return list(_week_bounds(tz, weeks, today))
+
+
+@lru_cache(maxsize=4096)
+def _week_bounds(tz: str, weeks: int, today: date) -> tuple[datetime, ...]:
+    # remembered: a dashboard asks for the same zone's bounds for every student in it, and
+    # each bound is a zone conversion
     zone = resolve_zone(tz)
     current = week_start(today)
     days = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks + 1)]
-    return [datetime.combine(day, time.min, zone).astimezone(UTC) for day in days]
+    return tuple(datetime.combine(day, time.min, zone).astimezone(UTC) for day in days)
 
 
 def week_totals(sessions: Iterable[SessionPoint], bounds: Sequence[datetime]) -> list[WeekTotals]:
