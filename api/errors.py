@@ -33,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
@@ -218,6 +219,16 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     return await _unexpected(request, exc)
 
 
+async def _pool_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """Every connection of the pool stayed busy for the pool's timeout -> 503."""
+    log.warning("no database connection free for %s %s: %s", request.method, request.url.path,
+                exc)
+    return problem_response(request, status=503, code=UnavailableError.default_code,
+                            title=UnavailableError.title,
+                            detail="no database connection is free; retry shortly",
+                            headers={"Retry-After": "1"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem_response(request, status=500, code="internal", title="Internal error",
@@ -230,4 +241,5 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout)
     app.add_exception_handler(Exception, _unexpected)

@@ -22,7 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api.accounts.passwords import make_hasher
 from api.accounts.router import router as accounts_router
 from api.db import make_engine, make_read_sessionmaker, make_sessionmaker, utcnow
-from api.deps import API_AUDIENCE
+from api.deps import API_AUDIENCE, CloseSessions
 from api.errors import install_handlers
 from api.gamification.router import router as gamification_router
 from api.health import router as health_router
@@ -165,6 +165,7 @@ def create_app(settings: Settings | None = None, *, notifier: Notifier | None = 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
         )
+    app.add_middleware(CloseSessions)  # innermost: closes the request's sessions
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestMiddleware, metrics=metrics)
     return app

@@ -22,8 +22,7 @@ from api.deps import (
     CurrentUser,
     Principal,
     ReadSessionDep,
-    StateDep,
-    get_current_user,
+    authenticate,
     oauth2_scheme,
 )
 from api.openapi import Responses, problem
@@ -64,7 +63,6 @@ TagFilter = Annotated[uuid.UUID | None, Query(description="Only sessions with th
 async def chart_user(
     request: Request,
     response: Response,
-    state: StateDep,
     header_token: Annotated[str | None, Depends(oauth2_scheme)],
     access_token: Annotated[str | None, Query(
         max_length=4096,
@@ -73,7 +71,7 @@ async def chart_user(
     )] = None,
 ) -> Principal:
     """The caller from the Bearer header or, failing that, ``?access_token=``."""
-    return await get_current_user(request, response, state, header_token or access_token)
+    return await authenticate(request, response, header_token or access_token)
 
 
 ChartUser = Annotated[Principal, Depends(chart_user)]

@@ -93,3 +93,59 @@ async def test_dropped_connections_cost_one_503_then_the_pool_recovers(
             "started_at": "2026-01-05T10:00:00+00:00", "ended_at": "2026-01-05T10:20:00+00:00",
         })
         assert created.status_code == 201, created.text
+
+
+def _checked_out(app: FastAPI) -> int:
+    return int(app.state.mpt.engine.sync_engine.pool.checkedout())
+
+
+async def test_every_request_gives_its_connection_back(pg_app: FastAPI) -> None:
+    """The request's sessions are closed by the app's middleware, not by the route: after
+    reads, writes, refusals and errors no connection stays checked out."""
+    student = await make_user(pg_app)
+    teacher = await make_user(pg_app, role="teacher")
+    transport = httpx.ASGITransport(app=pg_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        created = await http.post("/api/v1/sessions", headers=student.headers, json={
+            "started_at": "2026-01-05T10:00:00+00:00", "ended_at": "2026-01-05T10:20:00+00:00",
+        })
+        assert created.status_code == 201, created.text
+        assert _checked_out(pg_app) == 0
+        session_id = created.json()["id"]
+        answers = [
+            await http.get(f"/api/v1/sessions/{session_id}", headers=student.headers),
+            await http.get(f"/api/v1/sessions/{session_id}", headers=teacher.headers),
+            await http.get("/api/v1/sessions/0190c1a2-0000-7000-8000-000000000000",
+                           headers=student.headers),
+            await http.patch(f"/api/v1/sessions/{session_id}", headers=student.headers,
+                             json={"self_rating": 9}),
+            await http.post("/api/v1/sync/batch", headers={**student.headers,
+                            "Idempotency-Key": "k1"}, json={"sessions": []}),
+            await http.get("/api/v1/teachers/me/dashboard", headers=student.headers),
+        ]
+        assert [a.status_code for a in answers] == [200, 403, 404, 422, 200, 403], [
+            a.text for a in answers]
+        assert _checked_out(pg_app) == 0
+
+
+async def test_no_free_connection_is_a_503_and_the_next_request_works(
+    pg_settings: Settings,
+) -> None:
+    small = pg_settings.model_copy(update={"database": pg_settings.database.model_copy(
+        update={"pool_size": 1, "pool_timeout_s": 0.2})})
+    app = create_app(small, notifier=MemoryNotifier())
+    async with LifespanManager(app):
+        user = await make_user(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            async with app.state.mpt.engine.connect() as held:  # the pool's one connection
+                await held.execute(text("SELECT 1"))
+                busy = await http.get("/api/v1/sessions", headers=user.headers)
+            assert busy.status_code == 503, busy.text
+            assert busy.headers["content-type"] == "application/problem+json"
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["code"] == "unavailable"
+            assert "no database connection is free" in busy.json()["detail"]
+            assert _checked_out(app) == 0
+            again = await http.get("/api/v1/sessions", headers=user.headers)
+            assert again.status_code == 200, again.text

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import Depends
 
+from api.deps import CurrentUser, Principal, require_role
 from api.main import create_app
 from api.notify import MemoryNotifier
 from mpt.settings import ApiSettings, RateLimitSettings, Settings
@@ -90,6 +93,30 @@ async def test_per_user_limit_counts_and_refuses(settings: Settings) -> None:
         assert answers[3].json()["code"] == "rate_limited"
         other = await make_user(http.app)  # type: ignore[attr-defined]
         assert (await http.get("/api/v1/sessions", headers=other.headers)).status_code == 200
+
+
+async def test_a_caller_is_counted_once_per_request(settings: Settings) -> None:
+    """A route taking the caller twice (any user, and a role check) authenticates once: one
+    request is one unit of the per-user limit."""
+    limited = _with_api(settings, rate_limits=RateLimitSettings(enabled=True, user_per_min=2))
+    async for http in _client_for(limited):
+        app = http.app  # type: ignore[attr-defined]
+
+        @app.get("/twice")
+        async def twice(user: CurrentUser,
+                        student: Annotated[Principal, Depends(require_role("student"))]
+                        ) -> dict[str, str]:
+            return {"user": str(user.id), "student": str(student.id)}
+
+        student = await make_user(app)
+        answers = [await http.get("/twice", headers=student.headers) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[0].json() == {"user": str(student.id), "student": str(student.id)}
+        assert answers[1].headers["ratelimit"].startswith('"user";r=0;')
+        teacher = await make_user(app, role="teacher")
+        refused = await http.get("/twice", headers=teacher.headers)
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "forbidden"
 
 
 def test_defaults_are_sane() -> None:
