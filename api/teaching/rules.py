@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
@@ -93,12 +93,13 @@ def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-@dataclass(frozen=True, slots=True)
-class WeekStat:
+class WeekStat(NamedTuple):
     """One week of a student's practice.
 
     ``minutes``: practised minutes (rounded to 0.01); ``mean_accuracy_pct``: mean over the
-    week's sessions that carry an accuracy (rounded to 0.01), None when none does.
+    week's sessions that carry an accuracy (rounded to 0.01), None when none does. (A named
+    tuple: a dashboard makes one per student and week, and a frozen dataclass costs three
+    times as much to make.)
     """
 
     week_start: date
@@ -193,19 +194,24 @@ def week_totals(sessions: Iterable[SessionPoint], bounds: Sequence[datetime]) ->
 def summary_of_weeks(totals: Sequence[WeekTotals], *, today: date) -> WeeklySummary:
     """The :class:`WeeklySummary` of the weeks ending with ``today``'s, from their totals
     (oldest first)."""
-    weeks = len(totals)
-    current = week_start(today)
-    starts = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks)]
     means = [t.accuracy_sum / t.accuracy_count if t.accuracy_count else None for t in totals]
     slope = least_squares_slope([(float(i), m) for i, m in enumerate(means) if m is not None])
     return WeeklySummary(
         weeks=[
-            WeekStat(week_start=start, minutes=round(t.seconds / 60, 2), sessions=t.sessions,
-                     mean_accuracy_pct=None if mean is None else round(mean, 2))
-            for start, t, mean in zip(starts, totals, means, strict=True)
+            WeekStat(start, round(t.seconds / 60, 2), t.sessions,
+                     None if mean is None else round(mean, 2))
+            for start, t, mean in zip(_week_starts(today, len(totals)), totals, means,
+                                      strict=True)
         ],
         accuracy_slope_pct_per_week=None if slope is None else round(slope, 3),
     )
+
+
+@lru_cache(maxsize=1024)
+def _week_starts(today: date, weeks: int) -> tuple[date, ...]:
+    """The Mondays of the ``weeks`` weeks ending with ``today``'s, oldest first."""
+    current = week_start(today)
+    return tuple(current - timedelta(weeks=weeks - 1 - i) for i in range(weeks))
 
 
 def weekly_summary(
