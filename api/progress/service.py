@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -189,11 +189,21 @@ def _trend(facts: Sequence[SessionFacts], student: _Student, weeks: int, today: 
     )
 
 
-async def progress(
+class _Window(NamedTuple):
+    """What a progress read covers: the student, their local today, the first day of the
+    ``days`` and the Monday of the ``weeks``, and the facts since the earlier of the two."""
+
+    student: _Student
+    today: date
+    first_day: date
+    first_monday: date
+    facts: Sequence[SessionFacts]
+
+
+async def _window(
     db: AsyncSession, viewer: Principal, student_id: uuid.UUID, *, days: int, weeks: int,
     filters: Filters, now: datetime,
-) -> ProgressResponse:
-    """Daily and weekly minutes, weekly accuracy and steadiness trends, and totals."""
+) -> _Window:
     _check_int("days", days, 1, 366)
     _check_int("weeks", weeks, 1, 52)
     student = await _student(db, viewer, student_id)
@@ -201,7 +211,18 @@ async def progress(
     first_day = today - timedelta(days=days - 1)
     first_monday = week_monday(today) - timedelta(weeks=weeks - 1)
     since = _local_midnight(min(first_day, first_monday), student.zone)
-    facts = await _facts(db, student, filters, since)
+    return _Window(student, today, first_day, first_monday,
+                   await _facts(db, student, filters, since))
+
+
+async def progress(
+    db: AsyncSession, viewer: Principal, student_id: uuid.UUID, *, days: int, weeks: int,
+    filters: Filters, now: datetime,
+) -> ProgressResponse:
+    """Daily and weekly minutes, weekly accuracy and steadiness trends, and totals."""
+    window = await _window(db, viewer, student_id, days=days, weeks=weeks, filters=filters,
+                           now=now)
+    student, today, first_day, first_monday, facts = window
     daily = minutes_by_day(facts, student.tz_name, first_day, today)
     weekly = minutes_by_week(facts, student.tz_name, first_monday, today)
     in_window = [f for f in facts if f.started_at.astimezone(student.zone).date() >= first_day]
@@ -315,14 +336,17 @@ async def chart_svg(
                                             filters=filters, now=now)
         return charts.heatmap_svg(cells, title=f"Timing by bar and beat, last {days} days",
                                   value=value)
-    data = await progress(db, viewer, student_id, days=days, weeks=weeks, filters=filters,
-                          now=now)
+    # only what the chart shows, by the rules of the progress read (not all of it)
+    student, today, first_day, _monday, facts = await _window(
+        db, viewer, student_id, days=days, weeks=weeks, filters=filters, now=now)
     if kind == "minutes":
         return charts.bar_chart_svg(
-            [(d.day.strftime("%m-%d"), d.minutes) for d in data.daily_minutes],
+            [(d.strftime("%m-%d"), round(m, 2))
+             for d, m in minutes_by_day(facts, student.tz_name, first_day, today)],
             title=f"Minutes practised per day, last {days} days", y_label="minutes",
         )
-    trend = data.accuracy if kind == "accuracy" else data.steadiness
+    trend = _trend(facts, student, weeks, today,
+                   "accuracy_pct" if kind == "accuracy" else "steadiness_ms")
     name = "accuracy" if kind == "accuracy" else "steadiness"
     unit = "%" if kind == "accuracy" else "ms"
     return charts.line_chart_svg(

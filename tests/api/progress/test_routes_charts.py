@@ -105,3 +105,43 @@ async def test_access_token_in_the_query(app: FastAPI, client: httpx.AsyncClient
     progress = f"/api/v1/students/{student.id}/progress"
     assert (await client.get(progress, params={"access_token": student.token})
             ).status_code == 401
+
+
+def _num(v: float) -> str:
+    return f"{v:.2f}".rstrip("0").rstrip(".")
+
+
+async def test_charts_show_the_numbers_of_the_progress_read(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A chart computes only what it shows, by the progress read's rules: every bar and
+    point carries the progress read's number for its day or week."""
+    tz = "America/New_York"
+    student = await add_user(app, "Dana", timezone=tz)
+    today = today_in(tz)
+    for n, accuracy in ((0, 81.0), (2, 88.5), (9, 70.25), (16, 93.0)):
+        sid = await add_session(app, student.id, started_at=local(tz, today - timedelta(days=n),
+                                                                  23))
+        await stream(app, student.id, sid, target_bpm=100.0, accuracy_pct=accuracy)
+    params = {"days": 21, "weeks": 4}
+    read = await client.get(f"/api/v1/students/{student.id}/progress", params=params,
+                            headers=student.headers)
+    assert read.status_code == 200, read.text
+    body = read.json()
+
+    async def tips(kind: str, tag: str, cls: str) -> list[str]:
+        response = await client.get(chart_url(student.id, kind), params=params,
+                                    headers=student.headers)
+        assert response.status_code == 200, response.text
+        found = [mark.find(f"{NS}title") for mark in marks(response.text, tag, cls)]
+        return [t.text or "" for t in found if t is not None]
+
+    days = [(day["day"][5:], day["minutes"]) for day in body["daily_minutes"]]
+    assert await tips("minutes", "rect", "bar") == [f"{d}: {_num(m)}" for d, m in days]
+    assert any(m > 0 for _, m in days)
+    for kind in ("accuracy", "steadiness"):
+        points = [(p["week_start"], p["value"]) for p in body[kind]["points"]
+                  if p["value"] is not None]
+        assert len(points) >= 2
+        assert await tips(kind, "circle", "point") == [
+            f"{kind}: {w} = {_num(v)}" for w, v in points]
