@@ -23,6 +23,7 @@ from operator import attrgetter, itemgetter
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
+from pydantic import TypeAdapter
 from sqlalchemy import (
     Label,
     Select,
@@ -321,12 +322,17 @@ def _views(
         values = dict(zip(_VIEW_FIELDS, _VIEW_BY_POSITION(cast(Row[Any], row)) if by_position
                           else _VIEW_BY_NAME(row), strict=True))
         session_id, row_tags = values["id"], tags.get(values["id"], [])
-        views.append(SessionResponse(
-            **values, duration_s=duration_s(values["started_at"], values["ended_at"]),
+        values.update(
+            duration_s=duration_s(values["started_at"], values["ended_at"]),
             tag_ids=[tag.id for tag in row_tags], tags=row_tags,
             segments=segments.get(session_id, []), feedback_count=feedback.get(session_id, 0),
-        ))
-    return views
+        )
+        views.append(values)
+    # validated together: one call into pydantic instead of one model at a time
+    return _SESSION_LIST.validate_python(views)
+
+
+_SESSION_LIST = TypeAdapter(list[SessionResponse])
 
 
 async def session_contents(
