@@ -175,10 +175,11 @@ async def refresh_user_week(
         if score is None:
             await state.redis.zrem(key, str(user_id))
         else:
-            async with state.redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(key, {str(user_id): score})
-                pipe.expire(key, WEEK_KEY_TTL_S)
-                await pipe.execute()
+            # one command when the member is on the board already (the common case: each
+            # write refreshes its week); a new member, which a new key begins with, also
+            # sets the key's time to live
+            if await state.redis.zadd(key, {str(user_id): score}):
+                await state.redis.expire(key, WEEK_KEY_TTL_S)
     except RedisError as exc:
         log.warning("leaderboard: could not refresh %s for week %s: %s", user_id,
                     start.date(), exc)

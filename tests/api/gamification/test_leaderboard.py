@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from api.accounts.models import User
-from api.gamification.leaderboard import refresh_user_week, week_key
+from api.gamification.leaderboard import WEEK_KEY_TTL_S, refresh_user_week, week_key
 from api.main import create_app
 from api.metrics.service import apply_stream_summary
 from api.notify import MemoryNotifier
@@ -178,6 +178,13 @@ async def test_redis_board_equals_database_board(app: FastAPI, client: httpx.Asy
                     assert await refresh_user_week(state, db, users["Eve"].id,
                                                    MONDAY + timedelta(days=3)) == 65.0
             assert await state.redis.zscore(key, str(users["Eve"].id)) == 65.0
+            # a week whose set did not exist yet gets a time to live with its first member
+            later = MONDAY + timedelta(weeks=1, days=1)
+            await _practice(app, users["Eve"], 30, at=later)
+            async with state.sessions() as db:
+                assert await refresh_user_week(state, db, users["Eve"].id, later) == 30.0
+            ttl = await state.redis.ttl(week_key(ns.prefix, (later - timedelta(days=1)).date()))
+            assert WEEK_KEY_TTL_S - 60 < ttl <= WEEK_KEY_TTL_S
             await same_boards(redis_http)
             fresh = await redis_http.get(queries[0], headers=users["Dee"].headers)
             assert _rows(fresh.json())[0] == (1, "Eve", 65.0)
