@@ -220,6 +220,7 @@ def _facts(row: SessionRow, numbers: dict[str, _Numbers],
 async def load_facts(
     db: AsyncSession, student_id: uuid.UUID, *, since: datetime | None = None,
     until: datetime | None = None, pieces: bool = True, version: FactsVersion | None = None,
+    fill: bool = True,
 ) -> list[SessionFacts]:
     """The student's active sessions started in ``[since, until)``, oldest first.
     ``pieces=False`` leaves ``piece_ids`` empty, two queries fewer, for the rules that do
@@ -227,12 +228,17 @@ async def load_facts(
 
     ``version`` is the student's data version read at the start of the request
     (:func:`active_student`); with it, and a :class:`~api.progress.factcache.FactsCache`
-    in the session's ``info``, the whole history is loaded once per version and sliced."""
+    in the session's ``info``, the whole history is loaded once per version and sliced.
+    ``fill=False`` reads only ``[since, until)`` when the cache misses, leaving it as it is
+    (for a caller that needs a slice and must not pay for the whole history)."""
     cache = db.info.get(FACTS_CACHE_KEY) if version is not None else None
     if cache is None or version is None:
         return await facts_for_rows(db, await _sessions(db, student_id, since, until),
                                     pieces=pieces)
     facts = cache.get(student_id, pieces=pieces, version=version)
+    if facts is None and not fill:
+        return await facts_for_rows(db, await _sessions(db, student_id, since, until),
+                                    pieces=pieces)
     if facts is None:
         loaded = await facts_for_rows(db, await _sessions(db, student_id, None, None),
                                       pieces=pieces)

@@ -97,3 +97,39 @@ async def test_facts_are_reused_until_a_write_then_reloaded(
                                 headers=student.headers)
     assert progress.status_code == 200, progress.text
     assert progress.json()["totals"]["sessions"] == 2
+
+
+async def test_a_slice_read_on_a_miss_leaves_the_cache_alone(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """``fill=False`` (the leaderboard refresh after a write): on a miss only the slice is
+    read and the cache keeps no entry; with ``fill`` the history is cached, and the slice
+    is the same either way."""
+    from api.progress.facts import active_student, load_facts
+
+    student = await add_user(app, "Sliced")
+    now = utcnow()
+    for start, minutes in ((now - timedelta(hours=3), 20), (now - timedelta(days=10), 45)):
+        created = await client.post("/api/v1/sessions", headers=student.headers,
+                                    json=_session(start, minutes))
+        assert created.status_code == 201, created.text
+    cache: FactsCache = app.state.mpt.facts_cache
+    cache.clear()
+    window = {"since": now - timedelta(days=1), "until": now, "pieces": False}
+    async with app.state.mpt.read_sessions() as db:
+        found = await active_student(db, student.id)
+        assert found is not None
+        with count_queries(app) as sliced:
+            alone = await load_facts(db, student.id, version=found.version, fill=False,
+                                     **window)
+        assert [f.minutes for f in alone] == [20.0]
+        assert len(cache) == 0
+        assert any("practice_sessions" in s for s in sliced)
+        filled = await load_facts(db, student.id, version=found.version, **window)
+        assert [f.minutes for f in filled] == [20.0]
+        assert len(cache) == 1
+        with count_queries(app) as cached:
+            again = await load_facts(db, student.id, version=found.version, fill=False,
+                                     **window)
+        assert [f.minutes for f in again] == [20.0]
+        assert not any("practice_sessions" in s for s in cached), "a hit reads nothing"
