@@ -46,6 +46,7 @@ from api.gamification.schemas import (
     LeaderboardScope,
 )
 from api.gamification.service import iter_facts
+from api.progress.factcache import FACTS_CACHE_KEY
 from api.progress.facts import load_facts
 from api.state import AppState
 from api.teaching.models import TeacherStudentLink
@@ -128,13 +129,16 @@ async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
     if not found:  # no such user, or no longer an active student
         return None
     change_seq, facts_seq = found[0]
-    # through the facts cache, which the write has usually extended to the new version;
-    # when it has not (concurrent writes of the student extended it out of order), only the
-    # week is read: a write reloading the whole history took long enough for the next
-    # writes to miss too (a sync batch of a student with thousands of sessions, 16 at once:
-    # 4 -> 69 ms of CPU each in the wrk floor once)
+    # through the facts cache, which the write has usually extended to the new version.
+    # A student not cached yet is loaded whole, so that the next writes extend it. When an
+    # entry of another version is there (concurrent writes of the student extended it out
+    # of order, or another worker wrote), only the week is read: reloading the whole history
+    # took long enough for the next writes to miss too (a sync batch of a student with
+    # thousands of sessions, 16 at once: 4 -> 69 ms of CPU each in the wrk floor once)
+    cache = db.info.get(FACTS_CACHE_KEY)
     facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False,
-                             version=(int(change_seq), int(facts_seq)), fill=False)
+                             version=(int(change_seq), int(facts_seq)),
+                             fill=cache is None or not cache.holds(user_id))
     return float(sum(session_points(f) for f in facts)) if facts else None
 
 

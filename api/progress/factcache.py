@@ -78,6 +78,10 @@ class FactsCache:
         self.misses += 1
         return None
 
+    def holds(self, student_id: uuid.UUID) -> bool:
+        """Whether an entry of the student is cached, of any version."""
+        return (student_id, False) in self._entries or (student_id, True) in self._entries
+
     def put(self, student_id: uuid.UUID, *, pieces: bool, version: FactsVersion,
             facts: Sequence[SessionFacts]) -> tuple[SessionFacts, ...]:
         """Store ``facts`` (oldest first) under ``version``; returns them as a tuple."""

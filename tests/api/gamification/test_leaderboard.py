@@ -197,3 +197,32 @@ async def test_redis_board_equals_database_board(app: FastAPI, client: httpx.Asy
             assert await state.redis.zscore(key, str(users["Eve"].id)) is None
             async with state.sessions() as db:  # and a refresh of them removes them too
                 assert await refresh_user_week(state, db, users["Eve"].id, WEEK) is None
+
+
+async def test_a_refresh_loads_a_new_student_whole_and_a_stale_one_by_the_week(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """After a write the refresh reads through the facts cache: a student not cached yet
+    is loaded whole (the next writes extend that entry); beside an entry of another
+    version (concurrent writes extended it out of order) only the week is read, and the
+    entry is left as it is. The total is the same either way."""
+    from api.progress.factcache import FactsCache
+
+    eve = await add_user(app, "Eve")
+    await _practice(app, eve, 40)
+    await _practice(app, eve, 25, at=MONDAY - timedelta(weeks=2))  # another week
+    with redis_namespace() as ns:
+        async with _redis_client(settings, ns.url, ns.prefix) as (redis_app, _http):
+            state = redis_app.state.mpt
+            cache: FactsCache = state.facts_cache
+            cache.clear()
+            async with state.read_sessions() as db:
+                assert await refresh_user_week(state, db, eve.id, WEEK) == 40.0
+            assert cache.holds(eve.id)
+            cached = cache.get(eve.id, pieces=False, version=(0, 0))
+            assert cached is None  # stored under the student's real version
+            stale = cache.put(eve.id, pieces=False, version=(0, 0), facts=[])
+            async with state.read_sessions() as db:
+                assert await refresh_user_week(state, db, eve.id, WEEK) == 40.0
+            assert cache.get(eve.id, pieces=False, version=(0, 0)) == stale
+            assert len(cache) == 1
