@@ -162,33 +162,31 @@ class RouteIndex:
         self._router.middleware_stack = self
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            path: str = scope["path"]
-            key = self._bucket(path)
-            if key is not None and self._current_shape() == self._shape:
-                shell, patterns = self._shells[key], self._patterns[key]
-                if patterns is None or any(p.match(path) for p in patterns):
-                    scope.setdefault("router", self._router)
-                    await shell.app(scope, receive, send)
-                    return
+        if (scope["type"] == "http" and not scope.get("root_path")
+                and self._current_shape() == self._shape):
+            shell = self._shell_for(scope["path"])
+            if shell is not None:
+                scope.setdefault("router", self._router)
+                await shell.app(scope, receive, send)
+                return
         await self._full(scope, receive, send)
 
-    def _bucket(self, path: str) -> Key | None:
+    def _shell_for(self, path: str) -> APIRouter | None:
+        """The narrowed router for ``path``; None when no bucket holds it or none of its
+        bucket's routes matches it (then every route is tried)."""
         first, count, last = _key_of_path(path)
         key = (first, count, last)
-        if key in self._shells:
-            return key
-        key = (first, count, WILD)
-        return key if key in self._shells else None
+        if key not in self._shells:
+            key = (first, count, WILD)
+            if key not in self._shells:
+                return None
+        patterns = self._patterns[key]
+        if patterns is not None and not any(p.match(path) for p in patterns):
+            return None
+        return self._shells[key]
 
     def candidates(self, path: str) -> list[Any] | None:
         """The routes tried for ``path``, each included router narrowed to its routes tried
         (None: every route is tried); for tests."""
-        key = self._bucket(path)
-        if key is None:
-            return None
-        patterns = self._patterns[key]
-        if patterns is not None and not any(p.match(path) for p in patterns):
-            return None
-        return list(self._shells[key].routes)
-
+        shell = self._shell_for(path)
+        return None if shell is None else list(shell.routes)

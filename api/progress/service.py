@@ -220,9 +220,8 @@ async def progress(
     filters: Filters, now: datetime,
 ) -> ProgressResponse:
     """Daily and weekly minutes, weekly accuracy and steadiness trends, and totals."""
-    window = await _window(db, viewer, student_id, days=days, weeks=weeks, filters=filters,
-                           now=now)
-    student, today, first_day, first_monday, facts = window
+    student, today, first_day, first_monday, facts = await _window(
+        db, viewer, student_id, days=days, weeks=weeks, filters=filters, now=now)
     daily = minutes_by_day(facts, student.tz_name, first_day, today)
     weekly = minutes_by_week(facts, student.tz_name, first_monday, today)
     in_window = [f for f in facts if f.started_at.astimezone(student.zone).date() >= first_day]

@@ -164,8 +164,7 @@ def _week_bounds(tz: str, weeks: int, today: date) -> tuple[datetime, ...]:
     # remembered: a dashboard asks for the same zone's bounds for every student in it, and
     # each bound is a zone conversion
     zone = resolve_zone(tz)
-    current = week_start(today)
-    days = [current - timedelta(weeks=weeks - 1 - i) for i in range(weeks + 1)]
+    days = [*_week_starts(today, weeks), week_start(today) + timedelta(weeks=1)]
     return tuple(datetime.combine(day, time.min, zone).astimezone(UTC) for day in days)
 
 
