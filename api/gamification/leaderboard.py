@@ -11,8 +11,11 @@ Two back ends give the same board:
   per student.
 * **Redis** (points, when ``state.redis`` is set): the sorted set
   ``<prefix>:lb:<YYYY-MM-DD>:points`` holds each student's weekly total. It is *set*
-  (``ZADD``), never incremented, by :func:`refresh_user_week` from the database, so a
-  recomputation is idempotent. The set is rebuilt from the database when its marker
+  (``ZADD``), never incremented, by :func:`refresh_user_week` from the database or by
+  :func:`refresh_user_week_from` from the facts a write has just cached, so a
+  recomputation is idempotent; the hash ``<prefix>:lb:<YYYY-MM-DD>:versions`` keeps the
+  student's data version of each total, and a total of an older version is not set (writes
+  of one student refresh in any order). The set is rebuilt from the database when its marker
   ``<prefix>:lb:<YYYY-MM-DD>:built`` is missing (first use, or every
   :data:`REBUILD_EVERY_S`), which heals anything a missed refresh left stale. The top is
   read with ``ZREVRANGE`` plus every member tied with the last one, then ranked by the same
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,8 +50,9 @@ from api.gamification.schemas import (
     LeaderboardScope,
 )
 from api.gamification.service import iter_facts
-from api.progress.factcache import FACTS_CACHE_KEY
+from api.progress.factcache import FACTS_CACHE_KEY, FactsVersion
 from api.progress.facts import load_facts
+from api.progress.rules import SessionFacts
 from api.state import AppState
 from api.teaching.models import TeacherStudentLink
 
@@ -56,6 +61,7 @@ __all__ = [
     "WEEK_KEY_TTL_S",
     "leaderboard",
     "refresh_user_week",
+    "refresh_user_week_from",
     "week_key",
 ]
 
@@ -78,6 +84,10 @@ def week_key(prefix: str, week: date) -> str:
 
 def _built_key(prefix: str, week: date) -> str:
     return f"{prefix}:lb:{week.isoformat()}:built"
+
+
+def _versions_key(prefix: str, week: date) -> str:
+    return f"{prefix}:lb:{week.isoformat()}:versions"
 
 
 def _monday(value: date | datetime) -> datetime:
@@ -124,11 +134,13 @@ _STUDENT_VERSION = Query(lambda member: (
 
 
 async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
-                            start: datetime) -> float | None:
+                            start: datetime) -> tuple[float | None, FactsVersion | None]:
+    """The student's points in the week from ``start`` with the data version they were
+    read at; ``(None, None)`` when there is no such active student."""
     found = await _STUDENT_VERSION.rows(db, user_id=user_id)
     if not found:  # no such user, or no longer an active student
-        return None
-    change_seq, facts_seq = found[0]
+        return None, None
+    version = (int(found[0][0]), int(found[0][1]))
     # through the facts cache, which the write has usually extended to the new version.
     # A student not cached yet is loaded whole, so that the next writes extend it. When an
     # entry of another version is there (concurrent writes of the student extended it out
@@ -137,8 +149,11 @@ async def _user_week_points(db: AsyncSession, user_id: uuid.UUID,
     # thousands of sessions, 16 at once: 4 -> 69 ms of CPU each in the wrk floor once)
     cache = db.info.get(FACTS_CACHE_KEY)
     facts = await load_facts(db, user_id, since=start, until=start + _WEEK, pieces=False,
-                             version=(int(change_seq), int(facts_seq)),
-                             fill=cache is None or not cache.holds(user_id))
+                             version=version, fill=cache is None or not cache.holds(user_id))
+    return _points(facts), version
+
+
+def _points(facts: Sequence[SessionFacts]) -> float | None:
     return float(sum(session_points(f) for f in facts)) if facts else None
 
 
@@ -149,9 +164,11 @@ async def refresh_user_week(
 
     Call it after a write to the user's sessions or metrics has committed (for an edit that
     moves a session to another week, for both weeks). The total is recomputed from the
-    database and ``ZADD``-ed (or the member removed when the user has no session that week,
-    or is no longer an active student), so calling it twice changes nothing. A no-op
-    without Redis; a Redis failure is logged, not raised (the periodic rebuild heals it).
+    database and set (or the member removed when the user has no session that week, or is
+    no longer an active student), so calling it twice changes nothing; a total read at an
+    older data version than the one the board holds for the user is not set (see
+    :func:`refresh_user_week_from`). A no-op without Redis; a Redis failure is logged, not
+    raised (the periodic rebuild heals it).
 
     Parameters
     ----------
@@ -167,31 +184,83 @@ async def refresh_user_week(
     Returns
     -------
     float or None
-        The total written; None when removed, or without Redis.
+        The total set; None when removed or not set, or without Redis.
     """
     if state.redis is None:
         return None
     start = _monday(week)
     if db.in_transaction():
-        score = await _user_week_points(db, user_id, start)
+        score, version = await _user_week_points(db, user_id, start)
     else:
         async with db.begin():
-            score = await _user_week_points(db, user_id, start)
-    key = week_key(state.settings.redis.key_prefix, start.date())
-    try:
-        if score is None:
-            await state.redis.zrem(key, str(user_id))
-        else:
-            # one command when the member is on the board already (the common case: each
-            # write refreshes its week); a new member, which a new key begins with, also
-            # sets the key's time to live
-            if await state.redis.zadd(key, {str(user_id): score}):
-                await state.redis.expire(key, WEEK_KEY_TTL_S)
-    except RedisError as exc:
-        log.warning("leaderboard: could not refresh %s for week %s: %s", user_id,
-                    start.date(), exc)
+            score, version = await _user_week_points(db, user_id, start)
+    return await _set_score(state, user_id, start, score, version)
+
+
+async def refresh_user_week_from(
+    state: AppState, user_id: uuid.UUID, week: date | datetime,
+    facts: Sequence[SessionFacts], version: FactsVersion,
+) -> float | None:
+    """:func:`refresh_user_week` from the student's whole history ``facts`` (oldest
+    first) at data ``version`` instead of the database: for a write that has just extended
+    the facts cache to the version it committed (:func:`api.metrics.hooks.sessions_added`).
+
+    Concurrent writes of a student refresh in any order, so each total is set with its
+    version (the sum of the two counters, which every write of the student raises) and
+    Redis keeps the newer: a total of an older version than the one set before is dropped.
+    """
+    if state.redis is None:
         return None
-    return score
+    start = _monday(week)
+    lo = bisect_left(facts, start, key=_started_at)
+    hi = bisect_left(facts, start + _WEEK, key=_started_at)
+    return await _set_score(state, user_id, start, _points(facts[lo:hi]), version)
+
+
+def _started_at(facts: SessionFacts) -> datetime:
+    return facts.started_at
+
+
+# KEYS: the week's sorted set, its versions (a hash: member -> the version of its total).
+# ARGV: the member, its version ('' when unknown: the member is removed whatever the hash
+# holds), its total ('' to remove it), the keys' time to live (set with a new member).
+_SET_SCORE = """
+local version = tonumber(ARGV[2])
+if version then
+  local seen = tonumber(redis.call('HGET', KEYS[2], ARGV[1]))
+  if seen and seen > version then return 0 end
+  if redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+  end
+else
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1]) == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return 1
+"""
+
+
+async def _set_score(state: AppState, user_id: uuid.UUID, start: datetime,
+                     score: float | None, version: FactsVersion | None) -> float | None:
+    """Set (or with ``score`` None remove) the member in one round trip, unless the board
+    holds a total of a newer version for it; returns the score set."""
+    assert state.redis is not None
+    prefix = state.settings.redis.key_prefix
+    week = start.date()
+    try:
+        applied = await state.redis.register_script(_SET_SCORE)(
+            keys=[week_key(prefix, week), _versions_key(prefix, week)],
+            args=[str(user_id), "" if version is None else version[0] + version[1],
+                  "" if score is None else repr(score), WEEK_KEY_TTL_S],
+        )
+    except RedisError as exc:
+        log.warning("leaderboard: could not refresh %s for week %s: %s", user_id, week, exc)
+        return None
+    return score if applied else None
 
 
 async def _ensure_built(state: AppState, db: AsyncSession, start: datetime) -> None:

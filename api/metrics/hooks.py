@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.gamification.leaderboard import refresh_user_week
+from api.gamification.leaderboard import refresh_user_week, refresh_user_week_from
 from api.gamification.rules import week_start
 from api.metrics.service import (
     apply_pending_for_session,
@@ -53,33 +53,47 @@ async def sessions_written(db: AsyncSession, rows: Iterable[PracticeSession], *,
 
 def sessions_added(db: AsyncSession, student_id: uuid.UUID, *, before: FactsVersion,
                    after: FactsVersion,
-                   sessions: Sequence[tuple[PracticeSession, Collection[uuid.UUID]]]) -> None:
+                   sessions: Sequence[tuple[PracticeSession, Collection[uuid.UUID]]],
+                   ) -> FactsVersion | None:
     """After the commit of a write that took the student's facts from version ``before``
     to ``after`` only by inserting ``sessions`` (each with its pieces) and their manual
     metrics: add their facts to the cached facts of ``before`` (if cached: see
     :meth:`api.progress.factcache.FactsCache.extend`), so the leaderboard refresh and the
-    student's next reads need not load their history again."""
+    student's next reads need not load their history again. Returns ``after`` when the
+    cache now holds the student at it (for :func:`refresh_leaderboard`), else None."""
     cache = db.info.get(FACTS_CACHE_KEY)
     if cache is None:
-        return
+        return None
     active = [(row, pieces) for row, pieces in sessions if row.status == "active"]
-    cache.extend(student_id, base=before, version=after, added=lambda with_pieces: [
-        fresh_facts(row, manual_values(row), pieces if with_pieces else ())
+    extended = cache.extend(student_id, base=before, version=after, added=lambda pieces_too: [
+        fresh_facts(row, manual_values(row), pieces if pieces_too else ())
         for row, pieces in active
     ])
+    return after if extended else None
 
 
 async def refresh_leaderboard(
-    state: AppState, user_id: uuid.UUID, instants: Iterable[datetime] = ()
+    state: AppState, user_id: uuid.UUID, instants: Iterable[datetime] = (), *,
+    version: FactsVersion | None = None,
 ) -> None:
     """After a commit that changed a student's practice data: recompute their totals on the
     Redis weekly boards (a no-op without Redis) for the weeks of ``instants`` (a session's new
     and, for an edit or delete, old start): only those weeks changed. A sync batch that
     moves a session out of an older week leaves a stale total there until the board's hourly
-    rebuild from the database (api/gamification/leaderboard.py)."""
+    rebuild from the database (api/gamification/leaderboard.py).
+
+    ``version`` is the data version the write committed, when :func:`sessions_added` put
+    the student's facts at it in the cache: the totals then come from those facts, with no
+    database read (one Redis round trip a week)."""
     if state.redis is None:
         return
     weeks = {week_start(t) for t in instants}
+    facts = (state.facts_cache.get(user_id, pieces=False, version=version)
+             if version is not None else None)
+    if facts is not None and version is not None:
+        for week in sorted(weeks):
+            await refresh_user_week_from(state, user_id, week, facts, version)
+        return
     async with state.read_sessions() as db:  # reads only: autocommit, no BEGIN/COMMIT
         for week in sorted(weeks):
             await refresh_user_week(state, db, user_id, week)

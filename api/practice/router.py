@@ -47,8 +47,8 @@ _422: Responses = {422: problem("Invalid times, ranges, tags, pieces or cursor."
 async def create_session(
     body: SessionCreateRequest, user: Student, db: SessionDep, state: StateDep
 ) -> SessionResponse:
-    created = await service.create_session(db, user, body)
-    await refresh_leaderboard(state, user.id, [created.started_at])
+    created, cached = await service.create_session(db, user, body)
+    await refresh_leaderboard(state, user.id, [created.started_at], version=cached)
     return created
 
 

@@ -73,6 +73,7 @@ from api.practice.schemas import (
     TagKind,
     TagRef,
 )
+from api.progress.factcache import FactsVersion
 from api.teaching.access import ensure_can_view_student
 from api.teaching.models import SessionFeedback
 
@@ -610,8 +611,10 @@ def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
 
 async def create_session(
     db: AsyncSession, user: Principal, request: SessionCreateRequest
-) -> SessionResponse:
-    """Create a session of the caller (409 if the client's id is taken)."""
+) -> tuple[SessionResponse, FactsVersion | None]:
+    """Create a session of the caller (409 if the client's id is taken); returns its view
+    and, when the facts cache now holds the student at the version this write committed,
+    that version (see :func:`api.metrics.hooks.refresh_leaderboard`)."""
     session_id = request.id
     try:
         async with db.begin():
@@ -648,10 +651,11 @@ async def create_session(
             f"practice session {session_id} already exists, or a tag it names was just "
             "deleted; retry"
         ) from None
-    if not pending:
-        sessions_added(db, user.id, before=(seq - 1, facts_seq), after=(seq, facts_seq),
-                       sessions=[(row, pieces_of(tags, request.tag_ids, request.segments))])
-    return view
+    cached = None if pending else sessions_added(
+        db, user.id, before=(seq - 1, facts_seq), after=(seq, facts_seq),
+        sessions=[(row, pieces_of(tags, request.tag_ids, request.segments))],
+    )
+    return view, cached
 
 
 def pieces_of(tags: Mapping[uuid.UUID, Tag], tag_ids: Iterable[uuid.UUID],

@@ -59,7 +59,8 @@ async def sync_batch(
     key = service.check_idempotency_key(idempotency_key)
     outcome = await service.apply_batch(state.sessions, user, key, body)
     if not outcome.replayed:
-        await refresh_leaderboard(state, user.id, [item.started_at for item in body.sessions])
+        await refresh_leaderboard(state, user.id, [item.started_at for item in body.sessions],
+                                  version=outcome.cached)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
 

@@ -50,6 +50,7 @@ from api.practice.service import (
     session_contents,
     session_views,
 )
+from api.progress.factcache import FactsVersion
 from api.sync.models import IdempotencyRecord
 from api.sync.schemas import (
     SyncBatchRequest,
@@ -79,11 +80,14 @@ _MAX_SEQ = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    """What to answer: the status, the JSON body, and whether it is a replay."""
+    """What to answer: the status, the JSON body, and whether it is a replay; and the
+    data version this batch committed when the facts cache now holds the student at it
+    (see :func:`api.metrics.hooks.refresh_leaderboard`)."""
 
     status_code: int
     body: dict[str, Any]
     replayed: bool
+    cached: FactsVersion | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,10 +221,11 @@ async def _apply_batch_in(
                 code="idempotency_in_progress",
             ) from None
         return _replay(winner, digest)
-    if added is not None:
-        sessions_added(db, user.id, before=(base_seq - 1, facts_seq),
-                       after=(int(response.cursor), facts_seq), sessions=added)
-    return BatchOutcome(200, payload, replayed=False)
+    cached = None if added is None else sessions_added(
+        db, user.id, before=(base_seq - 1, facts_seq),
+        after=(int(response.cursor), facts_seq), sessions=added,
+    )
+    return BatchOutcome(200, payload, replayed=False, cached=cached)
 
 
 _ANY_EXISTS = Query(lambda member: (

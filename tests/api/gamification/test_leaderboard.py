@@ -226,3 +226,58 @@ async def test_a_refresh_loads_a_new_student_whole_and_a_stale_one_by_the_week(
                 assert await refresh_user_week(state, db, eve.id, WEEK) == 40.0
             assert cache.get(eve.id, pieces=False, version=(0, 0)) == stale
             assert len(cache) == 1
+
+
+async def test_a_write_refreshes_from_the_facts_it_cached_and_an_older_total_loses(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """POST /sessions with Redis: once the student's facts are cached, the write extends
+    them to the version it committed and the refresh sets the week's total from them,
+    reading nothing from the database. Every total carries the student's data version, and
+    one of an older version (a slower concurrent write of the student) does not replace a
+    newer one; the same version sets it again."""
+    from sqlalchemy import event
+
+    from api.gamification.leaderboard import refresh_user_week_from
+
+    eve = await add_user(app, "Eve")
+    with redis_namespace() as ns:
+        async with _redis_client(settings, ns.url, ns.prefix) as (redis_app, http):
+            state = redis_app.state.mpt
+            key = week_key(ns.prefix, WEEK)
+            version_reads: list[str] = []
+
+            def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+                if statement.lstrip().upper().startswith("SELECT") and "facts_seq" in statement:
+                    version_reads.append(statement)
+
+            event.listen(state.engine.sync_engine, "before_cursor_execute", seen)
+
+            async def practise(minutes: int, at: datetime) -> None:
+                r = await http.post("/api/v1/sessions", headers=eve.headers, json={
+                    "started_at": at.isoformat(),
+                    "ended_at": (at + timedelta(minutes=minutes)).isoformat()})
+                assert r.status_code == 201, r.text
+
+            await practise(40, MONDAY)  # not cached yet: read from the database, cached whole
+            assert version_reads and await state.redis.zscore(key, str(eve.id)) == 40.0
+            version_reads.clear()
+            await practise(25, MONDAY + timedelta(days=1))
+            assert version_reads == []  # the refresh came from the facts the write cached
+            assert await state.redis.zscore(key, str(eve.id)) == 65.0
+
+            async with state.read_sessions() as db:
+                student = await db.get(User, eve.id)
+                assert student is not None
+                version = (student.change_seq, student.facts_seq)
+            facts = state.facts_cache.get(eve.id, pieces=False, version=version)
+            assert facts is not None and len(facts) == 2
+            older = (version[0] - 1, version[1])
+            assert await refresh_user_week_from(state, eve.id, WEEK, facts[:1], older) is None
+            assert await state.redis.zscore(key, str(eve.id)) == 65.0
+            assert await refresh_user_week_from(state, eve.id, WEEK, facts[:1], version) == 40.0
+            assert await state.redis.zscore(key, str(eve.id)) == 40.0
+            async with state.read_sessions() as db:  # the database path sets its version too
+                assert await refresh_user_week(state, db, eve.id, WEEK) == 65.0
+            assert await refresh_user_week_from(state, eve.id, WEEK, facts[:1], older) is None
+            assert await state.redis.zscore(key, str(eve.id)) == 65.0
