@@ -316,7 +316,7 @@ def _views(
     """The responses of ``rows``, rows of one query (a Core row's ``_fields`` costs a few
     microseconds, so they are compared once; rows may go on after the session's columns)."""
     first = rows[0] if rows else None
-    by_position = (isinstance(first, Row)
+    by_position = (isinstance(first, Row | tuple)  # a Core row, or api.fastsql's
                    and first._fields[:len(_SESSION_FIELDS)] == _SESSION_FIELDS)
     views = []
     for row in rows:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from api.db import utcnow
 from api.main import create_app
 from api.notify import MemoryNotifier
 from mpt.settings import ApiSettings, DatabaseSettings, RateLimitSettings, Settings
@@ -149,3 +152,32 @@ async def test_no_free_connection_is_a_503_and_the_next_request_works(
             assert _checked_out(app) == 0
             again = await http.get("/api/v1/sessions", headers=user.headers)
             assert again.status_code == 200, again.text
+
+
+async def test_a_plain_sql_read_on_a_dead_connection_invalidates_it_and_the_pool(
+    pg_app: FastAPI, postgres_session_url: str
+) -> None:
+    """(``api.fastsql``, which sends its SQL past SQLAlchemy's execution.) The database
+    drops the connection a session holds: the statement raises
+    SQLAlchemy's DBAPIError marked connection_invalidated (the API's 503), and the pool
+    was invalidated, so the next session reconnects."""
+    from api.progress.facts import _SESSIONS
+
+    student = await make_user(pg_app)
+    sessions = pg_app.state.mpt.read_sessions
+    params = {"student_id": student.id, "since": utcnow() - timedelta(1), "until": utcnow()}
+    async with sessions() as db:
+        assert await _SESSIONS.rows(db, **params) == []
+        pid = await db.scalar(text("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(_asyncpg_dsn(postgres_session_url))
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.2)
+        with pytest.raises(DBAPIError) as lost:
+            await _SESSIONS.rows(db, **params)
+        assert lost.value.connection_invalidated
+    async with sessions() as db:
+        assert await _SESSIONS.rows(db, **params) == []
+        assert await db.scalar(text("SELECT pg_backend_pid()")) != pid

@@ -119,3 +119,54 @@ async def test_database_errors_are_sqlalchemy_errors(
             await _SESSIONS.rows(db, student_id="not-a-uuid", since=utcnow(), until="soon")
         if db.bind.dialect.name == "postgresql":
             assert isinstance(refused.value, DBAPIError)
+
+
+async def test_on_postgresql_the_driver_cursor_runs_it_in_the_session_transaction(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """On PostgreSQL the rows come from the dialect's asyncpg cursor (named tuples, not
+    Core rows) unless cursor events listen (then through SQLAlchemy, seen by them); a
+    write among them is part of the session's transaction (rolled back with it) and a
+    read session's statement commits nothing it should not."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Row
+
+    from api.accounts.models import User
+    from api.practice.changes import next_change_version
+
+    student = await make_user(app)
+    state = app.state.mpt
+    async with state.sessions() as db:
+        before = await db.scalar(select(User.change_seq).where(User.id == student.id))
+    postgres = state.engine.dialect.name == "postgresql"
+    async with state.sessions() as db:
+        with pytest.raises(RuntimeError, match="roll back"):
+            async with db.begin():
+                version = await next_change_version(db, student.id)
+                assert version[0] == before + 1
+                raise RuntimeError("roll back")
+    async with state.read_sessions() as db:
+        rows = await _SESSIONS.rows(db, student_id=student.id, since=utcnow() - timedelta(1),
+                                    until=utcnow())
+        assert rows == []
+        after = await db.scalar(select(User.change_seq).where(User.id == student.id))
+    assert after == before  # the increment went with the rollback
+
+    _, ids = await _three_sessions(app)
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    async with state.read_sessions() as db:
+        fast = await _TAGS_OF.rows(db, ids=ids)
+        event.listen(state.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            watched = await _TAGS_OF.rows(db, ids=ids)
+        finally:
+            event.remove(state.engine.sync_engine, "before_cursor_execute", record)
+    assert [tuple(r) for r in fast] == [tuple(r) for r in watched] and len(fast) == 1
+    assert fast[0].session_id == watched[0].session_id == ids[0]
+    assert isinstance(watched[0], Row) and len(seen) == 1
+    assert isinstance(fast[0], Row) is not postgres  # the driver's rows on PostgreSQL
+
