@@ -137,6 +137,10 @@ class Query(Generic[*_Ts]):
         except sync.dialect.loaded_dbapi.Error as error:
             await conn.run_sync(_raise_as_sqlalchemy, error, sql, args, cursor)
             raise  # not reached: SQLAlchemy's handler raises
+        except BaseException as error:
+            if not isinstance(error, Exception):  # cancelled mid-statement, as SQLAlchemy
+                sync.invalidate(error)  # does: the connection's state is unknown; closed now
+            raise
         if self._row is None:
             self._row = namedtuple(  # type: ignore[misc]  # its columns are known only now
                 "QueryRow", [column[0] for column in cursor.description or ()], rename=True)
@@ -147,7 +151,8 @@ class Query(Generic[*_Ts]):
 def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: tuple[Any, ...],
                          cursor: Any) -> None:
     """What ``exec_driver_sql`` does with a driver error: wrap it as SQLAlchemy's exception
-    and, for a dead connection, invalidate it and the pool (so the next checkouts reconnect)."""
+    and, for a dead connection, invalidate it and the pool (so the next checkouts reconnect).
+    The handler reads the exception being handled, so it is raised again here first."""
     try:
         raise error
     except type(error):

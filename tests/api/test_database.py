@@ -14,7 +14,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import DBAPIError
 
 from api.db import utcnow
@@ -180,4 +180,31 @@ async def test_a_plain_sql_read_on_a_dead_connection_invalidates_it_and_the_pool
         assert lost.value.connection_invalidated
     async with sessions() as db:
         assert await _SESSIONS.rows(db, **params) == []
+        assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
+
+
+async def test_a_plain_sql_statement_cancelled_midway_invalidates_its_connection(
+    pg_app: FastAPI,
+) -> None:
+    """(``api.fastsql``.) A request cancelled while its statement runs (a client gone, a
+    deadline) leaves the connection in an unknown state: it is closed, not given back to
+    the pool, as SQLAlchemy does for its own statements; the next session works."""
+    from sqlalchemy import func, select
+
+    from api.fastsql import Query
+
+    sleep = Query(lambda member: select(func.pg_sleep(bindparam("s"))))
+    sessions = pg_app.state.mpt.read_sessions
+    async with sessions() as db:
+        pid = await db.scalar(text("SELECT pg_backend_pid()"))
+        running = asyncio.create_task(sleep.rows(db, s=5))
+        await asyncio.sleep(0.3)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        connection = await db.connection()
+        assert connection.sync_connection is not None
+        assert connection.sync_connection.invalidated
+    async with sessions() as db:
+        assert await sleep.rows(db, s=0) == [(None,)]
         assert await db.scalar(text("SELECT pg_backend_pid()")) != pid
