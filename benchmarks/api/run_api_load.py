@@ -676,7 +676,12 @@ def _versions() -> str:
             parts.append(f"{name} {metadata.version(name)}")
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
                          capture_output=True, check=False).stdout.strip()
-    return f"git {git or '?'} (plus uncommitted changes), " + ", ".join(parts)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, text=True,
+                            capture_output=True, check=False).stdout.splitlines()
+    # the results file itself is rewritten by benchmark runs: not a change to what is measured
+    dirty = [line for line in status if not line.endswith("benchmarks/RESULTS.md")]
+    return f"git {git or '?'}{' (plus uncommitted changes)' if dirty else ''}, " + ", ".join(
+        parts)
 
 
 def _loadavg() -> str:
