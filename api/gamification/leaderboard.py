@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from api.gamification.schemas import (
 )
 from api.gamification.service import iter_facts
 from api.progress.factcache import FACTS_CACHE_KEY, FactsVersion
-from api.progress.facts import load_facts
+from api.progress.facts import facts_between, load_facts
 from api.progress.rules import SessionFacts
 from api.state import AppState
 from api.teaching.models import TeacherStudentLink
@@ -212,13 +211,8 @@ async def refresh_user_week_from(
     if state.redis is None:
         return None
     start = _monday(week)
-    lo = bisect_left(facts, start, key=_started_at)
-    hi = bisect_left(facts, start + _WEEK, key=_started_at)
-    return await _set_score(state, user_id, start, _points(facts[lo:hi]), version)
-
-
-def _started_at(facts: SessionFacts) -> datetime:
-    return facts.started_at
+    return await _set_score(state, user_id, start,
+                            _points(facts_between(facts, start, start + _WEEK)), version)
 
 
 # KEYS: the week's sorted set, its versions (a hash: member -> the version of its total).

@@ -34,6 +34,7 @@ __all__ = [
     "ActiveStudent",
     "SessionRow",
     "active_student",
+    "facts_between",
     "facts_for_rows",
     "fresh_facts",
     "load_facts",
@@ -243,6 +244,13 @@ async def load_facts(
         loaded = await facts_for_rows(db, await _sessions(db, student_id, None, None),
                                       pieces=pieces)
         facts = cache.put(student_id, pieces=pieces, version=version, facts=loaded)
+    return facts_between(facts, since, until)
+
+
+def facts_between(facts: Sequence[SessionFacts], since: datetime | None,
+                  until: datetime | None) -> list[SessionFacts]:
+    """The facts of ``facts`` (a history, oldest first) that started in ``[since, until)``
+    (None: unbounded)."""
     lo = 0 if since is None else bisect_left(facts, since, key=_started_at)
     hi = len(facts) if until is None else bisect_left(facts, until, key=_started_at)
     return list(facts[lo:hi])
