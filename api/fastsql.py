@@ -30,21 +30,25 @@ the connection and the pool on a dead connection). Rows are named tuples of the 
 columns (indexable and by attribute, as a Core row). When the engine has cursor event
 listeners (tests counting statements) or the connection was invalidated, the statement
 takes ``exec_driver_sql`` as before.
+
+:class:`Rows` does the same for the inserts of a session write (``INSERT`` or an upsert
+without ``RETURNING``, one round trip for a list of rows): compiled once, each value through
+its column type's bind processor, sent with the cursor's ``executemany``.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVarTuple
 
-from sqlalchemy import ColumnElement, any_, bindparam
+from sqlalchemy import ColumnElement, Insert, any_, bindparam
 from sqlalchemy.engine import Connection, Dialect, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.selectable import TypedReturnsRows
 
-__all__ = ["Member", "Query", "flushed_connection"]
+__all__ = ["Member", "Query", "Rows", "flushed_connection"]
 
 #: Builds "``column`` is one of ``values``" for one back end: ``values`` is the name of a
 #: list bound per call, or a fixed tuple of values.
@@ -148,7 +152,7 @@ class Query(Generic[*_Ts]):
         return [make(record) for record in cursor._rows]
 
 
-def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: tuple[Any, ...],
+def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: Any,
                          cursor: Any) -> None:
     """What ``exec_driver_sql`` does with a driver error: wrap it as SQLAlchemy's exception
     and, for a dead connection, invalidate it and the pool (so the next checkouts reconnect).
@@ -157,3 +161,66 @@ def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: tup
         raise error
     except type(error):
         sync._handle_dbapi_exception(error, sql, args, cursor, None)
+
+
+class Rows:
+    """An ``INSERT`` (or an upsert) without ``RETURNING``, run with a list of rows: as the
+    SQL it compiles to on PostgreSQL (compiled once; each value through its column type's
+    bind processor, as SQLAlchemy would send it), through the session elsewhere. Every row
+    must give every column the statement names (a Python-side default would otherwise be
+    skipped): a row that does not takes the session's path.
+
+    Parameters
+    ----------
+    statement : Insert
+        Built once (module level); the columns are those of ``insert(table)``.
+    """
+
+    def __init__(self, statement: Insert) -> None:
+        self.statement = statement
+        self._pg: tuple[str, tuple[str, ...], tuple[Any, ...]] | None = None
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+        if self._pg is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ())
+            processors = tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            )
+            self._pg = (str(compiled), names, processors)
+        return self._pg
+
+    async def insert(self, db: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run the statement once per row of ``rows`` (one round trip), in ``db``'s
+        transaction."""
+        if not rows:
+            return
+        conn = await flushed_connection(db)
+        sync = conn.sync_connection
+        if conn.dialect.name == "postgresql" and sync is not None and not (
+            sync.invalidated or sync.closed or sync.dispatch.before_cursor_execute
+            or sync.dispatch.after_cursor_execute
+        ):
+            sql, names, processors = self._compiled(conn.dialect)
+            if all(row.keys() >= set(names) for row in rows):
+                args = [tuple(row[name] if process is None else process(row[name])
+                              for name, process in zip(names, processors, strict=True))
+                        for row in rows]
+                await _driver_executemany(conn, sync, sql, args)
+                return
+        await db.execute(self.statement, list(rows))
+
+
+async def _driver_executemany(conn: AsyncConnection, sync: Connection, sql: str,
+                              args: list[tuple[Any, ...]]) -> None:
+    cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        await cursor._executemany(sql, args)
+    except sync.dialect.loaded_dbapi.Error as error:
+        await conn.run_sync(_raise_as_sqlalchemy, error, sql, args, cursor)
+        raise  # not reached: SQLAlchemy's handler raises
+    except BaseException as error:
+        if not isinstance(error, Exception):  # cancelled midway: see Query
+            sync.invalidate(error)
+        raise

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.models import User
 from api.db import new_id, table_of, utcnow
-from api.fastsql import Query
+from api.fastsql import Query, Rows
 from api.metrics.models import MetricRollup, PracticeMetric, ProcessedEvent
 from api.metrics.summary import MetricValue, SummaryError, metrics_from_summary
 from api.practice.models import PracticeSession
@@ -75,6 +75,14 @@ def _rollup_upsert(dialect: str) -> Any:
     )
 
 
+@functools.cache
+def _rollup_writer(dialect: str) -> Rows:
+    return Rows(_rollup_upsert(dialect))
+
+
+_INSERT_METRICS = Rows(insert(table_of(PracticeMetric)))  # rows of every column
+
+
 def _rollup_rows(
     *, student_id: uuid.UUID, time: datetime, source: str, values: Sequence[MetricValue],
     sign: int = 1,
@@ -104,8 +112,7 @@ async def _upsert_rollups(
     sorted: the same order of row locks as one statement each)."""
     rows = _rollup_rows(student_id=student_id, time=time, source=source, values=values,
                         sign=sign)
-    if rows:
-        await db.execute(_rollup_upsert(db.get_bind().dialect.name), rows)
+    await _rollup_writer(db.get_bind().dialect.name).insert(db, rows)
 
 
 def _merged(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,7 +162,7 @@ async def record_metrics(
             update(User).where(User.id == student_id)
             .values(facts_seq=User.facts_seq + 1, updated_at=User.updated_at)
         )
-    await db.execute(insert(table_of(PracticeMetric)), _metric_rows(
+    await _INSERT_METRICS.insert(db, _metric_rows(
         student_id=student_id, session_id=session_id, time=time, source=source,
         values=values, event_id=event_id,
     ))
@@ -193,8 +200,8 @@ async def record_fresh_manual_metrics(
         rollups += _rollup_rows(student_id=session.student_id, time=session.started_at,
                                 source="manual", values=values)
     if metric_rows:
-        await db.execute(insert(table_of(PracticeMetric)), metric_rows)
-        await db.execute(_rollup_upsert(db.get_bind().dialect.name), _merged(rollups))
+        await _INSERT_METRICS.insert(db, metric_rows)
+        await _rollup_writer(db.get_bind().dialect.name).insert(db, _merged(rollups))
 
 
 async def record_manual_metrics(db: AsyncSession, session: PracticeSession) -> None:

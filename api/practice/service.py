@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import new_id, table_of, utcnow
 from api.deps import Principal
 from api.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
-from api.fastsql import Member, Query, flushed_connection
+from api.fastsql import Member, Query, Rows, flushed_connection
 from api.metrics.hooks import sessions_added, sessions_written
 from api.pagination import (
     decode_time_id_cursor,
@@ -203,6 +203,7 @@ class SessionViewRow(Protocol):
 #: Every column of a session, as Core rows: a page of them is read on every list request,
 #: and rows cost a fraction of ORM objects.
 _SESSION_COLUMNS = tuple(PracticeSession.__table__.columns)
+_INSERT_SESSIONS = Rows(insert(table_of(PracticeSession)))  # rows of every column
 _SESSION_FIELDS = tuple(column.name for column in _SESSION_COLUMNS)
 # What a view shows of a session row, read in one call: by position from a row of
 # _SESSION_COLUMNS (a Core row's attribute access costs several times its indexing, and a
@@ -596,11 +597,13 @@ async def replace_children(
         {"id": new_id(), "session_id": sid, **seg.model_dump()}
         for sid, segs in segments.items() for seg in segs
     ]
-    if tag_rows:
-        await db.execute(insert(table_of(SessionTag)), tag_rows)
-    if seg_rows:
-        await db.execute(insert(table_of(PracticeSegment)), seg_rows)
+    await _INSERT_TAGS.insert(db, tag_rows)
+    await _INSERT_SEGMENTS.insert(db, seg_rows)
     return seg_rows
+
+
+_INSERT_TAGS = Rows(insert(table_of(SessionTag)))
+_INSERT_SEGMENTS = Rows(insert(table_of(PracticeSegment)))
 
 
 def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
@@ -632,7 +635,7 @@ async def create_session(
             )
             _apply_scalars(row, request.model_dump(include=set(SCALAR_FIELDS)))
             # a Core insert of every column: the row stays out of the unit of work
-            await db.execute(insert(table_of(PracticeSession)), [
+            await _INSERT_SESSIONS.insert(db, [
                 {column.key: getattr(row, column.key) for column in _SESSION_COLUMNS}
             ])
             segments = await replace_children(db, tags={row.id: request.tag_ids},

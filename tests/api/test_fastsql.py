@@ -170,3 +170,76 @@ async def test_on_postgresql_the_driver_cursor_runs_it_in_the_session_transactio
     assert isinstance(watched[0], Row) and len(seen) == 1
     assert isinstance(fast[0], Row) is not postgres  # the driver's rows on PostgreSQL
 
+
+
+async def test_rows_insert_what_the_session_would(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """``Rows.insert`` stores what ``db.execute(statement, rows)`` stores: each value
+    through its column's type (an aware time in another zone, JSON, nulls); on PostgreSQL
+    past SQLAlchemy's execution (cursor events do not see it), elsewhere through the
+    session; a row without every column goes through the session (its defaults applied);
+    a duplicate key is SQLAlchemy's IntegrityError, and its transaction rolls back."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import event, insert
+    from sqlalchemy.exc import IntegrityError
+
+    from api.db import new_id, table_of
+    from api.fastsql import Rows
+    from api.metrics.models import PracticeMetric
+
+    student_id, ids = await _three_sessions(app)
+    state = app.state.mpt
+    postgres = state.engine.dialect.name == "postgresql"
+    writer = Rows(insert(table_of(PracticeMetric)))
+    when = datetime(2026, 11, 9, 10, 0, tzinfo=ZoneInfo("Europe/Vienna"))
+    rows = [
+        {"time": when, "id": new_id(), "student_id": student_id, "session_id": ids[0],
+         "metric": "minutes", "value": 12.5, "source": "stream", "event_id": "e-1",
+         "metadata": {"beats": [1, 2], "note": "ü"}},
+        {"time": when, "id": new_id(), "student_id": student_id, "session_id": ids[1],
+         "metric": "accuracy_pct", "value": 90.0, "source": "stream", "event_id": None,
+         "metadata": None},
+    ]
+    seen: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(state.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with state.sessions() as db, db.begin():
+            await writer.insert(db, rows)
+        fast_path_seen = [s for s in seen if s.startswith("INSERT INTO practice_metrics")]
+    finally:
+        event.remove(state.engine.sync_engine, "before_cursor_execute", record)
+    # events listening take SQLAlchemy's path, so they see it: now without them
+    assert len(fast_path_seen) == 1
+    third = {**rows[0], "id": new_id(), "session_id": ids[2]}
+    async with state.sessions() as db, db.begin():
+        await writer.insert(db, [third])
+        defaulted = {k: v for k, v in third.items() if k != "id"}
+        await writer.insert(db, [defaulted])  # no id: the session's path gives it one
+    assert (writer._pg is not None) is postgres  # compiled for, and sent by, the driver path
+    async with state.sessions() as db:
+        stored = (await db.execute(select(PracticeMetric).where(
+            PracticeMetric.student_id == student_id).order_by(PracticeMetric.id))).scalars().all()
+    assert len(stored) == 4
+    by_id = {m.id: m for m in stored}
+    for row in (*rows, third):
+        got = by_id[row["id"]]
+        assert got.time == when and got.time.utcoffset() == timedelta(0)
+        assert (got.metric, got.value, got.event_id, got.meta) == (
+            row["metric"], row["value"], row["event_id"], row["metadata"])
+    assert sum(1 for m in stored if m.id not in {r["id"] for r in (*rows, third)}) == 1
+
+    with pytest.raises(IntegrityError):
+        async with state.sessions() as db, db.begin():
+            await writer.insert(db, [{**rows[1], "id": new_id(), "session_id": ids[2]}])
+            await writer.insert(db, rows[:1])  # the same key again
+    async with state.sessions() as db:
+        count = len((await db.execute(select(PracticeMetric.id).where(
+            PracticeMetric.student_id == student_id))).all())
+    assert count == 4  # the failed transaction's first insert went with it
