@@ -32,10 +32,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.db import table_of, utcnow
+from api.db import new_id, table_of, utcnow
 from api.deps import Principal
 from api.errors import BadRequestError, ConflictError, UnavailableError, UnprocessableError
-from api.fastsql import Query
+from api.fastsql import Query, Rows
 from api.metrics.hooks import sessions_added, sessions_written
 from api.practice.changes import advance_change_seq, next_change_version
 from api.practice.models import PracticeSession
@@ -139,6 +139,8 @@ def _replay(stored: _Stored, digest: str) -> BatchOutcome:
     return BatchOutcome(stored.status_code, stored.response, replayed=True)
 
 
+_INSERT_RECORD = Rows(insert(table_of(IdempotencyRecord)))  # rows of every column
+
 # every batch looks its key up: a prebuilt read of whether it was used (api.fastsql)
 _KEY_USED = Query(lambda member: (
     select(IdempotencyRecord.id).where(IdempotencyRecord.user_id == bindparam("user_id"),
@@ -205,9 +207,9 @@ async def _apply_batch_in(
                 raise _ReplayError(existing)
             response, added = await _apply(db, user, body, base_seq)
             payload = response.model_dump(mode="json")
-            await db.execute(insert(table_of(IdempotencyRecord)), [{
-                "user_id": user.id, "key": key, "request_hash": digest, "status_code": 200,
-                "response": payload,
+            await _INSERT_RECORD.insert(db, [{
+                "id": new_id(), "user_id": user.id, "key": key, "request_hash": digest,
+                "status_code": 200, "response": payload, "created_at": utcnow(),
             }])
     except _ReplayError as replay:
         return _replay(replay.stored, digest)
