@@ -131,25 +131,47 @@ class Query(Generic[*_Ts]):
                            args: tuple[Any, ...]) -> list[Any] | None:
         """The rows through the dialect's asyncpg cursor (see the module docstring), or
         None when this connection must take ``exec_driver_sql``."""
-        sync = conn.sync_connection
-        if (sync is None or sync.invalidated or sync.closed or sync.dispatch.before_cursor_execute
-                or sync.dispatch.after_cursor_execute):
+        sync = _driver_path(conn)
+        if sync is None:
             return None
-        cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            await cursor._prepare_and_execute(sql, args)
-        except sync.dialect.loaded_dbapi.Error as error:
-            await conn.run_sync(_raise_as_sqlalchemy, error, sql, args, cursor)
-            raise  # not reached: SQLAlchemy's handler raises
-        except BaseException as error:
-            if not isinstance(error, Exception):  # cancelled mid-statement, as SQLAlchemy
-                sync.invalidate(error)  # does: the connection's state is unknown; closed now
-            raise
+        cursor = await _on_cursor(conn, sync, sql, args, many=False)
         if self._row is None:
             self._row = namedtuple(  # type: ignore[misc]  # its columns are known only now
                 "QueryRow", [column[0] for column in cursor.description or ()], rename=True)
         make = self._row._make
         return [make(record) for record in cursor._rows]
+
+
+def _driver_path(conn: AsyncConnection) -> Connection | None:
+    """``conn``'s connection when a statement may go to the dialect's cursor (PostgreSQL,
+    no cursor event listening, not invalidated), else None."""
+    sync = conn.sync_connection
+    if (conn.dialect.name != "postgresql" or sync is None or sync.invalidated or sync.closed
+            or sync.dispatch.before_cursor_execute or sync.dispatch.after_cursor_execute):
+        return None
+    return sync
+
+
+async def _on_cursor(conn: AsyncConnection, sync: Connection, sql: str, args: Any, *,
+                     many: bool) -> Any:
+    """Run ``sql`` on the dialect's asyncpg cursor (``executemany`` with ``many``) and
+    return the cursor. A driver error is raised as SQLAlchemy raises it; a statement
+    cancelled midway invalidates the connection, as SQLAlchemy does (its state is
+    unknown; it is closed, not given back to the pool)."""
+    cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            await cursor._executemany(sql, args)
+        else:
+            await cursor._prepare_and_execute(sql, args)
+    except sync.dialect.loaded_dbapi.Error as error:
+        await conn.run_sync(_raise_as_sqlalchemy, error, sql, args, cursor)
+        raise  # not reached: SQLAlchemy's handler raises
+    except BaseException as error:
+        if not isinstance(error, Exception):
+            sync.invalidate(error)
+        raise
+    return cursor
 
 
 def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: Any,
@@ -197,30 +219,14 @@ class Rows:
         if not rows:
             return
         conn = await flushed_connection(db)
-        sync = conn.sync_connection
-        if conn.dialect.name == "postgresql" and sync is not None and not (
-            sync.invalidated or sync.closed or sync.dispatch.before_cursor_execute
-            or sync.dispatch.after_cursor_execute
-        ):
+        sync = _driver_path(conn)
+        if sync is not None:
             sql, names, processors = self._compiled(conn.dialect)
             if all(row.keys() >= set(names) for row in rows):
                 args = [tuple(row[name] if process is None else process(row[name])
                               for name, process in zip(names, processors, strict=True))
                         for row in rows]
-                await _driver_executemany(conn, sync, sql, args)
+                await _on_cursor(conn, sync, sql, args, many=True)
                 return
         await db.execute(self.statement, list(rows))
 
-
-async def _driver_executemany(conn: AsyncConnection, sync: Connection, sql: str,
-                              args: list[tuple[Any, ...]]) -> None:
-    cursor = sync.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        await cursor._executemany(sql, args)
-    except sync.dialect.loaded_dbapi.Error as error:
-        await conn.run_sync(_raise_as_sqlalchemy, error, sql, args, cursor)
-        raise  # not reached: SQLAlchemy's handler raises
-    except BaseException as error:
-        if not isinstance(error, Exception):  # cancelled midway: see Query
-            sync.invalidate(error)
-        raise
