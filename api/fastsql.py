@@ -185,6 +185,10 @@ def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, args: Any
         sync._handle_dbapi_exception(error, sql, args, cursor, None)
 
 
+# the SQL, its parameters in order (and as a set), each one's bind processor or None
+_CompiledRows = tuple[str, tuple[str, ...], frozenset[str], tuple[Any, ...]]
+
+
 class Rows:
     """An ``INSERT`` (or an upsert) without ``RETURNING``, run with a list of rows: as the
     SQL it compiles to on PostgreSQL (compiled once; each value through its column type's
@@ -200,9 +204,9 @@ class Rows:
 
     def __init__(self, statement: Insert) -> None:
         self.statement = statement
-        self._pg: tuple[str, tuple[str, ...], tuple[Any, ...]] | None = None
+        self._pg: _CompiledRows | None = None
 
-    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
+    def _compiled(self, dialect: Dialect) -> _CompiledRows:
         if self._pg is None:
             compiled = self.statement.compile(dialect=dialect)
             names = tuple(compiled.positiontup or ())
@@ -210,7 +214,7 @@ class Rows:
                 compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in names
             )
-            self._pg = (str(compiled), names, processors)
+            self._pg = (str(compiled), names, frozenset(names), processors)
         return self._pg
 
     async def insert(self, db: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -221,8 +225,8 @@ class Rows:
         conn = await flushed_connection(db)
         sync = _driver_path(conn)
         if sync is not None:
-            sql, names, processors = self._compiled(conn.dialect)
-            if all(row.keys() >= set(names) for row in rows):
+            sql, names, required, processors = self._compiled(conn.dialect)
+            if all(row.keys() >= required for row in rows):
                 args = [tuple(row[name] if process is None else process(row[name])
                               for name, process in zip(names, processors, strict=True))
                         for row in rows]

@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import logging
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Final, Literal, cast
 
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -238,6 +241,17 @@ return 1
 """
 
 
+_SCRIPTS: weakref.WeakKeyDictionary[aioredis.Redis, AsyncScript] = weakref.WeakKeyDictionary()
+
+
+def _score_script(client: aioredis.Redis) -> AsyncScript:
+    """:data:`_SET_SCORE` registered once per client (as the rate limiter's script is)."""
+    script = _SCRIPTS.get(client)
+    if script is None:
+        script = _SCRIPTS[client] = client.register_script(_SET_SCORE)
+    return script
+
+
 async def _set_score(state: AppState, user_id: uuid.UUID, start: datetime,
                      score: float | None, version: FactsVersion | None) -> float | None:
     """Set (or with ``score`` None remove) the member in one round trip, unless the board
@@ -246,7 +260,7 @@ async def _set_score(state: AppState, user_id: uuid.UUID, start: datetime,
     prefix = state.settings.redis.key_prefix
     week = start.date()
     try:
-        applied = await state.redis.register_script(_SET_SCORE)(
+        applied = await _score_script(state.redis)(
             keys=[week_key(prefix, week), _versions_key(prefix, week)],
             args=[str(user_id), "" if version is None else version[0] + version[1],
                   "" if score is None else repr(score), WEEK_KEY_TTL_S],

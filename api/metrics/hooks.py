@@ -88,12 +88,12 @@ async def refresh_leaderboard(
     if state.redis is None:
         return
     weeks = {week_start(t) for t in instants}
-    facts = (state.facts_cache.get(user_id, pieces=False, version=version)
-             if version is not None else None)
-    if facts is not None and version is not None:
-        for week in sorted(weeks):
-            await refresh_user_week_from(state, user_id, week, facts, version)
-        return
+    if version is not None:
+        facts = state.facts_cache.get(user_id, pieces=False, version=version)
+        if facts is not None:
+            for week in sorted(weeks):
+                await refresh_user_week_from(state, user_id, week, facts, version)
+            return
     async with state.read_sessions() as db:  # reads only: autocommit, no BEGIN/COMMIT
         for week in sorted(weeks):
             await refresh_user_week(state, db, user_id, week)

@@ -204,6 +204,8 @@ class SessionViewRow(Protocol):
 #: and rows cost a fraction of ORM objects.
 _SESSION_COLUMNS = tuple(PracticeSession.__table__.columns)
 _INSERT_SESSIONS = Rows(insert(table_of(PracticeSession)))  # rows of every column
+_INSERT_TAGS = Rows(insert(table_of(SessionTag)))
+_INSERT_SEGMENTS = Rows(insert(table_of(PracticeSegment)))
 _SESSION_FIELDS = tuple(column.name for column in _SESSION_COLUMNS)
 # What a view shows of a session row, read in one call: by position from a row of
 # _SESSION_COLUMNS (a Core row's attribute access costs several times its indexing, and a
@@ -601,9 +603,6 @@ async def replace_children(
     await _INSERT_SEGMENTS.insert(db, seg_rows)
     return seg_rows
 
-
-_INSERT_TAGS = Rows(insert(table_of(SessionTag)))
-_INSERT_SEGMENTS = Rows(insert(table_of(PracticeSegment)))
 
 
 def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
