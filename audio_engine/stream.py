@@ -181,23 +181,46 @@ class StreamConfig:
 
 @dataclass(slots=True)
 class _Ring:
-    """A growing-at-the-end, trimmed-at-the-front array addressed by absolute index."""
+    """A growing-at-the-end, trimmed-at-the-front array addressed by absolute index.
+
+    ``data`` is a view of a larger buffer (``data`` is ``buf[off : off + len(data)]``): an
+    append writes into the room after it, and only when there is none are the live values
+    copied to a new buffer of twice their size, so appending a chunk's few values does not
+    copy the whole ring each time, and the buffer stays within twice the live values."""
 
     data: NDArray[Any]  # indexed by its first axis: values, or rows (the flux per band)
     start: int = 0
+    buf: NDArray[Any] | None = None
+    off: int = 0
 
     @property
     def end(self) -> int:
         return self.start + int(self.data.shape[0])
 
     def append(self, values: NDArray[Any]) -> None:
-        self.data = np.concatenate([self.data, values])
+        n, k = self.data.shape[0], values.shape[0]
+        buf = self.buf
+        if buf is None or self.off + n + k > buf.shape[0] or buf.dtype != values.dtype:
+            dtype = np.result_type(self.data, values)
+            buf = np.empty((max(2 * (n + k), 64), *self.data.shape[1:]), dtype=dtype)
+            buf[:n] = self.data
+            self.buf, self.off = buf, 0
+        buf[self.off + n : self.off + n + k] = values
+        self.data = buf[self.off : self.off + n + k]
 
     def keep_from(self, index: int) -> None:
         cut = index - self.start
         if cut > 0:
             self.data = self.data[cut:]
+            self.off += cut
             self.start = index
+
+    def __getstate__(self) -> tuple[NDArray[Any], int]:
+        return self.data.copy(), self.start  # the live values only, not the buffer
+
+    def __setstate__(self, state: tuple[NDArray[Any], int]) -> None:
+        self.data, self.start = state
+        self.buf, self.off = None, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,12 +349,10 @@ class StreamAnalyzer:
         self._n_in = 0
         self._decimator = Decimator.of(self._sr, self.params.spectrogram.target_sr)
         self._n_dec = 0
-        self._dec = np.zeros(0, dtype=np.float32)
-        self._dec_start = 0
+        self._dec = _Ring(np.zeros(0, dtype=np.float32))  # decimated samples
         self._n_frames = 0
         # spectra: the last frames (for the lag reference, the hold and click vectors)
-        self._spec = np.zeros((0, n_bands), dtype=np.float32)
-        self._spec_start = 0
+        self._spec = _Ring(np.zeros((0, n_bands), dtype=np.float32))
         self._ref = np.zeros((lag, n_bands), dtype=np.float32)  # max-filtered, before frame 0
         self._ref_start = -lag
         self._odf = _Ring(np.zeros(0))
@@ -492,7 +513,7 @@ class StreamAnalyzer:
         self._frames_until(frames_ready, events, final=False, mute_from=None)
 
     def _add_decimated(self, new: NDArray[np.float32]) -> None:
-        self._dec = np.concatenate([self._dec, new])
+        self._dec.append(new)
         self._n_dec += new.shape[0]
 
     def _frames_until(
@@ -503,9 +524,9 @@ class StreamAnalyzer:
         f0 = self._n_frames
         if n_frames > f0:
             # frame f covers decimated samples f*hop - n_fft/2 ..; the buffer keeps them all
-            start = f0 * geom.hop_length - geom.n_fft // 2 - self._dec_start
+            start = f0 * geom.hop_length - geom.n_fft // 2 - self._dec.start
             frames = _frame_kernel(
-                self._dec, _hann(geom.n_fft), geom.hop_length, start, n_frames - f0
+                self._dec.data, _hann(geom.n_fft), geom.hop_length, start, n_frames - f0
             )
             spec = scipy.fft.rfft(frames, axis=1)
             fb = self._fb
@@ -534,10 +555,7 @@ class StreamAnalyzer:
         if self._unmeasured:
             first = min(first, self._unmeasured[0])
         keep = max(0, first * geom.hop_length - geom.n_fft // 2 - self._note_lead)
-        cut = keep - self._dec_start
-        if cut > 0:
-            self._dec = self._dec[cut:]
-            self._dec_start = keep
+        self._dec.keep_from(keep)
         self._trim()
 
     def _add_spectra(self, S: NDArray[np.float32], f0: int, mute_from: int | None) -> None:
@@ -553,9 +571,9 @@ class StreamAnalyzer:
             self._odf_slow.append(odf_slow)
         keep = max(o.lag_frames, o.slow_lag_frames) + 1
         self._ref = np.concatenate([self._ref, ref_new])[-keep:]
-        if self._spec.shape[0] == 0:
-            self._spec_start = f0
-        self._spec = np.concatenate([self._spec, S])
+        if self._spec.data.shape[0] == 0:
+            self._spec.start = f0
+        self._spec.append(S)
         # per-band flux rows, for the metronome's click and note vectors
         self._flux.append(flux)
 
@@ -575,8 +593,8 @@ class StreamAnalyzer:
         frames) of frames ``lo .. upto-1``, from the spectra of frames ``lo - lag`` to
         ``upto + hold`` (those that exist)."""
         lag = self.params.onset.lag_frames
-        s0 = self._spec_start
-        S = self._spec[lo - s0 : min(self._n_frames, upto + hold) - s0]
+        s0 = self._spec.start
+        S = self._spec.data[lo - s0 : min(self._n_frames, upto + hold) - s0]
         return held_strength_rows(S, upto - lo, self._ref_rows(lo - lag, upto - lag),
                                   lag_frames=lag, hold_frames=hold)
 
@@ -584,12 +602,12 @@ class StreamAnalyzer:
         """Max-filtered spectra of frames ``a .. b+lag-1`` (zeros before frame 0)."""
         o = self.params.onset
         lag = o.lag_frames
-        s0 = self._spec_start
+        s0 = self._spec.start
         lo, hi = max(a, 0), max(a, 0, b + lag)
         n_zero = min(lo, b + lag) - a if b + lag > a else 0  # frames before 0: zeros
-        S = self._spec[lo - s0 : hi - s0]
+        S = self._spec.data[lo - s0 : hi - s0]
         if n_zero:
-            S = np.concatenate([np.zeros((n_zero, self._spec.shape[1]), np.float32), S])
+            S = np.concatenate([np.zeros((n_zero, S.shape[1]), np.float32), S])
         S = np.ascontiguousarray(S, dtype=np.float32)
         return _max_filter_bands_kernel(S, o.max_bands) if o.max_bands > 0 else S
 
@@ -733,8 +751,10 @@ class StreamAnalyzer:
 
         def probe_at(f: int) -> Probe:
             refs = self._ref_rows(f - 1 - lag, f + 1 - 2 * lag)
-            S_i = self._spec[f - 1 - self._spec_start]
-            return prober.probe(self._dec, self._dec_start, self._n_dec, f, S_i, refs[0], refs[1])
+            S_i = self._spec.data[f - 1 - self._spec.start]
+            return prober.probe(
+                self._dec.data, self._dec.start, self._n_dec, f, S_i, refs[0], refs[1]
+            )
 
         picked = pick_probed(
             self._odf.data,
@@ -948,11 +968,11 @@ class StreamAnalyzer:
         """:func:`~audio_engine.dsp.metronome.remain_shares` of one frame, from the kept
         spectra (the frame ``ahead`` after it clipped to the last one, as offline)."""
         lag = self.params.onset.lag_frames
-        s0 = self._spec_start
+        s0 = self._spec.start
         b = max(frame - lag, 0)
         before = self._ref_rows(b, b - lag + 1)[0]
-        now = self._spec[frame - s0]
-        later = self._spec[min(frame + ahead, self._n_frames - 1) - s0]
+        now = self._spec.data[frame - s0]
+        later = self._spec.data[min(frame + ahead, self._n_frames - 1) - s0]
         flux = float(np.maximum(now - before, np.float32(0.0)).sum())
         left = float(np.maximum(later - before, np.float32(0.0)).sum())
         return left / max(flux, 1e-12) if flux > 0 else 0.0
@@ -989,7 +1009,7 @@ class StreamAnalyzer:
         ):
             return ahead_frame, ahead
         if totals.size == 0:
-            return frame, np.zeros(self._spec.shape[1], dtype=np.float32)
+            return frame, np.zeros(self._spec.data.shape[1], dtype=np.float32)
         k = int(np.argmax(totals))
         return lo + k, rows[k].copy()
 
@@ -1316,10 +1336,10 @@ class StreamAnalyzer:
         if ready:
             frames = np.asarray(ready, dtype=np.int64)
             # only the samples the notes' sound is read from
-            lo = max(self._dec_start, ready[0] * hop - self._note_lead)
+            lo = max(self._dec.start, ready[0] * hop - self._note_lead)
             hi = min(self._n_dec, ready[-1] * hop + need) if final else upto
             level, profile = measure_notes(
-                self._dec[lo - self._dec_start : hi - self._dec_start],
+                self._dec.data[lo - self._dec.start : hi - self._dec.start],
                 sr,
                 hop,
                 frames,
@@ -1394,10 +1414,7 @@ class StreamAnalyzer:
         if self._grid is not None:  # what a grid line's click leaves is read from a lag
             # before its flux vector's frame
             keep_spec = min(keep_spec, self._grid.first_unmeasured() - lag)
-        cut = keep_spec - self._spec_start
-        if cut > 0:
-            self._spec = self._spec[cut:]
-            self._spec_start = keep_spec
+        self._spec.keep_from(keep_spec)
         # the flux at a note's start, up to a rise before its peak (and one frame around)
         keep_flux = min(self._n_frames - 8, decided - self._rise - 2)
         self._flux.keep_from(keep_flux)
@@ -1452,8 +1469,8 @@ class StreamAnalyzer:
         hop = self._geom.hop_length
         n_keep = round(LEVEL_WINDOW_S * fps)
         second = round(fps)
-        a = f0 * hop - self._dec_start
-        seg = self._dec[a : a + (f1 - f0) * hop].astype(np.float64)
+        a = f0 * hop - self._dec.start
+        seg = self._dec.data[a : a + (f1 - f0) * hop].astype(np.float64)
         if seg.size < (f1 - f0) * hop:  # the last, partial hop at the end of a stream
             seg = np.concatenate([seg, np.zeros((f1 - f0) * hop - seg.size)])
         powers = np.add.reduce((seg * seg).reshape(f1 - f0, hop), axis=1) / hop  # the mean

@@ -45,6 +45,7 @@ from audio_engine.stream import (
     StreamAnalyzer,
     StreamConfig,
     _nearest_phase,
+    _Ring,
 )
 from tests._support.signals import click_track, grid_times, sine, tone_notes
 from tests.audio_engine._support.stream import (
@@ -488,6 +489,30 @@ def test_an_hour_of_audio_keeps_the_state_bounded(record_property: Any) -> None:
     assert summary.n_onsets >= 0.95 * 360 * 23
     assert summary.tempo_bpm == pytest.approx(120.0, rel=0.02)
     assert n_events > 3 * total_s
+
+
+def test_the_ring_appends_in_place_within_twice_its_values_and_pickles_them_alone() -> None:
+    """A ring fed 7 values and trimmed to its last 50 at each step holds exactly the values
+    at their absolute indices, in a buffer at most twice the live values (64 at least) that
+    is reallocated only when it is full; a pickle carries the live values, not the buffer."""
+    import pickle
+
+    ring = _Ring(np.zeros(0))
+    values = np.arange(10_000, dtype=np.float64)
+    buffers = set()
+    for k in range(0, 7000, 7):
+        ring.append(values[k : k + 7])
+        ring.keep_from(max(0, k + 7 - 50))
+        assert np.array_equal(ring.data, values[ring.start : k + 7])
+        assert ring.buf is not None and ring.buf.shape[0] <= max(2 * 57, 64)
+        assert np.shares_memory(ring.data, ring.buf)
+        buffers.add(id(ring.buf))
+    assert len(buffers) < 1000 // 4  # most appends wrote into the room left
+    restored = pickle.loads(pickle.dumps(ring))
+    assert restored.start == ring.start and np.array_equal(restored.data, ring.data)
+    assert restored.buf is None and len(pickle.dumps(ring)) < 2 * ring.data.nbytes + 200
+    restored.append(np.array([1.5]))
+    assert restored.end == ring.end + 1 and restored.data[-1] == 1.5
 
 
 def test_without_the_slow_detector_the_state_stays_bounded() -> None:
