@@ -37,6 +37,7 @@ from mpt_protos.audio.v1 import audio_pb2_grpc
 __all__ = ["AudioAnalysisServicer"]
 
 _DRAINING: Final = object()  # a read interrupted by shutdown
+_DRAIN_MESSAGE: Final = "mpt-engine: the server is stopping"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -70,6 +71,8 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
         self._recording_executor = recording_executor
         self._max_recording_bytes = max_recording_bytes
         self._drain_waiter: asyncio.Task[Any] | None = None
+        self._reading: set[asyncio.Task[Any]] = set()  # calls waiting for their next request
+        self._interrupted: set[asyncio.Task[Any]] = set()  # ... told to stop by the shutdown
 
     async def Stream(  # noqa: N802  (the generated servicer's name)
         self, request_iterator: AsyncIterator[pb.StreamRequest], context: Context
@@ -155,20 +158,36 @@ class AudioAnalysisServicer(audio_pb2_grpc.AudioAnalysisServicer):
 
     async def _read(self, requests: AsyncIterator[pb.StreamRequest]) -> object:
         """The next request, None at the end of the requests, or ``_DRAINING`` when the
-        server starts stopping while waiting."""
+        server starts stopping while waiting.
+
+        The read is awaited in the call's own task (no task and ``asyncio.wait`` per
+        message: ~13 us a chunk); when the server starts stopping, the tasks waiting here
+        are cancelled (:meth:`_interrupt_reads`), and a cancellation that is that one
+        alone (not also gRPC's, for a client gone or a deadline) is taken back and read as
+        ``_DRAINING``."""
         if self._hub.draining.is_set():
             return _DRAINING
         if self._drain_waiter is None:
             self._drain_waiter = asyncio.ensure_future(self._hub.draining.wait())
-        reader = asyncio.ensure_future(anext(requests, None))
+            self._drain_waiter.add_done_callback(self._interrupt_reads)
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading.add(task)
         try:
-            await asyncio.wait([reader, self._drain_waiter], return_when=asyncio.FIRST_COMPLETED)
+            return await anext(requests, None)
+        except asyncio.CancelledError:
+            if task in self._interrupted and task.uncancel() == 0:
+                return _DRAINING
+            raise
         finally:
-            if not reader.done():
-                reader.cancel()
-        if reader.done() and not reader.cancelled():
-            return reader.result()
-        return _DRAINING
+            self._reading.discard(task)
+            self._interrupted.discard(task)
+
+    def _interrupt_reads(self, _: object) -> None:
+        """The server started stopping: the calls waiting for a request stop waiting."""
+        for task in list(self._reading):
+            self._interrupted.add(task)
+            task.cancel(_DRAIN_MESSAGE)
 
     async def _flush(self, state: StreamState) -> AsyncIterator[pb.StreamResponse]:
         """Send the stream's pending events; an event leaves the outbox once written."""
