@@ -124,6 +124,7 @@ TEMPO_WINDOW_S = 8.0  # the tempo and the beats come from this much recent audio
 TATUM_MEMORY = 0.9  # weight, per update, of the earlier windows' autocorrelation in the tatum's
 BEAT_CONFIRM_S = 1.0  # a beat is reported when the audio is this far past it
 FIRST_BEATS_S = 4.0  # the first beats are placed once this much audio has been heard
+ON_TIME_MS = 25.0  # a note this close to its grid line is on time (the report's tolerance_ms)
 CLIP_LEVEL = 0.999
 CLIP_BLOCK = 4096  # input samples per clipping check
 CLIP_MIN_SAMPLES = 3
@@ -387,6 +388,7 @@ class StreamAnalyzer:
         # (peak frame, start time s) of the recent notes, for placing beats on note starts
         self._note_peaks: deque[tuple[int, float]] = deque(maxlen=RECENT_NOTES)
         self._deviations: list[float] = []  # of the report's notes
+        self._n_on_time = 0  # of those deviations, how many are within ON_TIME_MS
         self._beats: list[float] = []
         self._last_beat_frame: int | None = None
         # accent evidence for each beat phase (row: tatums per beat), relative to the phase of
@@ -897,6 +899,7 @@ class StreamAnalyzer:
             self._report_notes.append(heard.time_s)
             if heard.deviation_ms is not None:
                 self._deviations.append(heard.deviation_ms)
+                self._n_on_time += _on_time(heard.deviation_ms)
 
     def _overtaken(self, frame: int, next_frame: int) -> bool:
         """Whether the onset strength rises above that of ``frame`` within the offline
@@ -960,6 +963,7 @@ class StreamAnalyzer:
         for k in range(len(self._report_notes) - 1, -1, -1):
             if self._report_notes[k] == time_s:
                 del self._report_notes[k]
+                self._n_on_time -= _on_time(self._deviations[k])
                 del self._deviations[k]  # with a target every note has a deviation
                 return
         raise AssertionError(f"no report note at {time_s!r} s")
@@ -1376,10 +1380,12 @@ class StreamAnalyzer:
         return best
 
     def _accuracy(self) -> float | None:
+        """Share of the report's notes within ``ON_TIME_MS`` of the grid, % (None before
+        the first); counted as the notes come and go, not over all of them at every tempo
+        update (an hour's 14,000 notes took 0.6 ms an update, +14 % of the stream's CPU)."""
         if not self._deviations:
             return None
-        dev = np.asarray(self._deviations)
-        return float(100.0 * np.mean(np.abs(dev) <= 25.0 + 1e-9))
+        return 100.0 * (self._n_on_time / len(self._deviations))
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -1503,6 +1509,11 @@ class StreamAnalyzer:
             return
         self._levels.last_warning[code] = time_s
         events.append((key, _RANK[WarningEvent], WarningEvent(time_s, code, message)))
+
+
+def _on_time(deviation_ms: float) -> int:
+    """1 when a note's deviation is within ``ON_TIME_MS`` of its grid line, else 0."""
+    return int(abs(deviation_ms) <= ON_TIME_MS + 1e-9)
 
 
 def _nearest_phase(

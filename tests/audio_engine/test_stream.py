@@ -824,6 +824,26 @@ def test_the_report_judges_the_metronome_as_offline(sr: int, seed: int) -> None:
     assert summary.timing.metronome_clicks_removed >= 1
 
 
+def test_the_live_accuracy_counts_the_report_notes_as_they_come_and_go() -> None:
+    """The tempo updates' accuracy is kept as a count of on-time notes, raised as notes join
+    the report and lowered as clicks taken for notes are dropped from it (the take above:
+    the clicks alone before the ninth second are judged again): after every chunk it is the
+    share of the report's deviations within 25 ms, as computed over all of them."""
+    sr = 22050
+    take = metronome_take(sr, 12.0, seed=5)
+    a = StreamAnalyzer(StreamConfig(sr=sr, target_bpm=120.0, grid_start_s=0.5))
+    seen, before, dropped = 0, 0, 0
+    for n in ms_chunk_sizes(take.samples.size, sr, 100.0):
+        a.process(take.samples[seen : seen + n])
+        seen += n
+        dev = np.asarray(a._deviations)
+        dropped += dev.size < before
+        before = dev.size
+        expected = None if dev.size == 0 else float(100.0 * np.mean(np.abs(dev) <= 25.0 + 1e-9))
+        assert a._accuracy() == expected
+    assert dropped >= 1 and before >= 10
+
+
 def test_the_report_removes_a_beep_shaped_like_the_notes_as_offline() -> None:
     """A beep metronome whose flux is shaped like the notes' (no signature tells it) under
     a dragging tone: its clicks heard alone keep a machine's time and die at once, so the
