@@ -320,6 +320,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--duration-s must be > 0, --repeats and --users at least 1")
     if args.students < 1:
         p.error("--students must be at least 1")
+    teacher_phases = sorted(set(args.phases) & set(TEACHER_MIX))
+    if teacher_phases and (args.users < TEACHER_SHARE or args.teachers < 1):
+        p.error(f"phases {', '.join(teacher_phases)} are teachers' requests: they need "
+                f"--teachers >= 1 and --users >= {TEACHER_SHARE} (one user in "
+                f"{TEACHER_SHARE} is a teacher)")
     return args
 
 

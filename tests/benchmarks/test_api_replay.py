@@ -75,3 +75,12 @@ def test_a_request_answered_otherwise_than_expected_stops_the_replay() -> None:
     user = rp._User(token="t", user_id=str(uuid.uuid4()), teacher=False)
     with pytest.raises(rp.ReplayError, match="401"):
         asyncio.run(rp._request(app, "points", user))
+
+
+def test_a_phase_no_user_would_run_is_refused_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        rp.main(["--phases", "dashboard", "--users", "4"])
+    assert exited.value.code == 2
+    assert "teachers' requests" in capsys.readouterr().err
