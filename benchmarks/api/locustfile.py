@@ -28,12 +28,20 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, constant, constant_throughput, task
+
+_REPO = Path(__file__).resolve().parents[2]
+if str(_REPO) not in sys.path:  # locust puts only the locustfile's folder on the path
+    sys.path.insert(0, str(_REPO))
+
+from benchmarks.api.bodies import session_body  # noqa: E402  (after the path)
 
 API = "/api/v1"
 TOKEN_REFRESH_S = 25 * 60.0  # log in again before the default 30-min access token expires
@@ -58,24 +66,6 @@ def _accounts() -> dict[str, Any]:
 
 ACCOUNTS = _accounts()
 _NEXT = {role: itertools.cycle(ACCOUNTS[role]) for role in ("students", "teachers")}
-
-
-def _session_body(*, session_id: str | None = None) -> dict[str, Any]:
-    started = datetime.now(UTC) - timedelta(minutes=random.randint(30, 60 * 24 * 30))
-    body: dict[str, Any] = {
-        "focus": random.choice(["Scales in thirds", "Etude no. 3", "Sight-reading", "Bach"]),
-        "started_at": started.isoformat(),
-        "ended_at": (started + timedelta(minutes=random.randint(5, 60))).isoformat(),
-        "self_rating": random.randint(1, 5),
-        "target_bpm": random.choice([60, 72, 88, 96, 120]),
-        "mode": random.choice(["normal", "slow", "performance"]),
-        "tag_ids": [],
-        "segments": [{"label": "A", "start_bar": 1, "end_bar": random.randint(2, 32),
-                      "click_count": random.randint(0, 9)}],
-    }
-    if session_id is not None:
-        body["id"] = session_id
-    return body
 
 
 class _ApiUser(FastHttpUser):
@@ -159,7 +149,7 @@ class StudentUser(_ApiUser):
 
     @task(3)
     def create_session(self) -> None:
-        with self.client.post(f"{API}/sessions", name="POST /sessions", json=_session_body(),
+        with self.client.post(f"{API}/sessions", name="POST /sessions", json=session_body(),
                               headers=self.fresh_auth(), catch_response=True) as response:
             body = self._checked(response, 201)
         if body:
@@ -186,7 +176,7 @@ class StudentUser(_ApiUser):
     def sync_batch(self) -> None:
         now = datetime.now(UTC)
         sessions = [
-            {**_session_body(session_id=str(uuid.uuid4())), "updated_at": now.isoformat()}
+            {**session_body(session_id=str(uuid.uuid4())), "updated_at": now.isoformat()}
             for _ in range(random.randint(2, 4))
         ]
         headers = {**self.fresh_auth(), "Idempotency-Key": uuid.uuid4().hex}

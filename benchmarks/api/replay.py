@@ -35,10 +35,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.api.bodies import session_body
 from benchmarks.api.run_api_load import (
     DEFAULT_PG,
     DEFAULT_REDIS,
@@ -106,25 +107,6 @@ async def call(
     return status, b"".join(chunks)
 
 
-def _session_body(session_id: str | None = None) -> dict[str, Any]:
-    """A session as the locustfile's users log them."""
-    started = datetime.now(UTC) - timedelta(minutes=random.randint(30, 60 * 24 * 30))
-    body: dict[str, Any] = {
-        "focus": random.choice(["Scales in thirds", "Etude no. 3", "Sight-reading", "Bach"]),
-        "started_at": started.isoformat(),
-        "ended_at": (started + timedelta(minutes=random.randint(5, 60))).isoformat(),
-        "self_rating": random.randint(1, 5),
-        "target_bpm": random.choice([60, 72, 88, 96, 120]),
-        "mode": random.choice(["normal", "slow", "performance"]),
-        "tag_ids": [],
-        "segments": [{"label": "A", "start_bar": 1, "end_bar": random.randint(2, 32),
-                      "click_count": random.randint(0, 9)}],
-    }
-    if session_id is not None:
-        body["id"] = session_id
-    return body
-
-
 @dataclass
 class _User:
     token: str
@@ -148,14 +130,14 @@ async def _request(app: Any, kind: str, user: _User) -> None:
     expected, headers, body = 200, (), None
     method = "GET"
     if kind == "create_session":
-        method, target, body, expected = "POST", f"{API}/sessions", _session_body(), 201
+        method, target, body, expected = "POST", f"{API}/sessions", session_body(), 201
     elif kind == "list_sessions":
         target = f"{API}/sessions?limit=20"
     elif kind == "get_session":
         target = f"{API}/sessions/{random.choice(user.sessions)}"
     elif kind == "sync_batch":
         now = datetime.now(UTC).isoformat()
-        sessions = [{**_session_body(str(uuid.uuid4())), "updated_at": now}
+        sessions = [{**session_body(session_id=str(uuid.uuid4())), "updated_at": now}
                     for _ in range(random.randint(2, 4))]
         method, target, body = "POST", f"{API}/sync/batch", {"sessions": sessions}
         headers = (("Idempotency-Key", uuid.uuid4().hex),)
