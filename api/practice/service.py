@@ -604,7 +604,6 @@ async def replace_children(
     return seg_rows
 
 
-
 def _apply_scalars(row: PracticeSession, values: Mapping[str, Any]) -> None:
     for name in SCALAR_FIELDS:
         if name in values:
